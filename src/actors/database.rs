@@ -1,0 +1,317 @@
+//! The Database actor: the only part of the Olympic service that talks to PostgreSQL.
+//!
+//! Each handler runs its SQL in a future of its own, so queries proceed concurrently over the
+//! pool while the actor's mailbox keeps flowing. A write is answered only after its transaction
+//! has committed, so an acknowledged write survives any crash of ours.
+
+use std::sync::Arc;
+
+use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::actors::messages::{Command, CommandReply, Crash, Query, QueryReply, crash_actor};
+use crate::actors::supervisor::ActorCell;
+use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, Team, TeamScore};
+
+pub struct Database {
+    pool: PgPool,
+    cell: Arc<ActorCell>,
+}
+
+impl Database {
+    pub fn new(pool: PgPool, cell: Arc<ActorCell>) -> Self {
+        Self { pool, cell }
+    }
+}
+
+impl Actor for Database {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        tracing::info!(actor = self.cell.name(), "database actor started");
+    }
+}
+
+impl actix::Supervised for Database {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        // Its only state is the pool, which lives outside the actor and survives the crash.
+        tracing::info!(actor = self.cell.name(), "database actor restarting");
+    }
+}
+
+impl Handler<Crash> for Database {
+    type Result = ();
+    fn handle(&mut self, msg: Crash, ctx: &mut Self::Context) {
+        crash_actor(&self.cell, msg, ctx);
+    }
+}
+
+impl Handler<Query> for Database {
+    type Result = ResponseFuture<Result<QueryReply, OlympicsError>>;
+
+    fn handle(&mut self, query: Query, _ctx: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            Ok(match query {
+                Query::Games => QueryReply::Games(list_games(&pool).await?),
+                Query::Teams => QueryReply::Teams(list_teams(&pool).await?),
+                Query::Score { game } => QueryReply::Score(score_board(&pool, &game).await?),
+                Query::Medals { team } => QueryReply::Medals(medal_tally(&pool, &team).await?),
+            })
+        })
+    }
+}
+
+impl Handler<Command> for Database {
+    type Result = ResponseFuture<Result<CommandReply, OlympicsError>>;
+
+    fn handle(&mut self, command: Command, _ctx: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            Ok(match command {
+                Command::SetScores { game, update } => {
+                    let teams: Vec<String> = update.scores.keys().cloned().collect();
+                    let points: Vec<i64> = update.scores.values().map(|&p| p as i64).collect();
+                    CommandReply::Score(set_scores(&pool, &game, &teams, &points).await?)
+                }
+                Command::AwardMedal {
+                    team,
+                    medal,
+                    idempotency_key,
+                } => CommandReply::Medals(award_medal(&pool, &team, medal, &idempotency_key).await?),
+            })
+        })
+    }
+}
+
+/// Is PostgreSQL reachable? (`/readyz`)
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), OlympicsError>")]
+pub struct Ping;
+
+impl Handler<Ping> for Database {
+    type Result = ResponseFuture<Result<(), OlympicsError>>;
+    fn handle(&mut self, _: Ping, _ctx: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            sqlx::query("SELECT 1").execute(&pool).await?;
+            Ok(())
+        })
+    }
+}
+
+/// Every registered tablet and its front-end, for the dispatcher's (re)start.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<(Uuid, String)>, OlympicsError>")]
+pub struct LoadTablets;
+
+impl Handler<LoadTablets> for Database {
+    type Result = ResponseFuture<Result<Vec<(Uuid, String)>, OlympicsError>>;
+    fn handle(&mut self, _: LoadTablets, _ctx: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            Ok(
+                sqlx::query_as("SELECT id, frontend FROM tablets ORDER BY registered_at, id")
+                    .fetch_all(&pool)
+                    .await?,
+            )
+        })
+    }
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), OlympicsError>")]
+pub struct SaveTablet {
+    pub id: Uuid,
+    pub frontend: String,
+}
+
+impl Handler<SaveTablet> for Database {
+    type Result = ResponseFuture<Result<(), OlympicsError>>;
+    fn handle(&mut self, msg: SaveTablet, _ctx: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO tablets (id, frontend) VALUES ($1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET frontend = excluded.frontend",
+            )
+            .bind(msg.id)
+            .bind(&msg.frontend)
+            .execute(&pool)
+            .await?;
+            Ok(())
+        })
+    }
+}
+
+/// Removes a tablet; answers whether it existed.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<bool, OlympicsError>")]
+pub struct DeleteTablet {
+    pub id: Uuid,
+}
+
+impl Handler<DeleteTablet> for Database {
+    type Result = ResponseFuture<Result<bool, OlympicsError>>;
+    fn handle(&mut self, msg: DeleteTablet, _ctx: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM tablets WHERE id = $1")
+                .bind(msg.id)
+                .execute(&pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+}
+
+#[tracing::instrument(skip(pool))]
+async fn list_games(pool: &PgPool) -> Result<Vec<Game>, OlympicsError> {
+    Ok(sqlx::query_as("SELECT slug, name FROM games ORDER BY slug")
+        .fetch_all(pool)
+        .await?)
+}
+
+#[tracing::instrument(skip(pool))]
+async fn list_teams(pool: &PgPool) -> Result<Vec<Team>, OlympicsError> {
+    Ok(sqlx::query_as("SELECT slug, name FROM teams ORDER BY slug")
+        .fetch_all(pool)
+        .await?)
+}
+
+#[derive(sqlx::FromRow)]
+struct ScoreRow {
+    team: String,
+    points: i64,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn board_from_rows(game: &str, rows: Vec<ScoreRow>) -> Option<ScoreBoard> {
+    let updated_at = rows.iter().map(|r| r.updated_at).max()?;
+    Some(ScoreBoard {
+        game: game.to_owned(),
+        scores: rows
+            .into_iter()
+            .map(|r| TeamScore {
+                team: r.team,
+                points: r.points,
+            })
+            .collect(),
+        updated_at,
+    })
+}
+
+const SELECT_BOARD: &str =
+    "SELECT team, points, updated_at FROM scores WHERE game = $1 ORDER BY team";
+
+#[tracing::instrument(skip(pool))]
+async fn score_board(pool: &PgPool, game: &str) -> Result<ScoreBoard, OlympicsError> {
+    let rows: Vec<ScoreRow> = sqlx::query_as(SELECT_BOARD).bind(game).fetch_all(pool).await?;
+    board_from_rows(game, rows).ok_or_else(|| OlympicsError::UnknownGame(game.to_owned()))
+}
+
+const SELECT_TALLY: &str =
+    "SELECT team, gold, silver, bronze, updated_at FROM medal_tallies WHERE team = $1";
+
+#[tracing::instrument(skip(pool))]
+async fn medal_tally(pool: &PgPool, team: &str) -> Result<MedalTally, OlympicsError> {
+    sqlx::query_as(SELECT_TALLY)
+        .bind(team)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| OlympicsError::UnknownTeam(team.to_owned()))
+}
+
+#[tracing::instrument(skip(pool, points))]
+async fn set_scores(
+    pool: &PgPool,
+    game: &str,
+    teams: &[String],
+    points: &[i64],
+) -> Result<ScoreBoard, OlympicsError> {
+    let mut tx = pool.begin().await?;
+    let game_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM games WHERE slug = $1)")
+        .bind(game)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !game_exists {
+        return Err(OlympicsError::UnknownGame(game.to_owned()));
+    }
+    let known: Vec<String> = sqlx::query_scalar("SELECT slug FROM teams WHERE slug = ANY($1)")
+        .bind(teams)
+        .fetch_all(&mut *tx)
+        .await?;
+    if let Some(unknown) = teams.iter().find(|t| !known.contains(t)) {
+        return Err(OlympicsError::UnknownTeam(unknown.clone()));
+    }
+    sqlx::query(
+        "INSERT INTO scores (game, team, points, updated_at) \
+         SELECT $1, team, points, now() FROM unnest($2::text[], $3::bigint[]) AS u(team, points) \
+         ON CONFLICT (game, team) DO UPDATE SET points = excluded.points, updated_at = excluded.updated_at",
+    )
+    .bind(game)
+    .bind(teams)
+    .bind(points)
+    .execute(&mut *tx)
+    .await?;
+    let rows: Vec<ScoreRow> = sqlx::query_as(SELECT_BOARD).bind(game).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    board_from_rows(game, rows).ok_or_else(|| OlympicsError::UnknownGame(game.to_owned()))
+}
+
+#[tracing::instrument(skip(pool))]
+async fn award_medal(
+    pool: &PgPool,
+    team: &str,
+    medal: Medal,
+    idempotency_key: &str,
+) -> Result<MedalTally, OlympicsError> {
+    let mut tx = pool.begin().await?;
+    let team_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM teams WHERE slug = $1)")
+        .bind(team)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !team_exists {
+        return Err(OlympicsError::UnknownTeam(team.to_owned()));
+    }
+    // A concurrent award with the same key waits here on the unique index until the first commits.
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO medal_awards (team, medal, idempotency_key) VALUES ($1, $2, $3) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(team)
+    .bind(medal.as_str())
+    .bind(idempotency_key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if inserted.is_none() {
+        let (first_team, first_medal): (String, String) = sqlx::query_as(
+            "SELECT team, medal FROM medal_awards WHERE idempotency_key = $1",
+        )
+        .bind(idempotency_key)
+        .fetch_one(&mut *tx)
+        .await?;
+        if first_team != team || first_medal != medal.as_str() {
+            return Err(OlympicsError::IdempotencyConflict(idempotency_key.to_owned()));
+        }
+        tracing::info!(team, medal = medal.as_str(), idempotency_key, "medal award retried; counted once");
+        let tally = sqlx::query_as(SELECT_TALLY).bind(team).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        return Ok(tally);
+    }
+    let tally: MedalTally = sqlx::query_as(
+        "UPDATE medal_tallies SET \
+            gold = gold + ($2 = 'gold')::int, \
+            silver = silver + ($2 = 'silver')::int, \
+            bronze = bronze + ($2 = 'bronze')::int, \
+            updated_at = now() \
+         WHERE team = $1 RETURNING team, gold, silver, bronze, updated_at",
+    )
+    .bind(team)
+    .bind(medal.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(tally)
+}

@@ -1,0 +1,195 @@
+//! The Dispatcher (seed 000): registers tablets, assigns each to the front-end with the fewest
+//! tablets, and publishes the routing table that the [`Router`](crate::actors::router::Router)
+//! reads on every request.
+//!
+//! Tablet assignments live in PostgreSQL (`tablets`); a restarted dispatcher reloads them before
+//! it handles its next message. While it restarts, requests keep flowing on the last published
+//! table: only registrations wait.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, AtomicResponse, Context, Handler,
+    Message, WrapFuture,
+};
+use arc_swap::ArcSwap;
+use uuid::Uuid;
+
+use crate::actors::database::{Database, DeleteTablet, LoadTablets, SaveTablet};
+use crate::actors::messages::{Crash, crash_actor};
+use crate::actors::router::{FrontendSlot, RoutingTable};
+use crate::actors::supervisor::ActorCell;
+use crate::balance::{ServerLoad, least_loaded};
+use crate::olympics::{OlympicsError, TabletAssignment};
+
+pub struct Dispatcher {
+    frontends: Vec<Arc<FrontendSlot>>,
+    /// Tablet id → index into `frontends`.
+    tablets: HashMap<Uuid, usize>,
+    db: Addr<Database>,
+    published: Arc<ArcSwap<RoutingTable>>,
+    cell: Arc<ActorCell>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        frontends: Vec<Arc<FrontendSlot>>,
+        db: Addr<Database>,
+        published: Arc<ArcSwap<RoutingTable>>,
+        cell: Arc<ActorCell>,
+    ) -> Self {
+        Self {
+            frontends,
+            tablets: HashMap::new(),
+            db,
+            published,
+            cell,
+        }
+    }
+
+    fn tablet_loads(&self) -> Vec<ServerLoad> {
+        let mut counts = vec![0usize; self.frontends.len()];
+        for &i in self.tablets.values() {
+            counts[i] += 1;
+        }
+        self.frontends
+            .iter()
+            .zip(counts)
+            .map(|(slot, load)| ServerLoad {
+                alive: slot.cell.is_alive(),
+                load,
+            })
+            .collect()
+    }
+
+    fn publish(&self) {
+        self.published.store(Arc::new(RoutingTable::new(
+            self.frontends.clone(),
+            self.tablets.clone(),
+        )));
+    }
+
+    fn index_of(&self, frontend: &str) -> Option<usize> {
+        self.frontends.iter().position(|s| s.cell.name() == frontend)
+    }
+}
+
+impl Actor for Dispatcher {
+    type Context = Context<Self>;
+
+    /// Reloads every tablet assignment before handling anything else (`ctx.wait`).
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let db = self.db.clone();
+        ctx.wait(
+            async move { db.send(LoadTablets).await }
+                .into_actor(self)
+                .map(|loaded, act, ctx| match loaded {
+                    Ok(Ok(rows)) => {
+                        act.tablets.clear();
+                        let mut moved = Vec::new();
+                        for (id, frontend) in rows {
+                            let index = match act.index_of(&frontend) {
+                                Some(i) => i,
+                                None => {
+                                    // Configured with fewer front-ends than before: re-home it.
+                                    let i = least_loaded(&act.tablet_loads()).unwrap_or(0);
+                                    moved.push((id, i));
+                                    i
+                                }
+                            };
+                            act.tablets.insert(id, index);
+                        }
+                        for (id, i) in moved {
+                            act.db.do_send(SaveTablet {
+                                id,
+                                frontend: act.frontends[i].cell.name().to_owned(),
+                            });
+                        }
+                        act.publish();
+                        tracing::info!(actor = act.cell.name(), tablets = act.tablets.len(), "dispatcher loaded tablet assignments from PostgreSQL");
+                    }
+                    failed => {
+                        tracing::error!(actor = act.cell.name(), ?failed, "dispatcher could not load tablets; stopping to be restarted");
+                        ctx.stop();
+                    }
+                }),
+        );
+    }
+}
+
+impl actix::Supervised for Dispatcher {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        tracing::info!(actor = self.cell.name(), "dispatcher restarting; will reload tablets");
+        self.tablets.clear();
+    }
+}
+
+impl Handler<Crash> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, msg: Crash, ctx: &mut Self::Context) {
+        crash_actor(&self.cell, msg, ctx);
+    }
+}
+
+/// Register a new tablet: it is assigned to the live front-end with the fewest tablets.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<TabletAssignment, OlympicsError>")]
+pub struct RegisterTablet;
+
+impl Handler<RegisterTablet> for Dispatcher {
+    // Atomic: one registration at a time, so two never both see the same least-loaded server.
+    type Result = AtomicResponse<Self, Result<TabletAssignment, OlympicsError>>;
+
+    fn handle(&mut self, _: RegisterTablet, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(index) = least_loaded(&self.tablet_loads()) else {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(
+                OlympicsError::Unavailable("no front-end server is alive".into()),
+            ))));
+        };
+        let id = Uuid::new_v4();
+        let frontend = self.frontends[index].cell.name().to_owned();
+        let save = self.db.send(SaveTablet {
+            id,
+            frontend: frontend.clone(),
+        });
+        AtomicResponse::new(Box::pin(async move { save.await }.into_actor(self).map(
+            move |saved, act, _ctx| {
+                saved.map_err(|e| OlympicsError::Unavailable(format!("database actor: {e}")))??;
+                act.tablets.insert(id, index);
+                act.publish();
+                tracing::info!(actor = act.cell.name(), tablet = %id, frontend = %frontend, "dispatcher assigned tablet {id} to {frontend}");
+                Ok(TabletAssignment { id, frontend })
+            },
+        )))
+    }
+}
+
+/// Unregister a tablet.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), OlympicsError>")]
+pub struct UnregisterTablet {
+    pub id: Uuid,
+}
+
+impl Handler<UnregisterTablet> for Dispatcher {
+    type Result = AtomicResponse<Self, Result<(), OlympicsError>>;
+
+    fn handle(&mut self, msg: UnregisterTablet, _ctx: &mut Self::Context) -> Self::Result {
+        let id = msg.id;
+        let delete = self.db.send(DeleteTablet { id });
+        AtomicResponse::new(Box::pin(async move { delete.await }.into_actor(self).map(
+            move |deleted, act, _ctx| {
+                let existed = deleted
+                    .map_err(|e| OlympicsError::Unavailable(format!("database actor: {e}")))??;
+                if !existed {
+                    return Err(OlympicsError::UnknownTablet(id));
+                }
+                act.tablets.remove(&id);
+                act.publish();
+                tracing::info!(actor = act.cell.name(), tablet = %id, "dispatcher unregistered tablet {id}");
+                Ok(())
+            },
+        )))
+    }
+}

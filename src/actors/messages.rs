@@ -1,0 +1,98 @@
+//! Messages shared by several actors.
+
+use std::time::Duration;
+
+use actix::{Actor, ActorContext, Context, Message};
+use serde::{Deserialize, Serialize};
+
+use crate::actors::supervisor::ActorCell;
+use crate::olympics::{
+    Game, Medal, MedalTally, OlympicsError, ScoreBoard, ScoreUpdate, Team,
+};
+
+/// A read of Olympic results. Handled by front-ends and, behind them, by the database actor.
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "Result<QueryReply, OlympicsError>")]
+pub enum Query {
+    Games,
+    Teams,
+    Score { game: String },
+    Medals { team: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum QueryReply {
+    Games(Vec<Game>),
+    Teams(Vec<Team>),
+    Score(ScoreBoard),
+    Medals(MedalTally),
+}
+
+/// A reporter's update. Committed to PostgreSQL before it is answered.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<CommandReply, OlympicsError>")]
+pub enum Command {
+    SetScores {
+        game: String,
+        update: ScoreUpdate,
+    },
+    /// `idempotency_key` makes retries count once: the client's, or one made per request.
+    AwardMedal {
+        team: String,
+        medal: Medal,
+        idempotency_key: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CommandReply {
+    Score(ScoreBoard),
+    Medals(MedalTally),
+}
+
+impl Command {
+    /// A medal award; without a client key it gets a fresh one, so that our own retries (after a
+    /// front-end crash) still count once.
+    pub fn award_medal(team: String, medal: Medal, idempotency_key: Option<String>) -> Self {
+        Command::AwardMedal {
+            team,
+            medal,
+            idempotency_key: idempotency_key
+                .unwrap_or_else(|| format!("obelix-{}", uuid::Uuid::new_v4())),
+        }
+    }
+}
+
+/// How a deliberate crash happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrashMode {
+    /// A panic inside the actor's handler.
+    Panic,
+    /// The actor stops itself (`ctx.stop()`).
+    Stop,
+}
+
+/// Crash the receiving actor on purpose (the admin API, and tests).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Crash {
+    pub mode: CrashMode,
+    /// How long the supervisor keeps the actor down before restarting it.
+    pub stay_down: Duration,
+}
+
+/// The one body of every actor's `Handler<Crash>`.
+pub fn crash_actor<A>(cell: &ActorCell, crash: Crash, ctx: &mut Context<A>)
+where
+    A: Actor<Context = Context<A>>,
+{
+    tracing::warn!(actor = cell.name(), mode = ?crash.mode, "actor {} crashes on request", cell.name());
+    cell.stay_down_for(crash.stay_down);
+    match crash.mode {
+        CrashMode::Panic => panic!("{} crashed on purpose", cell.name()),
+        CrashMode::Stop => ctx.stop(),
+    }
+}

@@ -1,0 +1,93 @@
+//! The actor tree. Every actor runs under [`supervisor::start_supervised`], which restarts it
+//! after a stop or a panic with the same address.
+//!
+//! ```text
+//! Database ◄── Frontend × N ◄── Router (ingress) ──► Dispatcher
+//!                                   ▲                    │ publishes the routing table
+//!                                   └────────────────────┘
+//! ClusterKeeper (only with a private PostgreSQL)
+//! ```
+
+pub mod cluster_keeper;
+pub mod database;
+pub mod dispatcher;
+pub mod frontend;
+pub mod messages;
+pub mod registry;
+pub mod router;
+pub mod supervisor;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use actix::Addr;
+use arc_swap::ArcSwap;
+use sqlx::PgPool;
+
+use crate::settings::Settings;
+use database::Database;
+use dispatcher::Dispatcher;
+use frontend::Frontend;
+use registry::Registry;
+use router::{FrontendSlot, Router, RoutingTable};
+use supervisor::{ActorCell, ShutdownSignal, start_supervised};
+
+/// Handles to the running tree, for the ingress.
+#[derive(Clone)]
+pub struct Tree {
+    pub router: Router,
+    pub database: Addr<Database>,
+    pub registry: Registry,
+    pub shutdown: ShutdownSignal,
+}
+
+/// Starts the Olympic service's actors on the current arbiter.
+pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree {
+    let supervision = &settings.supervision;
+    let timeout = settings.olympics.request_timeout();
+    let mut registry = Registry::default();
+
+    let db_cell = ActorCell::new("database");
+    let database = start_supervised(db_cell.clone(), supervision, shutdown.clone(), |_| {
+        Database::new(pool, db_cell.clone())
+    });
+    registry.add(db_cell, database.clone().recipient());
+
+    let frontends: Vec<Arc<FrontendSlot>> = (1..=settings.olympics.frontends)
+        .map(|n| {
+            let cell = ActorCell::new(format!("frontend-{n}"));
+            let db = database.clone();
+            let actor_cell = cell.clone();
+            let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
+                Frontend::new(db, actor_cell, timeout)
+            });
+            registry.add(cell.clone(), addr.clone().recipient());
+            Arc::new(FrontendSlot {
+                addr,
+                cell,
+                in_flight: AtomicUsize::new(0),
+            })
+        })
+        .collect();
+
+    // Published before the dispatcher starts, so anonymous reads work from the first moment.
+    let table = Arc::new(ArcSwap::from_pointee(RoutingTable::new(
+        frontends.clone(),
+        Default::default(),
+    )));
+    let dispatcher_cell = ActorCell::new("dispatcher");
+    let dispatcher = {
+        let (db, table, cell) = (database.clone(), table.clone(), dispatcher_cell.clone());
+        start_supervised(dispatcher_cell.clone(), supervision, shutdown.clone(), move |_| {
+            Dispatcher::new(frontends, db, table, cell)
+        })
+    };
+    registry.add(dispatcher_cell, dispatcher.clone().recipient());
+
+    Tree {
+        router: Router::new(table, dispatcher, settings.olympics.balancing, timeout),
+        database,
+        registry,
+        shutdown,
+    }
+}

@@ -1,0 +1,178 @@
+//! The dispatcher's read side: a lock-free snapshot of its routing table, used by the ingress to
+//! reach a front-end without a hop through the Dispatcher actor on every request.
+//!
+//! A request goes to its tablet's front-end, or for anonymous requests to the one the balancing
+//! policy picks; when that front-end is down or its mailbox fails, the request moves on to the
+//! next live one, so a client never sees a front-end's crash.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::{Addr, Handler, Message};
+use arc_swap::ArcSwap;
+use uuid::Uuid;
+
+use crate::actors::dispatcher::{Dispatcher, RegisterTablet, UnregisterTablet};
+use crate::actors::frontend::Frontend;
+use crate::actors::messages::{Command, CommandReply, Query, QueryReply};
+use crate::actors::supervisor::ActorCell;
+use crate::balance::{ServerLoad, candidate_order};
+use crate::olympics::{OlympicsError, TabletAssignment};
+use crate::settings::BalancingPolicy;
+
+/// One front-end as the router sees it.
+#[derive(Debug)]
+pub struct FrontendSlot {
+    pub addr: Addr<Frontend>,
+    pub cell: Arc<ActorCell>,
+    /// Requests sent and not yet answered: the load for anonymous least-loaded balancing.
+    pub in_flight: AtomicUsize,
+}
+
+/// What the dispatcher publishes after every change.
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    frontends: Vec<Arc<FrontendSlot>>,
+    tablets: HashMap<Uuid, usize>,
+}
+
+impl RoutingTable {
+    pub fn new(frontends: Vec<Arc<FrontendSlot>>, tablets: HashMap<Uuid, usize>) -> Self {
+        Self { frontends, tablets }
+    }
+}
+
+/// A reply and the front-end that produced it (`X-Served-By`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served<T> {
+    pub by: String,
+    pub value: T,
+}
+
+#[derive(Clone)]
+pub struct Router {
+    table: Arc<ArcSwap<RoutingTable>>,
+    dispatcher: Addr<Dispatcher>,
+    policy: BalancingPolicy,
+    round_robin: Arc<AtomicUsize>,
+    timeout: Duration,
+}
+
+/// Decrements a front-end's in-flight count however the request ends.
+struct InFlight<'a>(&'a AtomicUsize);
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Router {
+    pub fn new(
+        table: Arc<ArcSwap<RoutingTable>>,
+        dispatcher: Addr<Dispatcher>,
+        policy: BalancingPolicy,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            table,
+            dispatcher,
+            policy,
+            round_robin: Arc::new(AtomicUsize::new(0)),
+            timeout,
+        }
+    }
+
+    /// A read, for `tablet` if it names a registered one.
+    pub async fn query(
+        &self,
+        tablet: Option<Uuid>,
+        query: Query,
+    ) -> Result<Served<QueryReply>, OlympicsError> {
+        self.deliver(tablet, query).await
+    }
+
+    /// A reporter's write.
+    pub async fn command(&self, command: Command) -> Result<Served<CommandReply>, OlympicsError> {
+        self.deliver(None, command).await
+    }
+
+    pub async fn register_tablet(&self) -> Result<TabletAssignment, OlympicsError> {
+        self.dispatcher
+            .send(RegisterTablet)
+            .timeout(self.timeout)
+            .await
+            .map_err(|e| OlympicsError::Unavailable(format!("dispatcher: {e}")))?
+    }
+
+    pub async fn unregister_tablet(&self, id: Uuid) -> Result<(), OlympicsError> {
+        self.dispatcher
+            .send(UnregisterTablet { id })
+            .timeout(self.timeout)
+            .await
+            .map_err(|e| OlympicsError::Unavailable(format!("dispatcher: {e}")))?
+    }
+
+    /// Tries the candidate front-ends in order until one answers. Messages must be safe to
+    /// deliver twice (see `Command`): a front-end that crashed mid-request may have done it.
+    async fn deliver<M, R>(&self, tablet: Option<Uuid>, msg: M) -> Result<Served<R>, OlympicsError>
+    where
+        M: Message<Result = Result<R, OlympicsError>> + Clone + Send + 'static,
+        R: Send + 'static,
+        Frontend: Handler<M>,
+    {
+        let table = self.table.load_full();
+        let home = match tablet {
+            Some(id) => Some(
+                *table
+                    .tablets
+                    .get(&id)
+                    .ok_or(OlympicsError::UnknownTablet(id))?,
+            ),
+            None => None,
+        };
+        let loads: Vec<ServerLoad> = table
+            .frontends
+            .iter()
+            .map(|s| ServerLoad {
+                alive: s.cell.is_alive(),
+                load: s.in_flight.load(Ordering::Relaxed),
+            })
+            .collect();
+        let ticket = match self.policy {
+            BalancingPolicy::Random => rand::random::<u32>() as usize,
+            _ => self.round_robin.fetch_add(1, Ordering::Relaxed),
+        };
+        let mut last_error = String::from("no front-end server is alive");
+        for index in candidate_order(&loads, home, self.policy, ticket) {
+            let slot = &table.frontends[index];
+            let _in_flight = InFlight::enter(&slot.in_flight);
+            match slot.addr.send(msg.clone()).timeout(self.timeout).await {
+                Ok(reply) => {
+                    return reply.map(|value| Served {
+                        by: slot.cell.name().to_owned(),
+                        value,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(frontend = slot.cell.name(), error = %e, "front-end {} failed a request; trying the next", slot.cell.name());
+                    last_error = format!("{}: {e}", slot.cell.name());
+                }
+            }
+        }
+        Err(OlympicsError::Unavailable(last_error))
+    }
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").field("policy", &self.policy).finish()
+    }
+}

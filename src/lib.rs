@@ -1,0 +1,21 @@
+//! Obelix: the distributed systems of the seeds as one supervised actix actor tree on PostgreSQL.
+//!
+//! A map of the house:
+//! - [`startup`]: builds the tree (PostgreSQL, actors, HTTP) and runs it until a signal.
+//! - [`settings`]: `config.toml` then `OBELIX__…` environment variables.
+//! - [`storage`] and [`pg_cluster`]: the configured PostgreSQL, or a private cluster of our own.
+//! - [`actors`]: one actor per file (Dispatcher, Frontend, Database, ClusterKeeper), the
+//!   supervisor that restarts them after a stop or a panic, and the router the ingress uses.
+//! - [`web`]: the HTTP ingress, one resource per file, errors mapped to HTTP in `web::error`.
+//! - Plain algorithms, free of actix and unit-tested: [`balance`] (load balancing).
+//! - [`olympics`]: the domain types of the Olympic results service.
+
+pub mod actors;
+pub mod balance;
+pub mod olympics;
+pub mod pg_cluster;
+pub mod settings;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,447 @@
+//! A private PostgreSQL cluster, run from the server binaries installed on the machine, for when
+//! no `DATABASE_URL` names an existing server.
+//!
+//! - `initdb` runs once into the data folder; later starts reuse it, so data outlives the process.
+//! - The server listens on a Unix socket only, in a folder of its own, so it never collides with a
+//!   system PostgreSQL on port 5432.
+//! - `initdb` and `postgres` refuse to run as root: as root they run as the `postgres` user
+//!   through `setpriv`.
+//! - The postmaster gets SIGINT (fast shutdown) when the thread that started it dies, so a
+//!   `kill -9` of Obelix does not leave an orphan server holding the data folder. That thread is a
+//!   dedicated one that lives as long as the server, because the kernel's parent-death signal
+//!   follows the *thread* that forked, not the process.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+
+const SUPERUSER: &str = "postgres";
+const PORT: u16 = 5432;
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const STALE_POSTMASTER_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "no PostgreSQL server binaries (initdb, postgres) found in PATH or /usr/lib/postgresql/*/bin. \
+         Install them (Debian: `apt-get install postgresql`) or set DATABASE_URL to an existing server."
+    )]
+    NoServerBinaries,
+    #[error("running as root, but there is no `postgres` user to run the private cluster as; create one or set DATABASE_URL")]
+    NoPostgresUser,
+    #[error("private PostgreSQL cluster in {dir}: {what}")]
+    Io {
+        dir: PathBuf,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("initdb failed for {dir}: {log}")]
+    Initdb { dir: PathBuf, log: String },
+    #[error("the data folder {dir} is held by another running postgres (pid {pid})")]
+    InUse { dir: PathBuf, pid: i32 },
+    #[error("the private PostgreSQL did not become ready in {dir}; last lines of its log:\n{log}")]
+    NotReady { dir: PathBuf, log: String },
+    #[error("private PostgreSQL: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// Server settings for the private cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterOptions {
+    /// `false` trades crash safety of the *server* for speed (tests only): a crash of Obelix
+    /// itself still loses nothing, since the server shuts down cleanly.
+    pub durable: bool,
+}
+
+/// A running private cluster. Dropping it does not stop the server; call [`PrivateCluster::stop`].
+#[derive(Debug)]
+pub struct PrivateCluster {
+    bin_dir: PathBuf,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    log_file: PathBuf,
+    options: ClusterOptions,
+    server: std::sync::Mutex<Arc<ServerProcess>>,
+}
+
+/// One run of the postmaster, watched by its own thread.
+#[derive(Debug)]
+struct ServerProcess {
+    pid: AtomicI32,
+    exited: AtomicBool,
+}
+
+impl PrivateCluster {
+    /// Initialises the data folder if needed, starts the server and waits until it accepts
+    /// connections.
+    pub async fn start(data_dir: &Path, options: ClusterOptions) -> Result<Self, ClusterError> {
+        let bin_dir = find_server_binaries().ok_or(ClusterError::NoServerBinaries)?;
+        let as_root = unsafe { libc::geteuid() } == 0;
+        if as_root && postgres_user_ids().is_none() {
+            return Err(ClusterError::NoPostgresUser);
+        }
+        let io_err = |what: &str| {
+            let dir = data_dir.to_path_buf();
+            let what = what.to_owned();
+            move |source| ClusterError::Io {
+                dir,
+                what,
+                source,
+            }
+        };
+        std::fs::create_dir_all(data_dir).map_err(io_err("create the data folder"))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .map_err(io_err("resolve the data folder"))?;
+        let socket_dir = socket_dir_for(&data_dir);
+        std::fs::create_dir_all(&socket_dir).map_err(io_err("create the socket folder"))?;
+        let log_file = data_dir.with_extension("log");
+        if as_root {
+            chown_to_postgres(&data_dir).map_err(io_err("hand the data folder to postgres"))?;
+            chown_to_postgres(&socket_dir).map_err(io_err("hand the socket folder to postgres"))?;
+        }
+        set_mode(&data_dir, 0o700).map_err(io_err("restrict the data folder"))?;
+
+        if !data_dir.join("PG_VERSION").exists() {
+            run_initdb(&bin_dir, &data_dir, as_root)?;
+        }
+        wait_for_stale_postmaster(&data_dir).await?;
+
+        let cluster = PrivateCluster {
+            server: std::sync::Mutex::new(Arc::new(ServerProcess {
+                pid: AtomicI32::new(0),
+                exited: AtomicBool::new(true),
+            })),
+            bin_dir,
+            data_dir,
+            socket_dir,
+            log_file,
+            options,
+        };
+        cluster.launch()?;
+        cluster.wait_until_ready().await?;
+        Ok(cluster)
+    }
+
+    /// Starts the postmaster again if it has died (the keeper actor calls this).
+    /// Returns `true` when it had to restart it.
+    pub async fn ensure_running(&self) -> Result<bool, ClusterError> {
+        if !self.current().exited.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        wait_for_stale_postmaster(&self.data_dir).await?;
+        self.launch()?;
+        self.wait_until_ready().await?;
+        Ok(true)
+    }
+
+    /// Fast shutdown: SIGINT to the postmaster, then wait for it to exit.
+    pub async fn stop(&self) {
+        let server = self.current();
+        let pid = server.pid.load(Ordering::Acquire);
+        if pid > 0 && !server.exited.load(Ordering::Acquire) {
+            unsafe { libc::kill(pid, libc::SIGINT) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !server.exited.load(Ordering::Acquire) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Connection options for a database of this cluster.
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .host(&self.socket_dir.to_string_lossy())
+            .port(PORT)
+            .username(SUPERUSER)
+            .database(database)
+    }
+
+    /// The exact `psql` command that opens `database` in this cluster.
+    pub fn psql_command(&self, database: &str) -> String {
+        format!(
+            "psql -h {} -p {PORT} -U {SUPERUSER} -d {database}",
+            self.socket_dir.display()
+        )
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The process id of the running postmaster (0 if none).
+    pub fn pid(&self) -> i32 {
+        self.current().pid.load(Ordering::Acquire)
+    }
+
+    fn current(&self) -> Arc<ServerProcess> {
+        self.server.lock().expect("cluster lock").clone()
+    }
+
+    fn launch(&self) -> Result<(), ClusterError> {
+        let mut cmd = server_command(&self.bin_dir.join("postgres"));
+        cmd.arg("-D")
+            .arg(&self.data_dir)
+            .arg("-p")
+            .arg(PORT.to_string())
+            .args(["-c", "listen_addresses="])
+            .arg("-c")
+            .arg(format!(
+                "unix_socket_directories={}",
+                self.socket_dir.display()
+            ))
+            .args(["-c", "max_connections=200"]);
+        if !self.options.durable {
+            cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+                .args(["-c", "full_page_writes=off"]);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_file)
+            .map_err(|source| ClusterError::Io {
+                dir: self.data_dir.clone(),
+                what: format!("open the server log {}", self.log_file.display()),
+                source,
+            })?;
+        let log_err = log.try_clone().map_err(|source| ClusterError::Io {
+            dir: self.data_dir.clone(),
+            what: "duplicate the log handle".into(),
+            source,
+        })?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err));
+
+        let server = Arc::new(ServerProcess {
+            pid: AtomicI32::new(0),
+            exited: AtomicBool::new(false),
+        });
+        *self.server.lock().expect("cluster lock") = server.clone();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let data_dir = self.data_dir.clone();
+        // The thread that forks must outlive the server: see the module comment.
+        std::thread::Builder::new()
+            .name("postgres-keeper".into())
+            .spawn(move || match cmd.spawn() {
+                Ok(mut child) => {
+                    server.pid.store(child.id() as i32, Ordering::Release);
+                    let _ = started_tx.send(Ok(()));
+                    let status = child.wait();
+                    server.exited.store(true, Ordering::Release);
+                    tracing::info!(data_dir = %data_dir.display(), ?status, "private postgres exited");
+                }
+                Err(e) => {
+                    server.exited.store(true, Ordering::Release);
+                    let _ = started_tx.send(Err(e));
+                }
+            })
+            .map_err(|source| ClusterError::Io {
+                dir: self.data_dir.clone(),
+                what: "spawn the keeper thread".into(),
+                source,
+            })?;
+        started_rx
+            .recv()
+            .expect("keeper thread answers")
+            .map_err(|source| ClusterError::Io {
+                dir: self.data_dir.clone(),
+                what: "start postgres".into(),
+                source,
+            })
+    }
+
+    async fn wait_until_ready(&self) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let options = self.connect_options("postgres");
+        loop {
+            match PgConnection::connect_with(&options).await {
+                Ok(conn) => {
+                    let _ = conn.close().await;
+                    return Ok(());
+                }
+                Err(_)
+                    if Instant::now() < deadline
+                        && !self.current().exited.load(Ordering::Acquire) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                Err(_) => {
+                    return Err(ClusterError::NotReady {
+                        dir: self.data_dir.clone(),
+                        log: log_tail(&self.log_file),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Creates `database` unless it exists.
+    pub async fn ensure_database(&self, database: &str) -> Result<(), ClusterError> {
+        let mut conn = PgConnection::connect_with(&self.connect_options("postgres")).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(database)
+                .fetch_one(&mut conn)
+                .await?;
+        if !exists {
+            // Identifiers cannot be bound; the name is quoted with embedded quotes doubled.
+            let create = format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\""));
+            sqlx::query(sqlx::AssertSqlSafe(create))
+                .execute(&mut conn)
+                .await?;
+        }
+        conn.close().await?;
+        Ok(())
+    }
+}
+
+/// A command that runs `program` as the `postgres` user when we are root, and that gets SIGINT
+/// when the forking thread dies.
+fn server_command(program: &Path) -> Command {
+    if unsafe { libc::geteuid() } == 0 {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--pdeathsig",
+            "SIGINT",
+        ])
+        .arg(program);
+        cmd
+    } else {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(program);
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+                Ok(())
+            });
+        }
+        cmd
+    }
+}
+
+fn run_initdb(bin_dir: &Path, data_dir: &Path, as_root: bool) -> Result<(), ClusterError> {
+    let mut cmd = if as_root {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+            .arg(bin_dir.join("initdb"));
+        cmd
+    } else {
+        Command::new(bin_dir.join("initdb"))
+    };
+    cmd.arg("-D")
+        .arg(data_dir)
+        .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C"])
+        .stdin(Stdio::null());
+    let output = cmd.output().map_err(|source| ClusterError::Io {
+        dir: data_dir.to_path_buf(),
+        what: "run initdb".into(),
+        source,
+    })?;
+    if !output.status.success() {
+        return Err(ClusterError::Initdb {
+            dir: data_dir.to_path_buf(),
+            log: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// After a `kill -9` of Obelix, its postmaster gets SIGINT and needs a moment to shut down;
+/// wait for it rather than fail on the lock file.
+async fn wait_for_stale_postmaster(data_dir: &Path) -> Result<(), ClusterError> {
+    let deadline = Instant::now() + STALE_POSTMASTER_TIMEOUT;
+    loop {
+        let Some(pid) = postmaster_pid(data_dir) else {
+            return Ok(());
+        };
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            return Ok(()); // a stale lock file; postgres removes it itself
+        }
+        if Instant::now() >= deadline {
+            return Err(ClusterError::InUse {
+                dir: data_dir.to_path_buf(),
+                pid,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+/// `initdb` from PATH first, then the newest `/usr/lib/postgresql/<version>/bin`.
+pub fn find_server_binaries() -> Option<PathBuf> {
+    let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if let Ok(initdb) = dir.join("initdb").canonicalize() {
+                if let Some(real_dir) = initdb.parent() {
+                    if has_both(real_dir) {
+                        return Some(real_dir.to_path_buf());
+                    }
+                }
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, dir)| has_both(dir))
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, dir)| dir)
+}
+
+/// A short socket folder under the temp dir: Unix socket paths are limited to ~107 bytes.
+fn socket_dir_for(data_dir: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut hasher);
+    std::env::temp_dir().join(format!("obelix-pg-{:016x}", hasher.finish()))
+}
+
+fn postgres_user_ids() -> Option<(u32, u32)> {
+    let name = std::ffi::CString::new(SUPERUSER).ok()?;
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        return None;
+    }
+    Some(unsafe { ((*entry).pw_uid, (*entry).pw_gid) })
+}
+
+fn chown_to_postgres(path: &Path) -> std::io::Result<()> {
+    let (uid, gid) = postgres_user_ids().ok_or_else(|| std::io::Error::other("no postgres user"))?;
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+fn log_tail(log_file: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = std::fs::File::open(log_file) {
+        let _ = file.read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}

@@ -1,0 +1,112 @@
+//! Typed configuration, layered: `config.toml`, then `OBELIX__SECTION__KEY` environment
+//! variables, then `DATABASE_URL` for the database URL.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub olympics: OlympicsSettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
+    pub supervision: SupervisionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// HTTP worker threads; 0 means one per core.
+    #[serde(default)]
+    pub workers: usize,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// An existing server. `None` means: run a private cluster in `data_dir`.
+    pub url: Option<SecretString>,
+    pub data_dir: PathBuf,
+    pub name: String,
+    pub max_connections: u32,
+}
+
+/// How requests without a tablet id are spread over the front-ends.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BalancingPolicy {
+    LeastLoaded,
+    RoundRobin,
+    Random,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OlympicsSettings {
+    pub frontends: usize,
+    pub balancing: BalancingPolicy,
+    pub reporter_token: SecretString,
+    pub request_timeout_ms: u64,
+}
+
+impl OlympicsSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdminSettings {
+    /// The admin API is disabled while this is `None`.
+    pub token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SupervisionSettings {
+    pub max_restarts: u32,
+    pub window_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Reads `config.toml` (or the file named by `OBELIX_CONFIG`), then the environment.
+    pub fn load() -> Result<Self, SettingsError> {
+        let file = std::env::var("OBELIX_CONFIG").unwrap_or_else(|_| "config.toml".to_owned());
+        let mut builder = config::Config::builder()
+            .add_source(config::File::with_name(&file).required(false))
+            .add_source(
+                config::Environment::with_prefix("OBELIX")
+                    .prefix_separator("__")
+                    .separator("__"),
+            );
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if !url.is_empty() {
+                builder = builder.set_override("database.url", url)?;
+            }
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.olympics.frontends == 0 {
+            return Err(SettingsError::Invalid(
+                "olympics.frontends must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! Reaching PostgreSQL: the configured server, or a private cluster of our own; then migrations.
+
+use std::sync::Arc;
+use std::str::FromStr;
+
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::pg_cluster::{ClusterError, ClusterOptions, PrivateCluster};
+use crate::settings::DatabaseSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("database URL: {0}")]
+    Url(sqlx::Error),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(sqlx::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A migrated pool, the private cluster behind it if we started one, and how a person opens it.
+pub struct Storage {
+    pub pool: PgPool,
+    pub cluster: Option<Arc<PrivateCluster>>,
+    pub psql_command: String,
+}
+
+pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageError> {
+    let (options, cluster, psql_command) = match &settings.url {
+        Some(url) => {
+            let url = url.expose_secret();
+            let options = PgConnectOptions::from_str(url).map_err(StorageError::Url)?;
+            (options, None, format!("psql '{}'", redact_password(url)))
+        }
+        None => {
+            let cluster = PrivateCluster::start(
+                &settings.data_dir,
+                ClusterOptions { durable: true },
+            )
+            .await?;
+            cluster.ensure_database(&settings.name).await?;
+            tracing::info!(data_dir = %cluster.data_dir().display(), pid = cluster.pid(), "private PostgreSQL cluster running");
+            let psql = cluster.psql_command(&settings.name);
+            (cluster.connect_options(&settings.name), Some(Arc::new(cluster)), psql)
+        }
+    };
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(StorageError::Connect)?;
+    sqlx::migrate!().run(&pool).await?;
+    Ok(Storage {
+        pool,
+        cluster,
+        psql_command,
+    })
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user@host/db`, for logs.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{}{}{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(
+            redact_password("postgres://bob:hunter2@db:5432/obelix"),
+            "postgres://bob@db:5432/obelix"
+        );
+        assert_eq!(
+            redact_password("postgres://bob@db/obelix"),
+            "postgres://bob@db/obelix"
+        );
+        assert_eq!(redact_password("postgres:///obelix?host=/tmp"), "postgres:///obelix?host=/tmp");
+    }
+}

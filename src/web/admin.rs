@@ -1,0 +1,60 @@
+//! `/admin/actors`: see every supervised actor, and crash one on purpose. Off unless an admin
+//! token is configured.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::actors::Tree;
+use crate::actors::messages::{Crash, CrashMode};
+use crate::web::auth::Admin;
+use crate::web::error::ApiError;
+
+/// `GET /admin/actors`
+pub async fn list(_admin: Admin, tree: web::Data<Tree>) -> HttpResponse {
+    HttpResponse::Ok().json(tree.registry.statuses())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashParams {
+    /// `panic` (default) or `stop`.
+    #[serde(default = "default_mode")]
+    mode: CrashMode,
+    /// Keep the actor down this long before its restart (to watch failover).
+    #[serde(default)]
+    stay_down_ms: u64,
+}
+
+fn default_mode() -> CrashMode {
+    CrashMode::Panic
+}
+
+/// The longest an actor may be kept down on request.
+const MAX_STAY_DOWN: Duration = Duration::from_secs(60);
+
+/// `POST /admin/actors/{name}/crash?mode=panic|stop&stay_down_ms=0` → 202
+pub async fn crash(
+    _admin: Admin,
+    tree: web::Data<Tree>,
+    name: web::Path<String>,
+    params: web::Query<CrashParams>,
+) -> Result<HttpResponse, ApiError> {
+    let stay_down = Duration::from_millis(params.stay_down_ms);
+    if stay_down > MAX_STAY_DOWN {
+        return Err(ApiError::InvalidField {
+            field: "stay_down_ms".into(),
+            message: format!("at most {}", MAX_STAY_DOWN.as_millis()),
+        });
+    }
+    tree.registry.crash(
+        &name,
+        Crash {
+            mode: params.mode,
+            stay_down,
+        },
+    )?;
+    Ok(HttpResponse::Accepted().json(json!({ "actor": name.as_str(), "crash": format!("{:?}", params.mode).to_lowercase() })))
+}

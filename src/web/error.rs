@@ -1,0 +1,109 @@
+//! Every error the HTTP API can answer, mapped to a status and a JSON body in one place:
+//! `{"error": "...", "field": "..."}` (`field` when one input is to blame).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::actors::registry::UnknownActor;
+use crate::olympics::OlympicsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Olympics(#[from] OlympicsError),
+    #[error(transparent)]
+    UnknownActor(#[from] UnknownActor),
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
+    #[error("header {header}: {message}")]
+    BadHeader {
+        header: &'static str,
+        message: String,
+    },
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("the admin API is disabled; set admin.token to enable it")]
+    AdminDisabled,
+    #[error("no such resource: {0}")]
+    NoRoute(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("not ready: {0}")]
+    NotReady(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidField { field, .. } => Some(field),
+            ApiError::Olympics(OlympicsError::Invalid { field, .. }) => Some(field),
+            ApiError::BadHeader { header, .. } => Some(header),
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        use OlympicsError as O;
+        match self {
+            ApiError::Olympics(e) => match e {
+                O::UnknownGame(_) | O::UnknownTeam(_) | O::UnknownTablet(_) => StatusCode::NOT_FOUND,
+                O::Invalid { .. } | O::IdempotencyConflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                O::Unavailable(_) | O::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::UnknownActor(_) | ApiError::AdminDisabled | ApiError::NoRoute(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MalformedJson(_) | ApiError::BadHeader { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+        }
+        let mut response = HttpResponse::build(status);
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            StatusCode::UNAUTHORIZED => {
+                response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody {
+            error: self.to_string(),
+            field: self.field(),
+        })
+    }
+}
+
+/// Turns actix's own extractor errors (query strings, paths) into JSON 400s.
+pub fn extractor_error(field: &'static str, err: impl std::fmt::Display) -> actix_web::Error {
+    ApiError::InvalidField {
+        field: field.to_owned(),
+        message: err.to_string(),
+    }
+    .into()
+}

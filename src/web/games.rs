@@ -1,0 +1,47 @@
+//! `/olympics/games`: the list of games, and each game's score (read by tablets, set by the
+//! reporter).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::actors::Tree;
+use crate::actors::messages::{Command, Query};
+use crate::olympics::ScoreUpdate;
+use crate::web::auth::Reporter;
+use crate::web::error::ApiError;
+use crate::web::json::ValidJson;
+use crate::web::olympics_common::{served_json, tablet_id};
+
+/// `GET /olympics/games`
+pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
+    let served = tree.router.query(tablet_id(&req)?, Query::Games).await?;
+    Ok(served_json(&served, &served.value))
+}
+
+/// `GET /olympics/games/{game}/score`
+pub async fn score(
+    req: HttpRequest,
+    tree: web::Data<Tree>,
+    game: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let query = Query::Score {
+        game: game.into_inner(),
+    };
+    let served = tree.router.query(tablet_id(&req)?, query).await?;
+    Ok(served_json(&served, &served.value))
+}
+
+/// `PUT /olympics/games/{game}/score` with `{"scores": {"gauls": 3, "romans": 1}}` (reporter only).
+pub async fn set_score(
+    _reporter: Reporter,
+    tree: web::Data<Tree>,
+    game: web::Path<String>,
+    ValidJson(update): ValidJson<ScoreUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    update.validate()?;
+    let command = Command::SetScores {
+        game: game.into_inner(),
+        update,
+    };
+    let served = tree.router.command(command).await?;
+    Ok(served_json(&served, &served.value))
+}

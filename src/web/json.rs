@@ -1,0 +1,146 @@
+//! `ValidJson<T>`: a JSON body extractor whose errors say what is wrong and where.
+//! Syntax errors are 400, well-formed JSON of the wrong shape is 422 naming the field (e.g.
+//! `scores.gauls`), and a body over the configured limit is 413.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::web::{self, Bytes};
+use actix_web::{FromRequest, HttpRequest};
+use serde::de::DeserializeOwned;
+
+use crate::web::error::ApiError;
+
+/// The body limit, registered as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+pub struct ValidJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<BodyLimit>()
+            .copied()
+            .unwrap_or(BodyLimit(64 * 1024))
+            .0;
+        let declared = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            return Box::pin(async move { Err(ApiError::PayloadTooLarge { limit }) });
+        }
+        let body = web::Payload::from_request(req, payload).into_inner();
+        Box::pin(async move {
+            let mut payload = body.map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+            let bytes = read_limited(&mut payload, limit).await?;
+            parse(&bytes).map(ValidJson)
+        })
+    }
+}
+
+async fn read_limited(payload: &mut web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            PayloadError::Overflow => ApiError::PayloadTooLarge { limit },
+            other => ApiError::MalformedJson(other.to_string()),
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parses `bytes` as `T`, classifying the error.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => ApiError::InvalidField {
+                field: field_name(&path, &inner.to_string()),
+                message: strip_position(&inner.to_string()),
+            },
+            _ => ApiError::MalformedJson(inner.to_string()),
+        }
+    })?;
+    // Trailing characters after the value make the body malformed.
+    de.end().map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    Ok(value)
+}
+
+/// The path of the bad value, or for a missing or unknown field at the top, that field's name.
+fn field_name(path: &str, message: &str) -> String {
+    if path != "." {
+        return path.to_owned();
+    }
+    message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
+        .unwrap_or("body")
+        .to_owned()
+}
+
+/// serde_json appends " at line 1 column 20"; the field name says more to a client.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::olympics::{MedalAward, ScoreUpdate};
+
+    fn field_of(err: ApiError) -> String {
+        match err {
+            ApiError::InvalidField { field, .. } => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_negative_score_names_the_team() {
+        let err = parse::<ScoreUpdate>(br#"{"scores":{"gauls":-3}}"#).unwrap_err();
+        assert_eq!(field_of(err), "scores.gauls");
+    }
+
+    #[test]
+    fn an_unknown_medal_names_the_medal_field() {
+        let err = parse::<MedalAward>(br#"{"medal":"platinum"}"#).unwrap_err();
+        assert_eq!(field_of(err), "medal");
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let err = parse::<MedalAward>(br#"{}"#).unwrap_err();
+        assert_eq!(field_of(err), "medal");
+    }
+
+    #[test]
+    fn broken_json_is_malformed() {
+        assert!(matches!(
+            parse::<MedalAward>(br#"{"medal":"#),
+            Err(ApiError::MalformedJson(_))
+        ));
+        assert!(matches!(
+            parse::<MedalAward>(br#"{"medal":"gold"} trailing"#),
+            Err(ApiError::MalformedJson(_))
+        ));
+    }
+}

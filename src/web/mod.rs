@@ -1,0 +1,50 @@
+//! The HTTP ingress. Each handler turns a request into an actor message and the reply into a
+//! response; no business logic lives here. Every route is registered in [`routes`].
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod games;
+pub mod health;
+pub mod json;
+pub mod olympics_common;
+pub mod tablets;
+pub mod teams;
+
+use actix_web::{HttpRequest, web};
+
+use error::{ApiError, extractor_error};
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| extractor_error("query", e)))
+        .app_data(web::PathConfig::default().error_handler(|e, _| extractor_error("path", e)))
+        .service(resource("/healthz").route(web::get().to(health::alive)))
+        .service(resource("/readyz").route(web::get().to(health::ready)))
+        .service(resource("/olympics/games").route(web::get().to(games::list)))
+        .service(
+            resource("/olympics/games/{game}/score")
+                .route(web::get().to(games::score))
+                .route(web::put().to(games::set_score)),
+        )
+        .service(resource("/olympics/teams").route(web::get().to(teams::list)))
+        .service(
+            resource("/olympics/teams/{team}/medals")
+                .route(web::get().to(teams::medals))
+                .route(web::post().to(teams::award)),
+        )
+        .service(resource("/olympics/tablets").route(web::post().to(tablets::register)))
+        .service(resource("/olympics/tablets/{id}").route(web::delete().to(tablets::unregister)))
+        .service(resource("/admin/actors").route(web::get().to(admin::list)))
+        .service(resource("/admin/actors/{name}/crash").route(web::post().to(admin::crash)));
+}
+
+/// A resource that answers other methods with a JSON 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async { Err::<String, _>(ApiError::MethodNotAllowed) }))
+}
+
+/// The answer for paths no route matches.
+pub async fn no_route(req: HttpRequest) -> Result<String, ApiError> {
+    Err(ApiError::NoRoute(req.path().to_owned()))
+}

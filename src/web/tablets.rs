@@ -1,0 +1,31 @@
+//! `/olympics/tablets`: tablets register with the dispatcher, which assigns each a front-end.
+
+use actix_web::{HttpResponse, web};
+use uuid::Uuid;
+
+use crate::actors::Tree;
+use crate::web::error::ApiError;
+
+/// `POST /olympics/tablets` → 201 `{"id": "...", "frontend": "frontend-2"}`
+pub async fn register(tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
+    let assignment = tree.router.register_tablet().await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/olympics/tablets/{}", assignment.id),
+        ))
+        .json(assignment))
+}
+
+/// `DELETE /olympics/tablets/{id}` → 204
+pub async fn unregister(
+    tree: web::Data<Tree>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::InvalidField {
+        field: "id".into(),
+        message: "expected a tablet id (a UUID)".into(),
+    })?;
+    tree.router.unregister_tablet(id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

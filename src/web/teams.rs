@@ -1,0 +1,58 @@
+//! `/olympics/teams`: the list of teams, and each team's medal tally (read by tablets,
+//! incremented by the reporter).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::actors::Tree;
+use crate::actors::messages::{Command, Query};
+use crate::olympics::{MAX_IDEMPOTENCY_KEY_LEN, MedalAward};
+use crate::web::auth::Reporter;
+use crate::web::error::ApiError;
+use crate::web::json::ValidJson;
+use crate::web::olympics_common::{IDEMPOTENCY_KEY, served_json, tablet_id};
+
+/// `GET /olympics/teams`
+pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
+    let served = tree.router.query(tablet_id(&req)?, Query::Teams).await?;
+    Ok(served_json(&served, &served.value))
+}
+
+/// `GET /olympics/teams/{team}/medals`
+pub async fn medals(
+    req: HttpRequest,
+    tree: web::Data<Tree>,
+    team: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let query = Query::Medals {
+        team: team.into_inner(),
+    };
+    let served = tree.router.query(tablet_id(&req)?, query).await?;
+    Ok(served_json(&served, &served.value))
+}
+
+/// `POST /olympics/teams/{team}/medals` with `{"medal": "gold"}` (reporter only). A retry with
+/// the same `Idempotency-Key` header counts once.
+pub async fn award(
+    _reporter: Reporter,
+    req: HttpRequest,
+    tree: web::Data<Tree>,
+    team: web::Path<String>,
+    ValidJson(award): ValidJson<MedalAward>,
+) -> Result<HttpResponse, ApiError> {
+    let command = Command::award_medal(team.into_inner(), award.medal, idempotency_key(&req)?);
+    let served = tree.router.command(command).await?;
+    Ok(served_json(&served, &served.value))
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN => Ok(Some(key.to_owned())),
+        _ => Err(ApiError::BadHeader {
+            header: IDEMPOTENCY_KEY,
+            message: format!("expected 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+        }),
+    }
+}
