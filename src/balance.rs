@@ -27,8 +27,8 @@ pub fn least_loaded(servers: &[ServerLoad]) -> Option<usize> {
 
 /// The order in which to try servers for one request.
 ///
-/// `home` is the server a registered tablet was assigned to: it comes first while alive. Without
-/// one, `policy` picks the first; `ticket` is a round-robin counter value (or a random number for
+/// `home` is the server a registered tablet was assigned to: it comes first while alive, and
+/// while it is down the least-loaded live server does. Without a home, `policy` picks the first; `ticket` is a round-robin counter value (or a random number for
 /// [`BalancingPolicy::Random`]). The other live servers follow, least loaded first, for failover.
 pub fn candidate_order(
     servers: &[ServerLoad],
@@ -40,12 +40,13 @@ pub fn candidate_order(
     if live.is_empty() {
         return Vec::new();
     }
-    let first = match home {
-        Some(h) if h < servers.len() && servers[h].alive => h,
-        _ => match policy {
-            BalancingPolicy::LeastLoaded => least_loaded(servers).expect("a live server"),
-            BalancingPolicy::RoundRobin | BalancingPolicy::Random => live[ticket % live.len()],
-        },
+    let first = match (home, policy) {
+        (Some(h), _) if h < servers.len() && servers[h].alive => h,
+        // A tablet whose home is down goes to the least-loaded live server, whatever the policy.
+        (Some(_), _) | (None, BalancingPolicy::LeastLoaded) => {
+            least_loaded(servers).expect("a live server")
+        }
+        (None, BalancingPolicy::RoundRobin | BalancingPolicy::Random) => live[ticket % live.len()],
     };
     let mut rest: Vec<usize> = live.into_iter().filter(|&i| i != first).collect();
     rest.sort_by_key(|&i| (servers[i].load, i));
@@ -70,7 +71,11 @@ mod tests {
     fn least_loaded_picks_fewest_and_skips_down_servers() {
         assert_eq!(least_loaded(&[up(3), up(1), up(2)]), Some(1));
         assert_eq!(least_loaded(&[up(3), down(0), up(2)]), Some(2));
-        assert_eq!(least_loaded(&[up(1), up(1)]), Some(0), "ties go to the lowest index");
+        assert_eq!(
+            least_loaded(&[up(1), up(1)]),
+            Some(0),
+            "ties go to the lowest index"
+        );
         assert_eq!(least_loaded(&[down(0)]), None);
         assert_eq!(least_loaded(&[]), None);
     }
@@ -120,6 +125,8 @@ mod tests {
 
     #[test]
     fn no_live_server_means_no_candidates() {
-        assert!(candidate_order(&[down(0), down(0)], None, BalancingPolicy::LeastLoaded, 0).is_empty());
+        assert!(
+            candidate_order(&[down(0), down(0)], None, BalancingPolicy::LeastLoaded, 0).is_empty()
+        );
     }
 }

@@ -33,7 +33,9 @@ pub enum ClusterError {
          Install them (Debian: `apt-get install postgresql`) or set DATABASE_URL to an existing server."
     )]
     NoServerBinaries,
-    #[error("running as root, but there is no `postgres` user to run the private cluster as; create one or set DATABASE_URL")]
+    #[error(
+        "running as root, but there is no `postgres` user to run the private cluster as; create one or set DATABASE_URL"
+    )]
     NoPostgresUser,
     #[error("private PostgreSQL cluster in {dir}: {what}")]
     Io {
@@ -90,11 +92,7 @@ impl PrivateCluster {
         let io_err = |what: &str| {
             let dir = data_dir.to_path_buf();
             let what = what.to_owned();
-            move |source| ClusterError::Io {
-                dir,
-                what,
-                source,
-            }
+            move |source| ClusterError::Io { dir, what, source }
         };
         std::fs::create_dir_all(data_dir).map_err(io_err("create the data folder"))?;
         let data_dir = data_dir
@@ -428,7 +426,8 @@ fn postgres_user_ids() -> Option<(u32, u32)> {
 }
 
 fn chown_to_postgres(path: &Path) -> std::io::Result<()> {
-    let (uid, gid) = postgres_user_ids().ok_or_else(|| std::io::Error::other("no postgres user"))?;
+    let (uid, gid) =
+        postgres_user_ids().ok_or_else(|| std::io::Error::other("no postgres user"))?;
     std::os::unix::fs::chown(path, Some(uid), Some(gid))
 }
 

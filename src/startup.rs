@@ -41,9 +41,12 @@ impl Application {
         if let Some(cluster) = &storage.cluster {
             let cell = ActorCell::new("postgres-keeper");
             let (cluster, actor_cell) = (cluster.clone(), cell.clone());
-            let keeper = start_supervised(cell.clone(), &settings.supervision, shutdown.clone(), move |_| {
-                ClusterKeeper::new(cluster, actor_cell, shutdown)
-            });
+            let keeper = start_supervised(
+                cell.clone(),
+                &settings.supervision,
+                shutdown.clone(),
+                move |_| ClusterKeeper::new(cluster, actor_cell, shutdown),
+            );
             tree.registry.add(cell, keeper.recipient());
         }
 

@@ -1,7 +1,7 @@
 //! Reaching PostgreSQL: the configured server, or a private cluster of our own; then migrations.
 
-use std::sync::Arc;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
@@ -37,15 +37,16 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageErro
             (options, None, format!("psql '{}'", redact_password(url)))
         }
         None => {
-            let cluster = PrivateCluster::start(
-                &settings.data_dir,
-                ClusterOptions { durable: true },
-            )
-            .await?;
+            let cluster =
+                PrivateCluster::start(&settings.data_dir, ClusterOptions { durable: true }).await?;
             cluster.ensure_database(&settings.name).await?;
             tracing::info!(data_dir = %cluster.data_dir().display(), pid = cluster.pid(), "private PostgreSQL cluster running");
             let psql = cluster.psql_command(&settings.name);
-            (cluster.connect_options(&settings.name), Some(Arc::new(cluster)), psql)
+            (
+                cluster.connect_options(&settings.name),
+                Some(Arc::new(cluster)),
+                psql,
+            )
         }
     };
     let pool = PgPoolOptions::new()
@@ -88,6 +89,9 @@ mod tests {
             redact_password("postgres://bob@db/obelix"),
             "postgres://bob@db/obelix"
         );
-        assert_eq!(redact_password("postgres:///obelix?host=/tmp"), "postgres:///obelix?host=/tmp");
+        assert_eq!(
+            redact_password("postgres:///obelix?host=/tmp"),
+            "postgres:///obelix?host=/tmp"
+        );
     }
 }

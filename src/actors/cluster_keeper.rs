@@ -21,7 +21,11 @@ pub struct ClusterKeeper {
 }
 
 impl ClusterKeeper {
-    pub fn new(cluster: Arc<PrivateCluster>, cell: Arc<ActorCell>, shutdown: ShutdownSignal) -> Self {
+    pub fn new(
+        cluster: Arc<PrivateCluster>,
+        cell: Arc<ActorCell>,
+        shutdown: ShutdownSignal,
+    ) -> Self {
         Self {
             cluster,
             cell,

@@ -79,7 +79,9 @@ impl Handler<Command> for Database {
                     team,
                     medal,
                     idempotency_key,
-                } => CommandReply::Medals(award_medal(&pool, &team, medal, &idempotency_key).await?),
+                } => {
+                    CommandReply::Medals(award_medal(&pool, &team, medal, &idempotency_key).await?)
+                }
             })
         })
     }
@@ -207,7 +209,10 @@ const SELECT_BOARD: &str =
 
 #[tracing::instrument(skip(pool))]
 async fn score_board(pool: &PgPool, game: &str) -> Result<ScoreBoard, OlympicsError> {
-    let rows: Vec<ScoreRow> = sqlx::query_as(SELECT_BOARD).bind(game).fetch_all(pool).await?;
+    let rows: Vec<ScoreRow> = sqlx::query_as(SELECT_BOARD)
+        .bind(game)
+        .fetch_all(pool)
+        .await?;
     board_from_rows(game, rows).ok_or_else(|| OlympicsError::UnknownGame(game.to_owned()))
 }
 
@@ -231,10 +236,11 @@ async fn set_scores(
     points: &[i64],
 ) -> Result<ScoreBoard, OlympicsError> {
     let mut tx = pool.begin().await?;
-    let game_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM games WHERE slug = $1)")
-        .bind(game)
-        .fetch_one(&mut *tx)
-        .await?;
+    let game_exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM games WHERE slug = $1)")
+            .bind(game)
+            .fetch_one(&mut *tx)
+            .await?;
     if !game_exists {
         return Err(OlympicsError::UnknownGame(game.to_owned()));
     }
@@ -255,7 +261,10 @@ async fn set_scores(
     .bind(points)
     .execute(&mut *tx)
     .await?;
-    let rows: Vec<ScoreRow> = sqlx::query_as(SELECT_BOARD).bind(game).fetch_all(&mut *tx).await?;
+    let rows: Vec<ScoreRow> = sqlx::query_as(SELECT_BOARD)
+        .bind(game)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     board_from_rows(game, rows).ok_or_else(|| OlympicsError::UnknownGame(game.to_owned()))
 }
@@ -268,10 +277,11 @@ async fn award_medal(
     idempotency_key: &str,
 ) -> Result<MedalTally, OlympicsError> {
     let mut tx = pool.begin().await?;
-    let team_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM teams WHERE slug = $1)")
-        .bind(team)
-        .fetch_one(&mut *tx)
-        .await?;
+    let team_exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM teams WHERE slug = $1)")
+            .bind(team)
+            .fetch_one(&mut *tx)
+            .await?;
     if !team_exists {
         return Err(OlympicsError::UnknownTeam(team.to_owned()));
     }
@@ -286,17 +296,26 @@ async fn award_medal(
     .fetch_optional(&mut *tx)
     .await?;
     if inserted.is_none() {
-        let (first_team, first_medal): (String, String) = sqlx::query_as(
-            "SELECT team, medal FROM medal_awards WHERE idempotency_key = $1",
-        )
-        .bind(idempotency_key)
-        .fetch_one(&mut *tx)
-        .await?;
+        let (first_team, first_medal): (String, String) =
+            sqlx::query_as("SELECT team, medal FROM medal_awards WHERE idempotency_key = $1")
+                .bind(idempotency_key)
+                .fetch_one(&mut *tx)
+                .await?;
         if first_team != team || first_medal != medal.as_str() {
-            return Err(OlympicsError::IdempotencyConflict(idempotency_key.to_owned()));
+            return Err(OlympicsError::IdempotencyConflict(
+                idempotency_key.to_owned(),
+            ));
         }
-        tracing::info!(team, medal = medal.as_str(), idempotency_key, "medal award retried; counted once");
-        let tally = sqlx::query_as(SELECT_TALLY).bind(team).fetch_one(&mut *tx).await?;
+        tracing::info!(
+            team,
+            medal = medal.as_str(),
+            idempotency_key,
+            "medal award retried; counted once"
+        );
+        let tally = sqlx::query_as(SELECT_TALLY)
+            .bind(team)
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
         return Ok(tally);
     }

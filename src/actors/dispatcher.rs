@@ -71,7 +71,9 @@ impl Dispatcher {
     }
 
     fn index_of(&self, frontend: &str) -> Option<usize> {
-        self.frontends.iter().position(|s| s.cell.name() == frontend)
+        self.frontends
+            .iter()
+            .position(|s| s.cell.name() == frontend)
     }
 }
 
@@ -107,10 +109,18 @@ impl Actor for Dispatcher {
                             });
                         }
                         act.publish();
-                        tracing::info!(actor = act.cell.name(), tablets = act.tablets.len(), "dispatcher loaded tablet assignments from PostgreSQL");
+                        tracing::info!(
+                            actor = act.cell.name(),
+                            tablets = act.tablets.len(),
+                            "dispatcher loaded tablet assignments from PostgreSQL"
+                        );
                     }
                     failed => {
-                        tracing::error!(actor = act.cell.name(), ?failed, "dispatcher could not load tablets; stopping to be restarted");
+                        tracing::error!(
+                            actor = act.cell.name(),
+                            ?failed,
+                            "dispatcher could not load tablets; stopping to be restarted"
+                        );
                         ctx.stop();
                     }
                 }),
@@ -120,7 +130,10 @@ impl Actor for Dispatcher {
 
 impl actix::Supervised for Dispatcher {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        tracing::info!(actor = self.cell.name(), "dispatcher restarting; will reload tablets");
+        tracing::info!(
+            actor = self.cell.name(),
+            "dispatcher restarting; will reload tablets"
+        );
         self.tablets.clear();
     }
 }

@@ -33,13 +33,21 @@ impl Actor for Frontend {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Self::Context) {
-        tracing::info!(actor = self.cell.name(), "front-end server {} started", self.cell.name());
+        tracing::info!(
+            actor = self.cell.name(),
+            "front-end server {} started",
+            self.cell.name()
+        );
     }
 }
 
 impl actix::Supervised for Frontend {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        tracing::info!(actor = self.cell.name(), "front-end server {} restarting", self.cell.name());
+        tracing::info!(
+            actor = self.cell.name(),
+            "front-end server {} restarting",
+            self.cell.name()
+        );
     }
 }
 
@@ -68,7 +76,11 @@ impl Handler<Command> for Frontend {
 
 /// Sends to the Database actor, retrying while it restarts. Retrying is safe: reads are reads,
 /// scores are set (not added) and medal awards carry an idempotency key.
-async fn ask_database<M, R>(db: Addr<Database>, msg: M, timeout: Duration) -> Result<R, OlympicsError>
+async fn ask_database<M, R>(
+    db: Addr<Database>,
+    msg: M,
+    timeout: Duration,
+) -> Result<R, OlympicsError>
 where
     M: Message<Result = Result<R, OlympicsError>> + Clone + Send + 'static,
     R: Send + 'static,

@@ -6,9 +6,7 @@ use actix::{Actor, ActorContext, Context, Message};
 use serde::{Deserialize, Serialize};
 
 use crate::actors::supervisor::ActorCell;
-use crate::olympics::{
-    Game, Medal, MedalTally, OlympicsError, ScoreBoard, ScoreUpdate, Team,
-};
+use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, ScoreUpdate, Team};
 
 /// A read of Olympic results. Handled by front-ends and, behind them, by the database actor.
 #[derive(Debug, Clone, PartialEq, Eq, Message)]

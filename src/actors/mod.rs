@@ -78,9 +78,12 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
     let dispatcher_cell = ActorCell::new("dispatcher");
     let dispatcher = {
         let (db, table, cell) = (database.clone(), table.clone(), dispatcher_cell.clone());
-        start_supervised(dispatcher_cell.clone(), supervision, shutdown.clone(), move |_| {
-            Dispatcher::new(frontends, db, table, cell)
-        })
+        start_supervised(
+            dispatcher_cell.clone(),
+            supervision,
+            shutdown.clone(),
+            move |_| Dispatcher::new(frontends, db, table, cell),
+        )
     };
     registry.add(dispatcher_cell, dispatcher.clone().recipient());
 

@@ -34,7 +34,10 @@ impl Registry {
     }
 
     pub fn statuses(&self) -> Vec<ActorStatus> {
-        self.actors.values().map(|(cell, _)| cell.status()).collect()
+        self.actors
+            .values()
+            .map(|(cell, _)| cell.status())
+            .collect()
     }
 
     pub fn all_alive(&self) -> bool {

@@ -173,6 +173,8 @@ impl Router {
 
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Router").field("policy", &self.policy).finish()
+        f.debug_struct("Router")
+            .field("policy", &self.policy)
+            .finish()
     }
 }

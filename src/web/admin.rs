@@ -56,5 +56,7 @@ pub async fn crash(
             stay_down,
         },
     )?;
-    Ok(HttpResponse::Accepted().json(json!({ "actor": name.as_str(), "crash": format!("{:?}", params.mode).to_lowercase() })))
+    Ok(HttpResponse::Accepted().json(
+        json!({ "actor": name.as_str(), "crash": format!("{:?}", params.mode).to_lowercase() }),
+    ))
 }

@@ -37,7 +37,8 @@ fn matches(presented: Option<&str>, expected: &SecretString) -> bool {
 }
 
 fn tokens(req: &HttpRequest) -> &Tokens {
-    req.app_data::<Tokens>().expect("Tokens registered as app data")
+    req.app_data::<Tokens>()
+        .expect("Tokens registered as app data")
 }
 
 impl FromRequest for Reporter {

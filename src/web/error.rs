@@ -19,6 +19,11 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("{field}: {message}")]
     InvalidField { field: String, message: String },
+    #[error("{field}: {message}")]
+    BadParameter {
+        field: &'static str,
+        message: String,
+    },
     #[error("header {header}: {message}")]
     BadHeader {
         header: &'static str,
@@ -51,6 +56,7 @@ impl ApiError {
             ApiError::InvalidField { field, .. } => Some(field),
             ApiError::Olympics(OlympicsError::Invalid { field, .. }) => Some(field),
             ApiError::BadHeader { header, .. } => Some(header),
+            ApiError::BadParameter { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -61,14 +67,18 @@ impl ResponseError for ApiError {
         use OlympicsError as O;
         match self {
             ApiError::Olympics(e) => match e {
-                O::UnknownGame(_) | O::UnknownTeam(_) | O::UnknownTablet(_) => StatusCode::NOT_FOUND,
+                O::UnknownGame(_) | O::UnknownTeam(_) | O::UnknownTablet(_) => {
+                    StatusCode::NOT_FOUND
+                }
                 O::Invalid { .. } | O::IdempotencyConflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 O::Unavailable(_) | O::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::UnknownActor(_) | ApiError::AdminDisabled | ApiError::NoRoute(_) => {
                 StatusCode::NOT_FOUND
             }
-            ApiError::MalformedJson(_) | ApiError::BadHeader { .. } => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_)
+            | ApiError::BadHeader { .. }
+            | ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -88,7 +98,8 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             StatusCode::UNAUTHORIZED => {
-                response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
             _ => {}
         }
@@ -101,8 +112,8 @@ impl ResponseError for ApiError {
 
 /// Turns actix's own extractor errors (query strings, paths) into JSON 400s.
 pub fn extractor_error(field: &'static str, err: impl std::fmt::Display) -> actix_web::Error {
-    ApiError::InvalidField {
-        field: field.to_owned(),
+    ApiError::BadParameter {
+        field,
         message: err.to_string(),
     }
     .into()

@@ -41,7 +41,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// A resource that answers other methods with a JSON 405.
 fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async { Err::<String, _>(ApiError::MethodNotAllowed) }))
+    web::resource(path).default_service(web::to(|| async {
+        Err::<String, _>(ApiError::MethodNotAllowed)
+    }))
 }
 
 /// The answer for paths no route matches.

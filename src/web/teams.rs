@@ -49,7 +49,9 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN => Ok(Some(key.to_owned())),
+        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN => {
+            Ok(Some(key.to_owned()))
+        }
         _ => Err(ApiError::BadHeader {
             header: IDEMPOTENCY_KEY,
             message: format!("expected 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),

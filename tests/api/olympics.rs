@@ -1,0 +1,220 @@
+use serde_json::{Value, json};
+
+use crate::helpers::{REPORTER_TOKEN, error_body, spawn_app};
+
+#[actix_web::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    let actors: Vec<&str> = ready["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            "database",
+            "dispatcher",
+            "frontend-1",
+            "frontend-2",
+            "frontend-3"
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn games_and_teams_are_listed() {
+    let app = spawn_app().await;
+    let response = app.get("/olympics/games").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["x-served-by"]
+            .to_str()
+            .unwrap()
+            .starts_with("frontend-")
+    );
+    let games: Vec<Value> = response.json().await.unwrap();
+    let slugs: Vec<&str> = games.iter().map(|g| g["slug"].as_str().unwrap()).collect();
+    assert!(
+        slugs.contains(&"curling") && slugs.contains(&"skating"),
+        "{slugs:?}"
+    );
+
+    let teams: Vec<Value> = app.get("/olympics/teams").await.json().await.unwrap();
+    let slugs: Vec<&str> = teams.iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs, ["gauls", "romans"]);
+}
+
+#[actix_web::test]
+async fn a_score_update_is_read_back_and_persisted() {
+    let app = spawn_app().await;
+    let before: Value = app
+        .get("/olympics/games/curling/score")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let response = app
+        .put_score("curling", json!({ "scores": { "gauls": 7, "romans": 2 } }))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-served-by"));
+    let written: Value = response.json().await.unwrap();
+    assert_eq!(
+        written["scores"],
+        json!([{ "team": "gauls", "points": 7 }, { "team": "romans", "points": 2 }])
+    );
+
+    let read: Value = app
+        .get("/olympics/games/curling/score")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read, written);
+    assert!(read["updated_at"].as_str().unwrap() > before["updated_at"].as_str().unwrap());
+
+    let points: i64 =
+        sqlx::query_scalar("SELECT points FROM scores WHERE game = 'curling' AND team = 'gauls'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(points, 7);
+}
+
+#[actix_web::test]
+async fn a_partial_score_update_leaves_other_teams_alone() {
+    let app = spawn_app().await;
+    app.put_score("skating", json!({ "scores": { "gauls": 4, "romans": 5 } }))
+        .await;
+    let written: Value = app
+        .put_score("skating", json!({ "scores": { "romans": 6 } }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        written["scores"],
+        json!([{ "team": "gauls", "points": 4 }, { "team": "romans", "points": 6 }])
+    );
+}
+
+#[actix_web::test]
+async fn medals_are_counted_per_kind() {
+    let app = spawn_app().await;
+    for medal in ["gold", "gold", "bronze"] {
+        assert_eq!(app.award_medal("romans", medal, None).await.status(), 200);
+    }
+    let tally: Value = app
+        .get("/olympics/teams/romans/medals")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            tally["gold"].as_i64(),
+            tally["silver"].as_i64(),
+            tally["bronze"].as_i64()
+        ),
+        (Some(2), Some(0), Some(1))
+    );
+    assert!(tally["updated_at"].is_string());
+
+    let awards: i64 = sqlx::query_scalar("SELECT count(*) FROM medal_awards WHERE team = 'romans'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(awards, 3);
+}
+
+#[actix_web::test]
+async fn a_retried_award_with_the_same_idempotency_key_counts_once() {
+    let app = spawn_app().await;
+    let first: Value = app
+        .award_medal("gauls", "silver", Some("award-42"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let retry = app.award_medal("gauls", "silver", Some("award-42")).await;
+    assert_eq!(retry.status(), 200);
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(first["silver"], 1);
+    assert_eq!(retry["silver"], 1, "the retry did not count again");
+
+    // Concurrent retries of one key still count once.
+    let attempts = (0..8).map(|_| app.award_medal("gauls", "gold", Some("award-43")));
+    for response in futures_util::future::join_all(attempts).await {
+        assert_eq!(response.status(), 200);
+    }
+    let tally: Value = app
+        .get("/olympics/teams/gauls/medals")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tally["gold"], 1);
+}
+
+#[actix_web::test]
+async fn an_idempotency_key_reused_for_another_award_is_refused() {
+    let app = spawn_app().await;
+    app.award_medal("gauls", "silver", Some("award-7")).await;
+    let body = error_body(app.award_medal("gauls", "gold", Some("award-7")).await, 422).await;
+    assert!(body["error"].as_str().unwrap().contains("award-7"));
+    let tally: Value = app
+        .get("/olympics/teams/gauls/medals")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (tally["gold"].as_i64(), tally["silver"].as_i64()),
+        (Some(0), Some(1))
+    );
+}
+
+#[actix_web::test]
+async fn writes_need_the_reporter_token() {
+    let app = spawn_app().await;
+    let no_token = app
+        .request(reqwest::Method::PUT, "/olympics/games/curling/score")
+        .json(&json!({ "scores": { "gauls": 1 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.headers()["www-authenticate"], "Bearer");
+    error_body(no_token, 401).await;
+
+    let wrong_token = app
+        .request(reqwest::Method::POST, "/olympics/teams/gauls/medals")
+        .bearer_auth(format!("{REPORTER_TOKEN}x"))
+        .json(&json!({ "medal": "gold" }))
+        .send()
+        .await
+        .unwrap();
+    error_body(wrong_token, 401).await;
+
+    // Authentication comes before validation: a stranger learns nothing about the body.
+    let stranger = app
+        .request(reqwest::Method::POST, "/olympics/teams/gauls/medals")
+        .json(&json!({ "medal": "platinum" }))
+        .send()
+        .await
+        .unwrap();
+    error_body(stranger, 401).await;
+
+    let tally: Value = app
+        .get("/olympics/teams/gauls/medals")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tally["gold"], 0);
+}

@@ -1,0 +1,156 @@
+use std::collections::HashSet;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::{error_body, spawn_app};
+
+async fn served_by(app: &crate::helpers::TestApp, tablet: &str) -> String {
+    let response = app
+        .get_as_tablet("/olympics/games/curling/score", tablet)
+        .await;
+    assert_eq!(response.status(), 200);
+    response.headers()["x-served-by"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[actix_web::test]
+async fn tablets_are_spread_over_the_least_loaded_frontends() {
+    let app = spawn_app().await;
+    let mut frontends = Vec::new();
+    for _ in 0..6 {
+        let tablet = app.register_tablet().await;
+        frontends.push(tablet["frontend"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        frontends,
+        [
+            "frontend-1",
+            "frontend-2",
+            "frontend-3",
+            "frontend-1",
+            "frontend-2",
+            "frontend-3"
+        ]
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM tablets")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 6);
+}
+
+#[actix_web::test]
+async fn a_tablet_is_served_by_its_own_frontend() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        let tablet = app.register_tablet().await;
+        let id = tablet["id"].as_str().unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                served_by(&app, id).await,
+                tablet["frontend"].as_str().unwrap()
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn anonymous_reads_are_balanced_over_all_frontends() {
+    let app = spawn_app_round_robin().await;
+    let mut seen = HashSet::new();
+    for _ in 0..6 {
+        let response = app.get("/olympics/games").await;
+        seen.insert(
+            response.headers()["x-served-by"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        seen.len(),
+        3,
+        "round robin reached every front-end: {seen:?}"
+    );
+}
+
+async fn spawn_app_round_robin() -> crate::helpers::TestApp {
+    crate::helpers::spawn_app_with(|s| {
+        s.olympics.balancing = obelix::settings::BalancingPolicy::RoundRobin;
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn an_unregistered_slot_is_filled_first() {
+    let app = spawn_app().await;
+    let tablets: Vec<Value> =
+        futures_util::future::join_all((0..3).map(|_| app.register_tablet())).await;
+    let on_two = tablets
+        .iter()
+        .find(|t| t["frontend"] == "frontend-2")
+        .unwrap();
+    let id = on_two["id"].as_str().unwrap();
+    let response = app
+        .request(Method::DELETE, &format!("/olympics/tablets/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+
+    // The gone tablet is unknown now, and frontend-2 is the least loaded again.
+    error_body(app.get_as_tablet("/olympics/games", id).await, 404).await;
+    error_body(
+        app.request(Method::DELETE, &format!("/olympics/tablets/{id}"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    assert_eq!(app.register_tablet().await["frontend"], "frontend-2");
+}
+
+#[actix_web::test]
+async fn an_unknown_or_malformed_tablet_id_is_refused() {
+    let app = spawn_app().await;
+    let stranger = uuid::Uuid::new_v4().to_string();
+    error_body(app.get_as_tablet("/olympics/games", &stranger).await, 404).await;
+    let error = error_body(
+        app.request(Method::DELETE, "/olympics/tablets/42")
+            .send()
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
+    assert_eq!(error["field"], "id");
+}
+
+#[actix_web::test]
+async fn a_down_frontend_s_tablets_are_served_by_another_without_errors() {
+    let app = spawn_app().await;
+    let tablet = app.register_tablet().await;
+    assert_eq!(tablet["frontend"], "frontend-1");
+    let id = tablet["id"].as_str().unwrap();
+
+    assert_eq!(
+        app.crash("frontend-1", "stay_down_ms=1500").await.status(),
+        202
+    );
+    crate::helpers::eventually(std::time::Duration::from_secs(5), || async {
+        app.actor_status("frontend-1").await["alive"] == false
+    })
+    .await;
+    for _ in 0..5 {
+        let by = served_by(&app, id).await;
+        assert_ne!(by, "frontend-1", "a down front-end served a request");
+    }
+
+    // Once restarted, its tablets come home.
+    app.await_restart("frontend-1", 1).await;
+    assert_eq!(served_by(&app, id).await, "frontend-1");
+}
