@@ -29,8 +29,9 @@ const STALE_POSTMASTER_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error(
-        "no PostgreSQL server binaries (initdb, postgres) found in PATH or /usr/lib/postgresql/*/bin. \
-         Install them (Debian: `apt-get install postgresql`) or set DATABASE_URL to an existing server."
+        "no PostgreSQL server binaries (initdb, postgres) found in database.server_bin_dir, PATH or \
+         /usr/lib/postgresql/*/bin. Install them (Debian: `apt-get install postgresql`) or set \
+         DATABASE_URL to an existing server."
     )]
     NoServerBinaries,
     #[error(
@@ -55,11 +56,13 @@ pub enum ClusterError {
 }
 
 /// Server settings for the private cluster.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClusterOptions {
     /// `false` trades crash safety of the *server* for speed (tests only): a crash of Obelix
     /// itself still loses nothing, since the server shuts down cleanly.
     pub durable: bool,
+    /// Where `initdb` and `postgres` are; `None` searches PATH, then `/usr/lib/postgresql/*/bin`.
+    pub bin_dir: Option<PathBuf>,
 }
 
 /// A running private cluster. Dropping it does not stop the server; call [`PrivateCluster::stop`].
@@ -84,7 +87,8 @@ impl PrivateCluster {
     /// Initialises the data folder if needed, starts the server and waits until it accepts
     /// connections.
     pub async fn start(data_dir: &Path, options: ClusterOptions) -> Result<Self, ClusterError> {
-        let bin_dir = find_server_binaries().ok_or(ClusterError::NoServerBinaries)?;
+        let bin_dir = find_server_binaries(options.bin_dir.as_deref())
+            .ok_or(ClusterError::NoServerBinaries)?;
         let as_root = unsafe { libc::geteuid() } == 0;
         if as_root && postgres_user_ids().is_none() {
             return Err(ClusterError::NoPostgresUser);
@@ -381,9 +385,13 @@ fn postmaster_pid(data_dir: &Path) -> Option<i32> {
     text.lines().next()?.trim().parse().ok()
 }
 
-/// `initdb` from PATH first, then the newest `/usr/lib/postgresql/<version>/bin`.
-pub fn find_server_binaries() -> Option<PathBuf> {
+/// The configured folder if given; otherwise `initdb` from PATH, then the newest
+/// `/usr/lib/postgresql/<version>/bin`.
+pub fn find_server_binaries(configured: Option<&Path>) -> Option<PathBuf> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+    if let Some(dir) = configured {
+        return has_both(dir).then(|| dir.to_path_buf());
+    }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             if let Ok(initdb) = dir.join("initdb").canonicalize() {

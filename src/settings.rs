@@ -32,6 +32,10 @@ pub struct DatabaseSettings {
     /// An existing server. `None` means: run a private cluster in `data_dir`.
     pub url: Option<SecretString>,
     pub data_dir: PathBuf,
+    /// Where the private cluster's `initdb` and `postgres` are; unset searches PATH, then
+    /// `/usr/lib/postgresql/*/bin`.
+    #[serde(default)]
+    pub server_bin_dir: Option<PathBuf>,
     pub name: String,
     pub max_connections: u32,
 }

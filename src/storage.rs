@@ -37,8 +37,14 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageErro
             (options, None, format!("psql '{}'", redact_password(url)))
         }
         None => {
-            let cluster =
-                PrivateCluster::start(&settings.data_dir, ClusterOptions { durable: true }).await?;
+            let cluster = PrivateCluster::start(
+                &settings.data_dir,
+                ClusterOptions {
+                    durable: true,
+                    bin_dir: settings.server_bin_dir.clone(),
+                },
+            )
+            .await?;
             cluster.ensure_database(&settings.name).await?;
             tracing::info!(data_dir = %cluster.data_dir().display(), pid = cluster.pid(), "private PostgreSQL cluster running");
             let psql = cluster.psql_command(&settings.name);

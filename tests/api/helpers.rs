@@ -37,9 +37,15 @@ async fn server() -> &'static TestServer {
                     PgConnectOptions::from_str(&url).expect("DATABASE_URL parses"),
                 ),
                 _ => TestServer::Private(
-                    PrivateCluster::start(&private_data_dir(), ClusterOptions { durable: false })
-                        .await
-                        .expect("a private PostgreSQL cluster for the tests"),
+                    PrivateCluster::start(
+                        &private_data_dir(),
+                        ClusterOptions {
+                            durable: false,
+                            bin_dir: None,
+                        },
+                    )
+                    .await
+                    .expect("a private PostgreSQL cluster for the tests"),
                 ),
             }
         })

@@ -1,0 +1,266 @@
+//! The `obelix` binary as a user runs it, with its own private PostgreSQL cluster:
+//! `kill -9` under load loses no acknowledged write, a killed postmaster is brought back by the
+//! keeper, and SIGTERM shuts everything down cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+
+const REPORTER_TOKEN: &str = "process-test-token";
+
+/// A running `obelix serve` and what it printed.
+struct Obelix {
+    child: Child,
+    base_url: String,
+    psql: String,
+}
+
+impl Obelix {
+    fn start(data_dir: &Path) -> Obelix {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_obelix"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("DATABASE_URL")
+            .env("OBELIX__DATABASE__DATA_DIR", data_dir)
+            .env("OBELIX__SERVER__PORT", "0")
+            .env("OBELIX__SERVER__WORKERS", "1")
+            .env("OBELIX__OLYMPICS__REPORTER_TOKEN", REPORTER_TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("obelix starts");
+        let lines = drain(child.stdout.take().unwrap());
+        let base_url = wait_for_line(&lines, "Obelix is up: ", |rest| {
+            rest.split_whitespace().next().unwrap().to_owned()
+        });
+        let psql = wait_for_line(&lines, "inspect its database with: ", |rest| {
+            rest.trim().to_owned()
+        });
+        Obelix {
+            child,
+            base_url,
+            psql,
+        }
+    }
+
+    /// Connection options parsed from the `psql -h DIR -p PORT -U USER -d DB` line it logged.
+    fn connect_options(&self) -> PgConnectOptions {
+        let words: Vec<&str> = self.psql.split_whitespace().collect();
+        let arg = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
+        PgConnectOptions::new()
+            .host(arg("-h"))
+            .port(arg("-p").parse().unwrap())
+            .username(arg("-U"))
+            .database(arg("-d"))
+    }
+
+    fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+}
+
+impl Drop for Obelix {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the child's stdout on a thread of its own (a full pipe would block it).
+fn drain(stdout: std::process::ChildStdout) -> Arc<Mutex<Receiver<String>>> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if std::env::var("TEST_LOG").is_ok() {
+                println!("{line}");
+            }
+            // Keep draining after the receiver is gone: a closed pipe would break the child's logging.
+            let _ = tx.send(line);
+        }
+    });
+    Arc::new(Mutex::new(rx))
+}
+
+fn wait_for_line<T>(lines: &Mutex<Receiver<String>>, marker: &str, parse: impl Fn(&str) -> T) -> T {
+    let lines = lines.lock().unwrap();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("obelix never logged `{marker}`"));
+        if let Some(at) = line.find(marker) {
+            return parse(&line[at + marker.len()..]);
+        }
+    }
+}
+
+fn data_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    // The postgres user must reach the data folder inside (when we run as root).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("pgdata");
+    (dir, data)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn award(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+) -> Result<reqwest::StatusCode, reqwest::Error> {
+    client
+        .post(format!("{base}/olympics/teams/gauls/medals"))
+        .bearer_auth(REPORTER_TOKEN)
+        .header("Idempotency-Key", key)
+        .json(&serde_json::json!({ "medal": "gold" }))
+        .send()
+        .await
+        .map(|r| r.status())
+}
+
+fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+async fn eventually<F: FnMut() -> bool>(within: Duration, mut condition: F) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn kill_9_under_load_loses_no_acknowledged_write_and_sigterm_stops_everything() {
+    let (_guard, data) = data_dir();
+
+    // 1. Obelix with its own cluster; writers hammer it; kill -9 mid-traffic.
+    let first = Obelix::start(&data);
+    let client = client();
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (client, base, acknowledged) =
+            (client.clone(), first.base_url.clone(), acknowledged.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let key = format!("kill9-{w}-{i}");
+                match award(&client, &base, &key).await {
+                    Ok(status) if status == 200 => acknowledged.lock().unwrap().push(key),
+                    Ok(status) => panic!("write {key} answered {status} before the kill"),
+                    Err(_) => return, // the process is gone
+                }
+            }
+        }));
+    }
+    eventually(Duration::from_secs(30), || {
+        acknowledged.lock().unwrap().len() >= 200
+    })
+    .await;
+    first.signal(libc::SIGKILL);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    drop(first);
+
+    // 2. Restart on the same data: every acknowledged award is there, counted once.
+    let second = Obelix::start(&data);
+    let mut conn = PgConnection::connect_with(&second.connect_options())
+        .await
+        .unwrap();
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT idempotency_key FROM medal_awards WHERE idempotency_key LIKE 'kill9-%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|k| !stored.contains(k))
+        .collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    let gold: i32 = sqlx::query_scalar("SELECT gold FROM medal_tallies WHERE team = 'gauls'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        gold as usize,
+        stored.len(),
+        "the tally counts each stored award once"
+    );
+    conn.close().await.unwrap();
+
+    // 3. The postmaster dies: the keeper starts it again and writes succeed again.
+    let old_pid = postmaster_pid(&data).expect("a running postmaster");
+    unsafe { libc::kill(old_pid, libc::SIGKILL) };
+    // Old backends may linger a moment after their postmaster's death, so wait for the new one.
+    eventually(Duration::from_secs(30), || {
+        postmaster_pid(&data)
+            .is_some_and(|pid| pid != old_pid && unsafe { libc::kill(pid, 0) } == 0)
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(status) = award(&client, &second.base_url, "after-postmaster-kill").await {
+            if status == 200 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes never recovered after the postmaster was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 4. SIGTERM: Obelix exits cleanly and stops its PostgreSQL.
+    let mut second = second;
+    second.signal(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "obelix did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        postmaster_pid(&data).is_none(),
+        "the private PostgreSQL was stopped"
+    );
+}
+
+#[tokio::test]
+async fn without_server_binaries_it_says_what_to_install() {
+    let (_guard, data) = data_dir();
+    let output = Command::new(env!("CARGO_BIN_EXE_obelix"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env("OBELIX__DATABASE__DATA_DIR", &data)
+        .env("OBELIX__SERVER__PORT", "0")
+        .env("PATH", "/nonexistent")
+        .env("OBELIX__DATABASE__SERVER_BIN_DIR", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("apt-get install postgresql") && stderr.contains("DATABASE_URL"),
+        "{stderr}"
+    );
+}
