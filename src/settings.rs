@@ -55,6 +55,8 @@ pub struct OlympicsSettings {
     pub balancing: BalancingPolicy,
     pub reporter_token: SecretString,
     pub request_timeout_ms: u64,
+    /// Entries each front-end's cache holds; 0 turns caching off.
+    pub cache_capacity: u64,
 }
 
 impl OlympicsSettings {

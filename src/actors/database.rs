@@ -6,22 +6,42 @@
 
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use actix::{Actor, Context, Handler, Message, Recipient, ResponseFuture};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::actors::messages::{Command, CommandReply, Crash, Query, QueryReply, crash_actor};
+use crate::actors::messages::{
+    Command, CommandReply, Crash, Invalidate, Query, QueryReply, crash_actor,
+};
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, Team, TeamScore};
 
 pub struct Database {
     pool: PgPool,
     cell: Arc<ActorCell>,
+    /// Front-end caches to invalidate after each committed write. Kept across restarts.
+    caches: Vec<Recipient<Invalidate>>,
 }
 
 impl Database {
     pub fn new(pool: PgPool, cell: Arc<ActorCell>) -> Self {
-        Self { pool, cell }
+        Self {
+            pool,
+            cell,
+            caches: Vec::new(),
+        }
+    }
+}
+
+/// Register a cache to be told about every committed write.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SubscribeCache(pub Recipient<Invalidate>);
+
+impl Handler<SubscribeCache> for Database {
+    type Result = ();
+    fn handle(&mut self, msg: SubscribeCache, _ctx: &mut Self::Context) {
+        self.caches.push(msg.0);
     }
 }
 
@@ -68,8 +88,10 @@ impl Handler<Command> for Database {
 
     fn handle(&mut self, command: Command, _ctx: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
+        let caches = self.caches.clone();
+        let stale = command.stales();
         Box::pin(async move {
-            Ok(match command {
+            let reply = match command {
                 Command::SetScores { game, update } => {
                     let teams: Vec<String> = update.scores.keys().cloned().collect();
                     let points: Vec<i64> = update.scores.values().map(|&p| p as i64).collect();
@@ -82,7 +104,13 @@ impl Handler<Command> for Database {
                 } => {
                     CommandReply::Medals(award_medal(&pool, &team, medal, &idempotency_key).await?)
                 }
-            })
+            };
+            // Queued in every front-end's mailbox before the writer hears OK: any read sent after
+            // the acknowledgement is handled after the invalidation (mailboxes are FIFO).
+            for cache in &caches {
+                cache.do_send(Invalidate(stale.clone()));
+            }
+            Ok(reply)
         })
     }
 }

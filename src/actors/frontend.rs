@@ -1,15 +1,24 @@
 //! A front-end server (seed 000's `FrontEndServer`): takes tablet reads and reporter writes from
 //! the ingress and serves them through the Database actor.
 //!
-//! A front-end holds no state that PostgreSQL does not also hold, so a restart loses nothing.
+//! Each front-end caches what tablets read (bounded, by moka). Consistency is pushed: the
+//! database actor sends every front-end an [`Invalidate`] after each committed write, before the
+//! writer is answered. A front-end holds no state that PostgreSQL does not also hold, so a
+//! restart loses nothing; it starts with an empty cache.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Context, Handler, MailboxError, Message, ResponseFuture};
+use actix::{
+    Actor, ActorFutureExt, Addr, Context, Handler, MailboxError, Message, ResponseActFuture,
+    ResponseFuture, WrapFuture,
+};
+use moka::sync::Cache;
 
 use crate::actors::database::Database;
-use crate::actors::messages::{Command, CommandReply, Crash, Query, QueryReply, crash_actor};
+use crate::actors::messages::{
+    Answer, Command, CommandReply, Crash, Invalidate, Query, QueryReply, Read, crash_actor,
+};
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::OlympicsError;
 
@@ -21,11 +30,27 @@ pub struct Frontend {
     db: Addr<Database>,
     cell: Arc<ActorCell>,
     timeout: Duration,
+    /// `None` when caching is off (`olympics.cache_capacity = 0`).
+    cache: Option<Cache<Query, QueryReply>>,
+    /// Bumped by every invalidation. A database read that started before an invalidation may
+    /// carry the old value, so its result is only cached if the generation did not move.
+    generation: u64,
 }
 
 impl Frontend {
-    pub fn new(db: Addr<Database>, cell: Arc<ActorCell>, timeout: Duration) -> Self {
-        Self { db, cell, timeout }
+    pub fn new(
+        db: Addr<Database>,
+        cell: Arc<ActorCell>,
+        timeout: Duration,
+        cache_capacity: u64,
+    ) -> Self {
+        Self {
+            db,
+            cell,
+            timeout,
+            cache: (cache_capacity > 0).then(|| Cache::new(cache_capacity)),
+            generation: 0,
+        }
     }
 }
 
@@ -58,11 +83,59 @@ impl Handler<Crash> for Frontend {
     }
 }
 
-impl Handler<Query> for Frontend {
-    type Result = ResponseFuture<Result<QueryReply, OlympicsError>>;
+impl Handler<Read> for Frontend {
+    type Result = ResponseActFuture<Self, Result<Answer, OlympicsError>>;
 
-    fn handle(&mut self, query: Query, _ctx: &mut Self::Context) -> Self::Result {
-        Box::pin(ask_database(self.db.clone(), query, self.timeout))
+    fn handle(&mut self, Read(query): Read, _ctx: &mut Self::Context) -> Self::Result {
+        if let Some(reply) = self.cache.as_ref().and_then(|c| c.get(&query)) {
+            tracing::debug!(
+                frontend = self.cell.name(),
+                ?query,
+                "cache hit at {}",
+                self.cell.name()
+            );
+            return Box::pin(actix::fut::ready(Ok(Answer {
+                reply,
+                from_cache: true,
+            })));
+        }
+        tracing::debug!(
+            frontend = self.cell.name(),
+            ?query,
+            "cache miss at {}",
+            self.cell.name()
+        );
+        let generation = self.generation;
+        let fetch = ask_database(self.db.clone(), query.clone(), self.timeout);
+        Box::pin(fetch.into_actor(self).map(move |fetched, act, _ctx| {
+            let reply = fetched?;
+            if let Some(cache) = &act.cache {
+                if act.generation == generation {
+                    cache.insert(query, reply.clone());
+                }
+            }
+            Ok(Answer {
+                reply,
+                from_cache: false,
+            })
+        }))
+    }
+}
+
+impl Handler<Invalidate> for Frontend {
+    type Result = ();
+
+    fn handle(&mut self, Invalidate(query): Invalidate, _ctx: &mut Self::Context) {
+        self.generation += 1;
+        if let Some(cache) = &self.cache {
+            cache.invalidate(&query);
+            tracing::debug!(
+                frontend = self.cell.name(),
+                ?query,
+                "cache entry invalidated at {}",
+                self.cell.name()
+            );
+        }
     }
 }
 

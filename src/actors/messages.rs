@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, ScoreUpdate, Team};
 
-/// A read of Olympic results. Handled by front-ends and, behind them, by the database actor.
-#[derive(Debug, Clone, PartialEq, Eq, Message)]
+/// A read of Olympic results, as the database actor answers it. Also the front-end caches' key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Message)]
 #[rtype(result = "Result<QueryReply, OlympicsError>")]
 pub enum Query {
     Games,
@@ -26,6 +26,25 @@ pub enum QueryReply {
     Score(ScoreBoard),
     Medals(MedalTally),
 }
+
+/// A tablet's read, sent to a front-end: answered from its cache or through the database actor.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Answer, OlympicsError>")]
+pub struct Read(pub Query);
+
+/// A front-end's answer to a [`Read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub reply: QueryReply,
+    /// `X-Cache: hit` or `miss`.
+    pub from_cache: bool,
+}
+
+/// Drop a cached read. The database actor sends it to every front-end after a write commits and
+/// before the writer is answered, so no front-end serves the old value after the acknowledgement.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Invalidate(pub Query);
 
 /// A reporter's update. Committed to PostgreSQL before it is answered.
 #[derive(Debug, Clone, Message)]
@@ -51,6 +70,14 @@ pub enum CommandReply {
 }
 
 impl Command {
+    /// The cached read this write makes stale.
+    pub fn stales(&self) -> Query {
+        match self {
+            Command::SetScores { game, .. } => Query::Score { game: game.clone() },
+            Command::AwardMedal { team, .. } => Query::Medals { team: team.clone() },
+        }
+    }
+
     /// A medal award; without a client key it gets a fresh one, so that our own retries (after a
     /// front-end crash) still count once.
     pub fn award_medal(team: String, medal: Medal, idempotency_key: Option<String>) -> Self {

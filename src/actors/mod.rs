@@ -25,7 +25,7 @@ use arc_swap::ArcSwap;
 use sqlx::PgPool;
 
 use crate::settings::Settings;
-use database::Database;
+use database::{Database, SubscribeCache};
 use dispatcher::Dispatcher;
 use frontend::Frontend;
 use registry::Registry;
@@ -58,9 +58,11 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
             let cell = ActorCell::new(format!("frontend-{n}"));
             let db = database.clone();
             let actor_cell = cell.clone();
+            let capacity = settings.olympics.cache_capacity;
             let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
-                Frontend::new(db, actor_cell, timeout)
+                Frontend::new(db, actor_cell, timeout, capacity)
             });
+            database.do_send(SubscribeCache(addr.clone().recipient()));
             registry.add(cell.clone(), addr.clone().recipient());
             Arc::new(FrontendSlot {
                 addr,

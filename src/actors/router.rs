@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::actors::dispatcher::{Dispatcher, RegisterTablet, UnregisterTablet};
 use crate::actors::frontend::Frontend;
-use crate::actors::messages::{Command, CommandReply, Query, QueryReply};
+use crate::actors::messages::{Answer, Command, CommandReply, Query, Read};
 use crate::actors::supervisor::ActorCell;
 use crate::balance::{ServerLoad, candidate_order};
 use crate::olympics::{OlympicsError, TabletAssignment};
@@ -95,8 +95,8 @@ impl Router {
         &self,
         tablet: Option<Uuid>,
         query: Query,
-    ) -> Result<Served<QueryReply>, OlympicsError> {
-        self.deliver(tablet, query).await
+    ) -> Result<Served<Answer>, OlympicsError> {
+        self.deliver(tablet, Read(query)).await
     }
 
     /// A reporter's write.

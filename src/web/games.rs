@@ -9,12 +9,13 @@ use crate::olympics::ScoreUpdate;
 use crate::web::auth::Reporter;
 use crate::web::error::ApiError;
 use crate::web::json::ValidJson;
-use crate::web::olympics_common::{served_json, tablet_id};
+use crate::web::olympics_common::{read_response, tablet_id, write_response};
 
 /// `GET /olympics/games`
 pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
-    let served = tree.router.query(tablet_id(&req)?, Query::Games).await?;
-    Ok(served_json(&served, &served.value))
+    Ok(read_response(
+        tree.router.query(tablet_id(&req)?, Query::Games).await?,
+    ))
 }
 
 /// `GET /olympics/games/{game}/score`
@@ -26,8 +27,9 @@ pub async fn score(
     let query = Query::Score {
         game: game.into_inner(),
     };
-    let served = tree.router.query(tablet_id(&req)?, query).await?;
-    Ok(served_json(&served, &served.value))
+    Ok(read_response(
+        tree.router.query(tablet_id(&req)?, query).await?,
+    ))
 }
 
 /// `PUT /olympics/games/{game}/score` with `{"scores": {"gauls": 3, "romans": 1}}` (reporter only).
@@ -42,6 +44,5 @@ pub async fn set_score(
         game: game.into_inner(),
         update,
     };
-    let served = tree.router.command(command).await?;
-    Ok(served_json(&served, &served.value))
+    Ok(write_response(tree.router.command(command).await?))
 }

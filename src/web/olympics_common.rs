@@ -2,13 +2,14 @@
 
 use actix_web::HttpRequest;
 use actix_web::HttpResponse;
-use serde::Serialize;
 use uuid::Uuid;
 
+use crate::actors::messages::{Answer, CommandReply};
 use crate::actors::router::Served;
 use crate::web::error::ApiError;
 
 pub const SERVED_BY: &str = "X-Served-By";
+pub const CACHE: &str = "X-Cache";
 pub const TABLET_ID: &str = "X-Tablet-Id";
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
@@ -28,9 +29,22 @@ pub fn tablet_id(req: &HttpRequest) -> Result<Option<Uuid>, ApiError> {
         })
 }
 
-/// A 200 with `body` as JSON and the serving front-end in `X-Served-By`.
-pub fn served_json<T, B: Serialize>(served: &Served<T>, body: &B) -> HttpResponse {
+/// A read's 200: the reply as JSON, who served it (`X-Served-By`), and `X-Cache: hit|miss`.
+pub fn read_response(served: Served<Answer>) -> HttpResponse {
+    let cache = if served.value.from_cache {
+        "hit"
+    } else {
+        "miss"
+    };
     HttpResponse::Ok()
-        .insert_header((SERVED_BY, served.by.as_str()))
-        .json(body)
+        .insert_header((SERVED_BY, served.by))
+        .insert_header((CACHE, cache))
+        .json(served.value.reply)
+}
+
+/// A write's 200: the new state as JSON and who served it.
+pub fn write_response(served: Served<CommandReply>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((SERVED_BY, served.by))
+        .json(served.value)
 }

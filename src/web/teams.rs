@@ -9,12 +9,13 @@ use crate::olympics::{MAX_IDEMPOTENCY_KEY_LEN, MedalAward};
 use crate::web::auth::Reporter;
 use crate::web::error::ApiError;
 use crate::web::json::ValidJson;
-use crate::web::olympics_common::{IDEMPOTENCY_KEY, served_json, tablet_id};
+use crate::web::olympics_common::{IDEMPOTENCY_KEY, read_response, tablet_id, write_response};
 
 /// `GET /olympics/teams`
 pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
-    let served = tree.router.query(tablet_id(&req)?, Query::Teams).await?;
-    Ok(served_json(&served, &served.value))
+    Ok(read_response(
+        tree.router.query(tablet_id(&req)?, Query::Teams).await?,
+    ))
 }
 
 /// `GET /olympics/teams/{team}/medals`
@@ -26,8 +27,9 @@ pub async fn medals(
     let query = Query::Medals {
         team: team.into_inner(),
     };
-    let served = tree.router.query(tablet_id(&req)?, query).await?;
-    Ok(served_json(&served, &served.value))
+    Ok(read_response(
+        tree.router.query(tablet_id(&req)?, query).await?,
+    ))
 }
 
 /// `POST /olympics/teams/{team}/medals` with `{"medal": "gold"}` (reporter only). A retry with
@@ -40,8 +42,7 @@ pub async fn award(
     ValidJson(award): ValidJson<MedalAward>,
 ) -> Result<HttpResponse, ApiError> {
     let command = Command::award_medal(team.into_inner(), award.medal, idempotency_key(&req)?);
-    let served = tree.router.command(command).await?;
-    Ok(served_json(&served, &served.value))
+    Ok(write_response(tree.router.command(command).await?))
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
