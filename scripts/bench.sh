@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Olympic read/write load, side by side with a bare actix-web handler, on this machine.
+# Prints a Markdown table (docs/benchmarks.md keeps the last results).
+#   scripts/bench.sh [seconds-per-run]   (default 10)
+# Uses the same PostgreSQL rules as `cargo run`: DATABASE_URL, or a private cluster in a temp dir.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+DURATION=${1:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+OBELIX_PORT=18080
+HELLO_PORT=18081
+export REPORTER_TOKEN=bench-reporter-token
+WORK=$(mktemp -d); chmod 755 "$WORK"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+cargo build --release --quiet --bin obelix --example hello
+
+wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+# wrk's requests/s and latency percentiles, as "rps p50 p99".
+run_wrk() {
+  local out; out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  if grep -q "Non-2xx" <<<"$out"; then echo "wrk saw errors: $(grep Non-2xx <<<"$out")" >&2; exit 1; fi
+  echo "$rps $p50 $p99"
+}
+
+start_obelix() { # $1 = cache capacity
+  OBELIX__SERVER__PORT=$OBELIX_PORT OBELIX__DATABASE__DATA_DIR="$WORK/pgdata" \
+  OBELIX__OLYMPICS__REPORTER_TOKEN=$REPORTER_TOKEN OBELIX__OLYMPICS__CACHE_CAPACITY=$1 \
+  RUST_LOG=warn target/release/obelix >"$WORK/obelix.log" 2>&1 &
+  OBELIX_PID=$!; PIDS+=("$OBELIX_PID")
+  wait_http "http://127.0.0.1:$OBELIX_PORT/readyz"
+}
+stop_obelix() { kill -INT "$OBELIX_PID"; wait "$OBELIX_PID" || true; }
+
+target/release/examples/hello 127.0.0.1:$HELLO_PORT 2 & PIDS+=($!)
+wait_http "http://127.0.0.1:$HELLO_PORT/"
+read -r hello_rps hello_p50 hello_p99 < <(run_wrk "http://127.0.0.1:$HELLO_PORT/")
+
+start_obelix 10000
+TABLET=$(curl -sf -XPOST "http://127.0.0.1:$OBELIX_PORT/olympics/tablets" | sed 's/.*"id":"\([^"]*\)".*/\1/')
+SCORE_URL="http://127.0.0.1:$OBELIX_PORT/olympics/games/curling/score"
+read -r cached_rps cached_p50 cached_p99 < <(run_wrk -H "X-Tablet-Id: $TABLET" "$SCORE_URL")
+read -r anon_rps anon_p50 anon_p99 < <(run_wrk "$SCORE_URL")
+read -r put_rps put_p50 put_p99 < <(run_wrk -s bench/put_score.lua "http://127.0.0.1:$OBELIX_PORT")
+read -r medal_rps medal_p50 medal_p99 < <(run_wrk -s bench/award_medal.lua "http://127.0.0.1:$OBELIX_PORT")
+stop_obelix
+
+start_obelix 0
+read -r uncached_rps uncached_p50 uncached_p99 < <(run_wrk -H "X-Tablet-Id: $TABLET" "$SCORE_URL")
+stop_obelix
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+cat <<TABLE
+Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t1 -c$CONNECTIONS -d${DURATION}s on the same cores.
+PostgreSQL: ${DATABASE_URL:+the server at DATABASE_URL}${DATABASE_URL:-private cluster (fsync on, synchronous_commit on)}.
+
+| what | requests/s | p50 | p99 | vs bare actix-web |
+|---|---:|---:|---:|---:|
+| bare actix-web "hello" (baseline) | $hello_rps | $hello_p50 | $hello_p99 | 1.00 |
+| GET score, tablet, cached (X-Cache: hit) | $cached_rps | $cached_p50 | $cached_p99 | $(ratio "$cached_rps" "$hello_rps") |
+| GET score, anonymous, cached | $anon_rps | $anon_p50 | $anon_p99 | $(ratio "$anon_rps" "$hello_rps") |
+| GET score, tablet, cache off | $uncached_rps | $uncached_p50 | $uncached_p99 | $(ratio "$uncached_rps" "$hello_rps") |
+| PUT score (reporter, 1 commit each) | $put_rps | $put_p50 | $put_p99 | |
+| POST medal (reporter, 1 commit each) | $medal_rps | $medal_p50 | $medal_p99 | |
+TABLE
