@@ -13,6 +13,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 const REPORTER_TOKEN: &str = "process-test-token";
+const ADMIN_TOKEN: &str = "process-test-admin";
 
 /// A running `obelix serve` and what it printed.
 struct Obelix {
@@ -30,6 +31,7 @@ impl Obelix {
             .env("OBELIX__SERVER__PORT", "0")
             .env("OBELIX__SERVER__WORKERS", "1")
             .env("OBELIX__OLYMPICS__REPORTER_TOKEN", REPORTER_TOKEN)
+            .env("OBELIX__ADMIN__TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -204,7 +206,42 @@ async fn kill_9_under_load_loses_no_acknowledged_write_and_sigterm_stops_everyth
     );
     conn.close().await.unwrap();
 
-    // 3. The postmaster dies: the keeper starts it again and writes succeed again.
+    // 3. The keeper panics and its supervisor restarts it; then the postmaster dies, the
+    //    restarted keeper starts it again, and writes succeed again.
+    let crash = client
+        .post(format!(
+            "{}/admin/actors/postgres-keeper/crash?mode=panic",
+            second.base_url
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crash.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let actors: Vec<serde_json::Value> = client
+            .get(format!("{}/admin/actors", second.base_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let keeper = actors
+            .iter()
+            .find(|a| a["name"] == "postgres-keeper")
+            .unwrap();
+        if keeper["restarts"] == 1 && keeper["alive"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the keeper was not restarted: {keeper}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let old_pid = postmaster_pid(&data).expect("a running postmaster");
     unsafe { libc::kill(old_pid, libc::SIGKILL) };
     // Old backends may linger a moment after their postmaster's death, so wait for the new one.
