@@ -394,12 +394,11 @@ pub fn find_server_binaries(configured: Option<&Path>) -> Option<PathBuf> {
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
-            if let Ok(initdb) = dir.join("initdb").canonicalize() {
-                if let Some(real_dir) = initdb.parent() {
-                    if has_both(real_dir) {
-                        return Some(real_dir.to_path_buf());
-                    }
-                }
+            if let Ok(initdb) = dir.join("initdb").canonicalize()
+                && let Some(real_dir) = initdb.parent()
+                && has_both(real_dir)
+            {
+                return Some(real_dir.to_path_buf());
             }
         }
     }

@@ -97,10 +97,10 @@ impl Settings {
                     .prefix_separator("__")
                     .separator("__"),
             );
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            if !url.is_empty() {
-                builder = builder.set_override("database.url", url)?;
-            }
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.is_empty()
+        {
+            builder = builder.set_override("database.url", url)?;
         }
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;

@@ -252,10 +252,10 @@ async fn kill_9_under_load_loses_no_acknowledged_write_and_sigterm_stops_everyth
     .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(status) = award(&client, &second.base_url, "after-postmaster-kill").await {
-            if status == 200 {
-                break;
-            }
+        if let Ok(status) = award(&client, &second.base_url, "after-postmaster-kill").await
+            && status == 200
+        {
+            break;
         }
         assert!(
             Instant::now() < deadline,

@@ -166,7 +166,7 @@ impl Handler<RegisterTablet> for Dispatcher {
             id,
             frontend: frontend.clone(),
         });
-        AtomicResponse::new(Box::pin(async move { save.await }.into_actor(self).map(
+        AtomicResponse::new(Box::pin(save.into_actor(self).map(
             move |saved, act, _ctx| {
                 saved.map_err(|e| OlympicsError::Unavailable(format!("database actor: {e}")))??;
                 act.tablets.insert(id, index);
@@ -191,7 +191,7 @@ impl Handler<UnregisterTablet> for Dispatcher {
     fn handle(&mut self, msg: UnregisterTablet, _ctx: &mut Self::Context) -> Self::Result {
         let id = msg.id;
         let delete = self.db.send(DeleteTablet { id });
-        AtomicResponse::new(Box::pin(async move { delete.await }.into_actor(self).map(
+        AtomicResponse::new(Box::pin(delete.into_actor(self).map(
             move |deleted, act, _ctx| {
                 let existed = deleted
                     .map_err(|e| OlympicsError::Unavailable(format!("database actor: {e}")))??;

@@ -109,10 +109,10 @@ impl Handler<Read> for Frontend {
         let fetch = ask_database(self.db.clone(), query.clone(), self.timeout);
         Box::pin(fetch.into_actor(self).map(move |fetched, act, _ctx| {
             let reply = fetched?;
-            if let Some(cache) = &act.cache {
-                if act.generation == generation {
-                    cache.insert(query, reply.clone());
-                }
+            if let Some(cache) = &act.cache
+                && act.generation == generation
+            {
+                cache.insert(query, reply.clone());
             }
             Ok(Answer {
                 reply,

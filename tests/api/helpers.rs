@@ -61,10 +61,9 @@ fn private_data_dir() -> PathBuf {
             if let Some(pid) = name
                 .strip_prefix("obelix-test-")
                 .and_then(|p| p.parse::<i32>().ok())
+                && unsafe { libc::kill(pid, 0) } != 0
             {
-                if unsafe { libc::kill(pid, 0) } != 0 {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
