@@ -159,8 +159,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        // Sends the stop command now; the returned future only waits for it.
-        let _ = self.handle.stop(false);
+        // `stop` sends its command before returning; the future only awaits completion.
+        drop(self.handle.stop(false));
     }
 }
 
