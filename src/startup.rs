@@ -1,6 +1,7 @@
 //! Builds the whole process tree: PostgreSQL, the actors, then the HTTP ingress.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
@@ -47,7 +48,7 @@ impl Application {
                 shutdown.clone(),
                 move |_| ClusterKeeper::new(cluster, actor_cell, shutdown),
             );
-            tree.registry.add(cell, keeper.recipient());
+            tree.registry.add(cell, keeper);
         }
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
@@ -114,6 +115,8 @@ impl Application {
         let result = self.server.await;
         tracing::info!("HTTP server stopped; shutting down the actor tree");
         self.tree.shutdown.begin();
+        self.tree.registry.stop_all(Duration::from_secs(5)).await;
+        // Waits for queries still running (writes whose actors are gone) to give back their connections.
         self.storage.pool.close().await;
         if let Some(cluster) = &self.storage.cluster {
             cluster.stop().await;

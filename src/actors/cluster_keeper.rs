@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, AsyncContext, Context, Handler, WrapFuture};
+use actix::{Actor, AsyncContext, Context, WrapFuture};
 
-use crate::actors::messages::{Crash, crash_actor};
 use crate::actors::supervisor::{ActorCell, ShutdownSignal};
 use crate::pg_cluster::PrivateCluster;
 
@@ -61,9 +60,4 @@ impl Actor for ClusterKeeper {
 
 impl actix::Supervised for ClusterKeeper {}
 
-impl Handler<Crash> for ClusterKeeper {
-    type Result = ();
-    fn handle(&mut self, msg: Crash, ctx: &mut Self::Context) {
-        crash_actor(&self.cell, msg, ctx);
-    }
-}
+crate::supervised_actor_handlers!(ClusterKeeper);

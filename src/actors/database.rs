@@ -10,9 +10,7 @@ use actix::{Actor, Context, Handler, Message, Recipient, ResponseFuture};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::actors::messages::{
-    Command, CommandReply, Crash, Invalidate, Query, QueryReply, crash_actor,
-};
+use crate::actors::messages::{Command, CommandReply, Invalidate, Query, QueryReply};
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, Team, TeamScore};
 
@@ -60,12 +58,7 @@ impl actix::Supervised for Database {
     }
 }
 
-impl Handler<Crash> for Database {
-    type Result = ();
-    fn handle(&mut self, msg: Crash, ctx: &mut Self::Context) {
-        crash_actor(&self.cell, msg, ctx);
-    }
-}
+crate::supervised_actor_handlers!(Database);
 
 impl Handler<Query> for Database {
     type Result = ResponseFuture<Result<QueryReply, OlympicsError>>;

@@ -17,7 +17,6 @@ use arc_swap::ArcSwap;
 use uuid::Uuid;
 
 use crate::actors::database::{Database, DeleteTablet, LoadTablets, SaveTablet};
-use crate::actors::messages::{Crash, crash_actor};
 use crate::actors::router::{FrontendSlot, RoutingTable};
 use crate::actors::supervisor::ActorCell;
 use crate::balance::{ServerLoad, least_loaded};
@@ -138,12 +137,7 @@ impl actix::Supervised for Dispatcher {
     }
 }
 
-impl Handler<Crash> for Dispatcher {
-    type Result = ();
-    fn handle(&mut self, msg: Crash, ctx: &mut Self::Context) {
-        crash_actor(&self.cell, msg, ctx);
-    }
-}
+crate::supervised_actor_handlers!(Dispatcher);
 
 /// Register a new tablet: it is assigned to the live front-end with the fewest tablets.
 #[derive(Debug, Message)]

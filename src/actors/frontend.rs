@@ -16,9 +16,7 @@ use actix::{
 use moka::sync::Cache;
 
 use crate::actors::database::Database;
-use crate::actors::messages::{
-    Answer, Command, CommandReply, Crash, Invalidate, Query, QueryReply, Read, crash_actor,
-};
+use crate::actors::messages::{Answer, Command, CommandReply, Invalidate, Query, QueryReply, Read};
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::OlympicsError;
 
@@ -76,12 +74,7 @@ impl actix::Supervised for Frontend {
     }
 }
 
-impl Handler<Crash> for Frontend {
-    type Result = ();
-    fn handle(&mut self, msg: Crash, ctx: &mut Self::Context) {
-        crash_actor(&self.cell, msg, ctx);
-    }
-}
+crate::supervised_actor_handlers!(Frontend);
 
 impl Handler<Read> for Frontend {
     type Result = ResponseActFuture<Self, Result<Answer, OlympicsError>>;

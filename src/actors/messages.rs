@@ -109,6 +109,36 @@ pub struct Crash {
     pub stay_down: Duration,
 }
 
+/// Stop the receiving actor for good: sent to every actor at shutdown, after the shutdown signal
+/// is set, so its supervisor does not restart it.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+/// Implements `Handler<Crash>` and `Handler<Stop>` for an actor with a `cell: Arc<ActorCell>`.
+#[macro_export]
+macro_rules! supervised_actor_handlers {
+    ($actor:ty) => {
+        impl actix::Handler<$crate::actors::messages::Crash> for $actor {
+            type Result = ();
+            fn handle(&mut self, msg: $crate::actors::messages::Crash, ctx: &mut Self::Context) {
+                $crate::actors::messages::crash_actor(&self.cell, msg, ctx);
+            }
+        }
+        impl actix::Handler<$crate::actors::messages::Stop> for $actor {
+            type Result = ();
+            fn handle(&mut self, _: $crate::actors::messages::Stop, ctx: &mut Self::Context) {
+                tracing::info!(
+                    actor = self.cell.name(),
+                    "actor {} stops for shutdown",
+                    self.cell.name()
+                );
+                actix::ActorContext::stop(ctx);
+            }
+        }
+    };
+}
+
 /// The one body of every actor's `Handler<Crash>`.
 pub fn crash_actor<A>(cell: &ActorCell, crash: Crash, ctx: &mut Context<A>)
 where

@@ -51,7 +51,7 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
     let database = start_supervised(db_cell.clone(), supervision, shutdown.clone(), |_| {
         Database::new(pool, db_cell.clone())
     });
-    registry.add(db_cell, database.clone().recipient());
+    registry.add(db_cell, database.clone());
 
     let frontends: Vec<Arc<FrontendSlot>> = (1..=settings.olympics.frontends)
         .map(|n| {
@@ -63,7 +63,7 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
                 Frontend::new(db, actor_cell, timeout, capacity)
             });
             database.do_send(SubscribeCache(addr.clone().recipient()));
-            registry.add(cell.clone(), addr.clone().recipient());
+            registry.add(cell.clone(), addr.clone());
             Arc::new(FrontendSlot {
                 addr,
                 cell,
@@ -87,7 +87,7 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
             move |_| Dispatcher::new(frontends, db, table, cell),
         )
     };
-    registry.add(dispatcher_cell, dispatcher.clone().recipient());
+    registry.add(dispatcher_cell, dispatcher.clone());
 
     Tree {
         router: Router::new(table, dispatcher, settings.olympics.balancing, timeout),

@@ -4,14 +4,23 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use actix::Recipient;
+use std::time::{Duration, Instant};
 
-use crate::actors::messages::Crash;
+use actix::{Actor, Addr, Context, Handler, Recipient};
+
+use crate::actors::messages::{Crash, Stop};
 use crate::actors::supervisor::{ActorCell, ActorStatus};
+
+#[derive(Clone)]
+struct Entry {
+    cell: Arc<ActorCell>,
+    crash: Recipient<Crash>,
+    stop: Recipient<Stop>,
+}
 
 #[derive(Clone, Default)]
 pub struct Registry {
-    actors: BTreeMap<String, (Arc<ActorCell>, Recipient<Crash>)>,
+    actors: BTreeMap<String, Entry>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -19,28 +28,45 @@ pub struct Registry {
 pub struct UnknownActor(pub String);
 
 impl Registry {
-    pub fn add(&mut self, cell: Arc<ActorCell>, crash: Recipient<Crash>) {
-        self.actors.insert(cell.name().to_owned(), (cell, crash));
+    pub fn add<A>(&mut self, cell: Arc<ActorCell>, addr: Addr<A>)
+    where
+        A: Actor<Context = Context<A>> + Handler<Crash> + Handler<Stop>,
+    {
+        let entry = Entry {
+            cell,
+            crash: addr.clone().recipient(),
+            stop: addr.recipient(),
+        };
+        self.actors.insert(entry.cell.name().to_owned(), entry);
+    }
+
+    /// Stops every actor (after the shutdown signal is set, so none is restarted) and waits up
+    /// to `within` for them to be gone.
+    pub async fn stop_all(&self, within: Duration) {
+        for entry in self.actors.values() {
+            entry.stop.do_send(Stop);
+        }
+        let deadline = Instant::now() + within;
+        while self.actors.values().any(|e| e.cell.is_alive()) && Instant::now() < deadline {
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Delivers `crash` to the named actor. The crash happens when the actor handles it.
     pub fn crash(&self, name: &str, crash: Crash) -> Result<(), UnknownActor> {
-        let (_, recipient) = self
+        let entry = self
             .actors
             .get(name)
             .ok_or_else(|| UnknownActor(name.to_owned()))?;
-        recipient.do_send(crash);
+        entry.crash.do_send(crash);
         Ok(())
     }
 
     pub fn statuses(&self) -> Vec<ActorStatus> {
-        self.actors
-            .values()
-            .map(|(cell, _)| cell.status())
-            .collect()
+        self.actors.values().map(|e| e.cell.status()).collect()
     }
 
     pub fn all_alive(&self) -> bool {
-        self.actors.values().all(|(cell, _)| cell.is_alive())
+        self.actors.values().all(|e| e.cell.is_alive())
     }
 }

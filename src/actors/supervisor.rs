@@ -223,7 +223,7 @@ where
             };
             this.cell.alive.store(false, Ordering::Release);
             if this.shutdown.is_set() {
-                tracing::info!(actor = %this.cell.name, "actor stopped during shutdown");
+                tracing::info!(actor = %this.cell.name, "actor {} stopped during shutdown", this.cell.name);
                 return Poll::Ready(());
             }
             match &exit {
