@@ -81,6 +81,8 @@ pub struct TeamScore {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScoreBoard {
     pub game: String,
+    /// Bumped by every score update of this game: later versions are later states.
+    pub version: i64,
     pub scores: Vec<TeamScore>,
     /// When any score of this game last changed.
     pub updated_at: DateTime<Utc>,
@@ -92,6 +94,8 @@ pub struct MedalTally {
     pub gold: i32,
     pub silver: i32,
     pub bronze: i32,
+    /// Bumped by every medal awarded to this team.
+    pub version: i64,
     pub updated_at: DateTime<Utc>,
 }
 

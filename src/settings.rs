@@ -57,11 +57,30 @@ pub struct OlympicsSettings {
     pub request_timeout_ms: u64,
     /// Entries each front-end's cache holds; 0 turns caching off.
     pub cache_capacity: u64,
+    pub cache_consistency: CacheConsistency,
+    /// How often each front-end re-reads its cached entries in pull mode.
+    pub pull_interval_ms: u64,
+}
+
+/// How front-end caches learn of writes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheConsistency {
+    /// Every write invalidates the entry in every front-end before it is acknowledged.
+    Push,
+    /// Each front-end re-reads its entries every `pull_interval_ms`; writes tell no one.
+    Pull,
 }
 
 impl OlympicsSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The refresh period when caches pull, `None` when they are pushed to.
+    pub fn pull_interval(&self) -> Option<Duration> {
+        (self.cache_consistency == CacheConsistency::Pull)
+            .then(|| Duration::from_millis(self.pull_interval_ms.max(1)))
     }
 }
 

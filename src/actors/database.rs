@@ -205,6 +205,7 @@ async fn list_teams(pool: &PgPool) -> Result<Vec<Team>, OlympicsError> {
 
 #[derive(sqlx::FromRow)]
 struct ScoreRow {
+    version: i64,
     team: String,
     points: i64,
     updated_at: chrono::DateTime<chrono::Utc>,
@@ -214,6 +215,7 @@ fn board_from_rows(game: &str, rows: Vec<ScoreRow>) -> Option<ScoreBoard> {
     let updated_at = rows.iter().map(|r| r.updated_at).max()?;
     Some(ScoreBoard {
         game: game.to_owned(),
+        version: rows[0].version,
         scores: rows
             .into_iter()
             .map(|r| TeamScore {
@@ -225,8 +227,9 @@ fn board_from_rows(game: &str, rows: Vec<ScoreRow>) -> Option<ScoreBoard> {
     })
 }
 
-const SELECT_BOARD: &str =
-    "SELECT team, points, updated_at FROM scores WHERE game = $1 ORDER BY team";
+/// One statement, so the version and the points come from one snapshot.
+const SELECT_BOARD: &str = "SELECT g.version, s.team, s.points, s.updated_at \
+     FROM games g JOIN scores s ON s.game = g.slug WHERE g.slug = $1 ORDER BY s.team";
 
 #[tracing::instrument(skip(pool))]
 async fn score_board(pool: &PgPool, game: &str) -> Result<ScoreBoard, OlympicsError> {
@@ -238,7 +241,7 @@ async fn score_board(pool: &PgPool, game: &str) -> Result<ScoreBoard, OlympicsEr
 }
 
 const SELECT_TALLY: &str =
-    "SELECT team, gold, silver, bronze, updated_at FROM medal_tallies WHERE team = $1";
+    "SELECT team, gold, silver, bronze, version, updated_at FROM medal_tallies WHERE team = $1";
 
 #[tracing::instrument(skip(pool))]
 async fn medal_tally(pool: &PgPool, team: &str) -> Result<MedalTally, OlympicsError> {
@@ -257,12 +260,12 @@ async fn set_scores(
     points: &[i64],
 ) -> Result<ScoreBoard, OlympicsError> {
     let mut tx = pool.begin().await?;
-    let game_exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM games WHERE slug = $1)")
-            .bind(game)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !game_exists {
+    // Bumping the version locks the game's row: writers of one game commit one at a time.
+    let bumped = sqlx::query("UPDATE games SET version = version + 1 WHERE slug = $1")
+        .bind(game)
+        .execute(&mut *tx)
+        .await?;
+    if bumped.rows_affected() == 0 {
         return Err(OlympicsError::UnknownGame(game.to_owned()));
     }
     let known: Vec<String> = sqlx::query_scalar("SELECT slug FROM teams WHERE slug = ANY($1)")
@@ -345,8 +348,9 @@ async fn award_medal(
             gold = gold + ($2 = 'gold')::int, \
             silver = silver + ($2 = 'silver')::int, \
             bronze = bronze + ($2 = 'bronze')::int, \
+            version = version + 1, \
             updated_at = now() \
-         WHERE team = $1 RETURNING team, gold, silver, bronze, updated_at",
+         WHERE team = $1 RETURNING team, gold, silver, bronze, version, updated_at",
     )
     .bind(team)
     .bind(medal.as_str())

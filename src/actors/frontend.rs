@@ -1,17 +1,17 @@
 //! A front-end server (seed 000's `FrontEndServer`): takes tablet reads and reporter writes from
 //! the ingress and serves them through the Database actor.
 //!
-//! Each front-end caches what tablets read (bounded, by moka). Consistency is pushed: the
-//! database actor sends every front-end an [`Invalidate`] after each committed write, before the
-//! writer is answered. A front-end holds no state that PostgreSQL does not also hold, so a
+//! Each front-end caches what tablets read (bounded, by moka). In push mode the database actor
+//! sends every front-end an [`Invalidate`] after each committed write, before the writer is
+//! answered; in pull mode the front-end re-reads its entries on an interval. A front-end holds no state that PostgreSQL does not also hold, so a
 //! restart loses nothing; it starts with an empty cache.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, Context, Handler, MailboxError, Message, ResponseActFuture,
-    ResponseFuture, WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MailboxError, Message,
+    ResponseActFuture, ResponseFuture, WrapFuture,
 };
 use moka::sync::Cache;
 
@@ -33,6 +33,10 @@ pub struct Frontend {
     /// Bumped by every invalidation. A database read that started before an invalidation may
     /// carry the old value, so its result is only cached if the generation did not move.
     generation: u64,
+    /// Pull mode: re-read every cached entry this often.
+    pull_interval: Option<Duration>,
+    /// A pull refresh is under way; ticks meanwhile are skipped.
+    refreshing: bool,
 }
 
 impl Frontend {
@@ -41,6 +45,7 @@ impl Frontend {
         cell: Arc<ActorCell>,
         timeout: Duration,
         cache_capacity: u64,
+        pull_interval: Option<Duration>,
     ) -> Self {
         Self {
             db,
@@ -48,19 +53,68 @@ impl Frontend {
             timeout,
             cache: (cache_capacity > 0).then(|| Cache::new(cache_capacity)),
             generation: 0,
+            pull_interval,
+            refreshing: false,
         }
+    }
+
+    /// Pull mode: re-reads every cached entry from the database.
+    fn refresh_cache(&mut self, ctx: &mut Context<Self>) {
+        let Some(cache) = self.cache.clone() else {
+            return;
+        };
+        if self.refreshing || cache.iter().next().is_none() {
+            return;
+        }
+        self.refreshing = true;
+        let keys: Vec<Query> = cache.iter().map(|(key, _)| (*key).clone()).collect();
+        let (db, timeout) = (self.db.clone(), self.timeout);
+        let reads = keys.into_iter().map(move |key| {
+            let db = db.clone();
+            async move {
+                let fresh = ask_database(db, key.clone(), timeout).await;
+                (key, fresh)
+            }
+        });
+        ctx.spawn(futures_util::future::join_all(reads).into_actor(self).map(
+            move |results, act, _ctx| {
+                act.refreshing = false;
+                let mut changed = 0;
+                for (key, fresh) in results {
+                    match fresh {
+                        Ok(reply) => {
+                            if cache.get(&key).as_ref() != Some(&reply) {
+                                changed += 1;
+                            }
+                            cache.insert(key, reply);
+                        }
+                        // Better no entry than one we could not check.
+                        Err(_) => cache.invalidate(&key),
+                    }
+                }
+                tracing::debug!(
+                    frontend = act.cell.name(),
+                    changed,
+                    "pull refresh at {}: {changed} entries changed",
+                    act.cell.name()
+                );
+            },
+        ));
     }
 }
 
 impl Actor for Frontend {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Self::Context) {
+    fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(
             actor = self.cell.name(),
             "front-end server {} started",
             self.cell.name()
         );
+        if let Some(interval) = self.pull_interval {
+            ctx.run_interval(interval, |act, ctx| act.refresh_cache(ctx));
+        }
     }
 }
 
@@ -68,9 +122,15 @@ impl actix::Supervised for Frontend {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         tracing::info!(
             actor = self.cell.name(),
-            "front-end server {} restarting",
+            "front-end server {} restarting with an empty cache",
             self.cell.name()
         );
+        // The crash may have cost an invalidation: start cold.
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
+        }
+        self.generation += 1;
+        self.refreshing = false;
     }
 }
 

@@ -59,10 +59,13 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
             let db = database.clone();
             let actor_cell = cell.clone();
             let capacity = settings.olympics.cache_capacity;
+            let pull_interval = settings.olympics.pull_interval();
             let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
-                Frontend::new(db, actor_cell, timeout, capacity)
+                Frontend::new(db, actor_cell, timeout, capacity, pull_interval)
             });
-            database.do_send(SubscribeCache(addr.clone().recipient()));
+            if pull_interval.is_none() {
+                database.do_send(SubscribeCache(addr.clone().recipient()));
+            }
             registry.add(cell.clone(), addr.clone());
             Arc::new(FrontendSlot {
                 addr,

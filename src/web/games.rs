@@ -13,9 +13,8 @@ use crate::web::olympics_common::{read_response, tablet_id, write_response};
 
 /// `GET /olympics/games`
 pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
-    Ok(read_response(
-        tree.router.query(tablet_id(&req)?, Query::Games).await?,
-    ))
+    let served = tree.router.query(tablet_id(&req)?, Query::Games).await?;
+    Ok(read_response(&req, served))
 }
 
 /// `GET /olympics/games/{game}/score`
@@ -27,9 +26,8 @@ pub async fn score(
     let query = Query::Score {
         game: game.into_inner(),
     };
-    Ok(read_response(
-        tree.router.query(tablet_id(&req)?, query).await?,
-    ))
+    let served = tree.router.query(tablet_id(&req)?, query).await?;
+    Ok(read_response(&req, served))
 }
 
 /// `PUT /olympics/games/{game}/score` with `{"scores": {"gauls": 3, "romans": 1}}` (reporter only).

@@ -2,6 +2,7 @@
 
 use actix_web::HttpRequest;
 use actix_web::HttpResponse;
+use actix_web::http::header;
 use uuid::Uuid;
 
 use crate::actors::messages::{Answer, CommandReply};
@@ -29,17 +30,51 @@ pub fn tablet_id(req: &HttpRequest) -> Result<Option<Uuid>, ApiError> {
         })
 }
 
-/// A read's 200: the reply as JSON, who served it (`X-Served-By`), and `X-Cache: hit|miss`.
-pub fn read_response(served: Served<Answer>) -> HttpResponse {
+/// A read's answer: the reply as JSON with a strong `ETag` (a hash of the body), who served it
+/// (`X-Served-By`) and `X-Cache: hit|miss`; `304 Not Modified` without a body when the client's
+/// `If-None-Match` already names that ETag. `Cache-Control: no-cache` lets clients keep a copy but
+/// makes them revalidate, so they never show a stale value as fresh.
+pub fn read_response(req: &HttpRequest, served: Served<Answer>) -> HttpResponse {
+    let body = serde_json::to_vec(&served.value.reply).expect("replies serialize");
+    let etag = format!("\"{:016x}\"", fingerprint(&body));
     let cache = if served.value.from_cache {
         "hit"
     } else {
         "miss"
     };
-    HttpResponse::Ok()
+    let not_modified = client_has(req, &etag);
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
         .insert_header((SERVED_BY, served.by))
         .insert_header((CACHE, cache))
-        .json(served.value.reply)
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if not_modified {
+        response.finish()
+    } else {
+        response.content_type("application/json").body(body)
+    }
+}
+
+/// Does `If-None-Match` name `etag` (or `*`)? Weak comparison, as RFC 9110 asks for GETs.
+fn client_has(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == etag)
+}
+
+fn fingerprint(body: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// A write's 200: the new state as JSON and who served it.

@@ -13,9 +13,8 @@ use crate::web::olympics_common::{IDEMPOTENCY_KEY, read_response, tablet_id, wri
 
 /// `GET /olympics/teams`
 pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
-    Ok(read_response(
-        tree.router.query(tablet_id(&req)?, Query::Teams).await?,
-    ))
+    let served = tree.router.query(tablet_id(&req)?, Query::Teams).await?;
+    Ok(read_response(&req, served))
 }
 
 /// `GET /olympics/teams/{team}/medals`
@@ -27,9 +26,8 @@ pub async fn medals(
     let query = Query::Medals {
         team: team.into_inner(),
     };
-    Ok(read_response(
-        tree.router.query(tablet_id(&req)?, query).await?,
-    ))
+    let served = tree.router.query(tablet_id(&req)?, query).await?;
+    Ok(read_response(&req, served))
 }
 
 /// `POST /olympics/teams/{team}/medals` with `{"medal": "gold"}` (reporter only). A retry with

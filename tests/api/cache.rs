@@ -114,3 +114,103 @@ async fn with_caching_off_every_read_is_a_miss() {
         assert_eq!(gauls_curling_points(&app, id).await.1, "miss");
     }
 }
+
+#[actix_web::test]
+async fn a_restarted_frontend_starts_with_an_empty_cache() {
+    let app = spawn_app().await;
+    let tablet = app.register_tablet().await;
+    let id = tablet["id"].as_str().unwrap();
+    gauls_curling_points(&app, id).await;
+    assert_eq!(gauls_curling_points(&app, id).await.1, "hit");
+    app.crash(tablet["frontend"].as_str().unwrap(), "mode=panic")
+        .await;
+    app.await_restart(tablet["frontend"].as_str().unwrap(), 1)
+        .await;
+    assert_eq!(gauls_curling_points(&app, id).await.1, "miss");
+}
+
+#[actix_web::test]
+async fn a_conditional_get_is_answered_304_until_the_value_changes() {
+    let app = spawn_app().await;
+    let first = app.get("/olympics/games/curling/score").await;
+    assert_eq!(first.headers()["cache-control"], "no-cache");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+
+    let app = &app;
+    let revalidate = |etag: String| async move {
+        app.request(reqwest::Method::GET, "/olympics/games/curling/score")
+            .header("If-None-Match", etag)
+            .send()
+            .await
+            .unwrap()
+    };
+    let unchanged = revalidate(etag.clone()).await;
+    assert_eq!(unchanged.status(), 304);
+    assert_eq!(unchanged.headers()["etag"], etag.as_str());
+    assert!(unchanged.bytes().await.unwrap().is_empty());
+
+    app.put_score("curling", json!({ "scores": { "romans": 2 } }))
+        .await;
+    let changed = revalidate(etag.clone()).await;
+    assert_eq!(changed.status(), 200);
+    assert_ne!(changed.headers()["etag"], etag.as_str());
+    let board: Value = changed.json().await.unwrap();
+    assert_eq!(board["scores"][1]["points"], 2);
+}
+
+async fn spawn_pull_app(interval_ms: u64) -> TestApp {
+    spawn_app_with(|s| {
+        s.olympics.cache_consistency = obelix::settings::CacheConsistency::Pull;
+        s.olympics.pull_interval_ms = interval_ms;
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn in_pull_mode_writes_do_not_reach_caches_before_the_interval() {
+    // An interval far longer than the test: only a push could refresh the entry.
+    let app = spawn_pull_app(600_000).await;
+    let tablet = app.register_tablet().await;
+    let id = tablet["id"].as_str().unwrap();
+    gauls_curling_points(&app, id).await;
+    app.put_score("curling", json!({ "scores": { "gauls": 3 } }))
+        .await;
+    assert_eq!(
+        gauls_curling_points(&app, id).await,
+        (0, "hit".to_owned()),
+        "pull mode is stale until its interval"
+    );
+}
+
+#[actix_web::test]
+async fn in_pull_mode_no_read_is_stale_after_one_interval() {
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(300);
+    let app = spawn_pull_app(INTERVAL.as_millis() as u64).await;
+    let tablets: Vec<Value> =
+        futures_util::future::join_all((0..3).map(|_| app.register_tablet())).await;
+    for tablet in &tablets {
+        gauls_curling_points(&app, tablet["id"].as_str().unwrap()).await;
+    }
+    for points in 1..=3 {
+        let response = app
+            .put_score("curling", json!({ "scores": { "gauls": points } }))
+            .await;
+        assert_eq!(response.status(), 200);
+        let acknowledged = std::time::Instant::now();
+        for tablet in &tablets {
+            let id = tablet["id"].as_str().unwrap();
+            crate::helpers::eventually(std::time::Duration::from_secs(5), || async {
+                gauls_curling_points(&app, id).await.0 == points
+            })
+            .await;
+        }
+        // One interval, plus the refresh's database reads and this test's own requests on a
+        // loaded 2-core CI machine. A push-less cache without pulls would never get here.
+        let slack = std::time::Duration::from_millis(700);
+        assert!(
+            acknowledged.elapsed() <= INTERVAL + slack,
+            "stale for {:?}, more than one interval",
+            acknowledged.elapsed()
+        );
+    }
+}
