@@ -7,13 +7,15 @@
 //! - [`actors`]: one actor per file (Dispatcher, Frontend, Database, ClusterKeeper), the
 //!   supervisor that restarts them after a stop or a panic, and the router the ingress uses.
 //! - [`web`]: the HTTP ingress, one resource per file, errors mapped to HTTP in `web::error`.
-//! - Plain algorithms, free of actix and unit-tested: [`balance`] (load balancing).
+//! - Plain algorithms, free of actix and unit-tested: [`balance`] (load balancing),
+//!   [`push_log`] (the replayable log of updates pushed to tablets).
 //! - [`olympics`]: the domain types of the Olympic results service.
 
 pub mod actors;
 pub mod balance;
 pub mod olympics;
 pub mod pg_cluster;
+pub mod push_log;
 pub mod settings;
 pub mod startup;
 pub mod storage;

@@ -12,6 +12,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub olympics: OlympicsSettings,
+    pub push: PushSettings,
     #[serde(default)]
     pub admin: AdminSettings,
     pub supervision: SupervisionSettings,
@@ -82,6 +83,15 @@ impl OlympicsSettings {
         (self.cache_consistency == CacheConsistency::Pull)
             .then(|| Duration::from_millis(self.pull_interval_ms.max(1)))
     }
+}
+
+/// Server-Sent Events to tablets.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PushSettings {
+    /// Events held for tablets that reconnect with `Last-Event-ID`.
+    pub replay_events: usize,
+    /// Events queued per tablet; a tablet that falls this far behind is disconnected.
+    pub queue_per_tablet: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -10,15 +10,15 @@ use actix::{Actor, Context, Handler, Message, Recipient, ResponseFuture};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::actors::messages::{Command, CommandReply, Invalidate, Query, QueryReply};
+use crate::actors::messages::{Changed, Command, CommandReply, Query, QueryReply};
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, Team, TeamScore};
 
 pub struct Database {
     pool: PgPool,
     cell: Arc<ActorCell>,
-    /// Front-end caches to invalidate after each committed write. Kept across restarts.
-    caches: Vec<Recipient<Invalidate>>,
+    /// Told of each committed write (front-end caches, the publisher). Kept across restarts.
+    watchers: Vec<Recipient<Changed>>,
 }
 
 impl Database {
@@ -26,20 +26,20 @@ impl Database {
         Self {
             pool,
             cell,
-            caches: Vec::new(),
+            watchers: Vec::new(),
         }
     }
 }
 
-/// Register a cache to be told about every committed write.
+/// Register a watcher to be told of every committed write.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct SubscribeCache(pub Recipient<Invalidate>);
+pub struct Watch(pub Recipient<Changed>);
 
-impl Handler<SubscribeCache> for Database {
+impl Handler<Watch> for Database {
     type Result = ();
-    fn handle(&mut self, msg: SubscribeCache, _ctx: &mut Self::Context) {
-        self.caches.push(msg.0);
+    fn handle(&mut self, msg: Watch, _ctx: &mut Self::Context) {
+        self.watchers.push(msg.0);
     }
 }
 
@@ -81,8 +81,7 @@ impl Handler<Command> for Database {
 
     fn handle(&mut self, command: Command, _ctx: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
-        let caches = self.caches.clone();
-        let stale = command.stales();
+        let watchers = self.watchers.clone();
         Box::pin(async move {
             let reply = match command {
                 Command::SetScores { game, update } => {
@@ -100,8 +99,8 @@ impl Handler<Command> for Database {
             };
             // Queued in every front-end's mailbox before the writer hears OK: any read sent after
             // the acknowledgement is handled after the invalidation (mailboxes are FIFO).
-            for cache in &caches {
-                cache.do_send(Invalidate(stale.clone()));
+            for watcher in &watchers {
+                watcher.do_send(Changed(reply.clone()));
             }
             Ok(reply)
         })

@@ -2,7 +2,7 @@
 //! the ingress and serves them through the Database actor.
 //!
 //! Each front-end caches what tablets read (bounded, by moka). In push mode the database actor
-//! sends every front-end an [`Invalidate`] after each committed write, before the writer is
+//! sends every front-end an [`Changed`] after each committed write, before the writer is
 //! answered; in pull mode the front-end re-reads its entries on an interval. A front-end holds no state that PostgreSQL does not also hold, so a
 //! restart loses nothing; it starts with an empty cache.
 
@@ -16,7 +16,7 @@ use actix::{
 use moka::sync::Cache;
 
 use crate::actors::database::Database;
-use crate::actors::messages::{Answer, Command, CommandReply, Invalidate, Query, QueryReply, Read};
+use crate::actors::messages::{Answer, Changed, Command, CommandReply, Query, QueryReply, Read};
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::OlympicsError;
 
@@ -175,10 +175,11 @@ impl Handler<Read> for Frontend {
     }
 }
 
-impl Handler<Invalidate> for Frontend {
+impl Handler<Changed> for Frontend {
     type Result = ();
 
-    fn handle(&mut self, Invalidate(query): Invalidate, _ctx: &mut Self::Context) {
+    fn handle(&mut self, Changed(reply): Changed, _ctx: &mut Self::Context) {
+        let query = reply.cache_key();
         self.generation += 1;
         if let Some(cache) = &self.cache {
             cache.invalidate(&query);

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, ScoreUpdate, Team};
+use crate::push_log::Topic;
 
 /// A read of Olympic results, as the database actor answers it. Also the front-end caches' key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Message)]
@@ -40,11 +41,12 @@ pub struct Answer {
     pub from_cache: bool,
 }
 
-/// Drop a cached read. The database actor sends it to every front-end after a write commits and
-/// before the writer is answered, so no front-end serves the old value after the acknowledgement.
+/// A committed write and the state it left. The database actor sends it to every watcher (the
+/// front-ends' caches in push mode, the publisher) after the commit and before the writer is
+/// answered, so no front-end serves the old value after the acknowledgement.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Invalidate(pub Query);
+pub struct Changed(pub CommandReply);
 
 /// A reporter's update. Committed to PostgreSQL before it is answered.
 #[derive(Debug, Clone, Message)]
@@ -70,14 +72,6 @@ pub enum CommandReply {
 }
 
 impl Command {
-    /// The cached read this write makes stale.
-    pub fn stales(&self) -> Query {
-        match self {
-            Command::SetScores { game, .. } => Query::Score { game: game.clone() },
-            Command::AwardMedal { team, .. } => Query::Medals { team: team.clone() },
-        }
-    }
-
     /// A medal award; without a client key it gets a fresh one, so that our own retries (after a
     /// front-end crash) still count once.
     pub fn award_medal(team: String, medal: Medal, idempotency_key: Option<String>) -> Self {
@@ -86,6 +80,28 @@ impl Command {
             medal,
             idempotency_key: idempotency_key
                 .unwrap_or_else(|| format!("obelix-{}", uuid::Uuid::new_v4())),
+        }
+    }
+}
+
+impl CommandReply {
+    /// The cached read this write's state replaces.
+    pub fn cache_key(&self) -> Query {
+        match self {
+            CommandReply::Score(board) => Query::Score {
+                game: board.game.clone(),
+            },
+            CommandReply::Medals(tally) => Query::Medals {
+                team: tally.team.clone(),
+            },
+        }
+    }
+
+    /// What tablets follow to hear of it, and the state's version.
+    pub fn topic(&self) -> (Topic, i64) {
+        match self {
+            CommandReply::Score(board) => (Topic::Game(board.game.clone()), board.version),
+            CommandReply::Medals(tally) => (Topic::Team(tally.team.clone()), tally.version),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod database;
 pub mod dispatcher;
 pub mod frontend;
 pub mod messages;
+pub mod publisher;
 pub mod registry;
 pub mod router;
 pub mod supervisor;
@@ -25,9 +26,10 @@ use arc_swap::ArcSwap;
 use sqlx::PgPool;
 
 use crate::settings::Settings;
-use database::{Database, SubscribeCache};
+use database::{Database, Watch};
 use dispatcher::Dispatcher;
 use frontend::Frontend;
+use publisher::Publisher;
 use registry::Registry;
 use router::{FrontendSlot, Router, RoutingTable};
 use supervisor::{ActorCell, ShutdownSignal, start_supervised};
@@ -37,6 +39,7 @@ use supervisor::{ActorCell, ShutdownSignal, start_supervised};
 pub struct Tree {
     pub router: Router,
     pub database: Addr<Database>,
+    pub publisher: Addr<Publisher>,
     pub registry: Registry,
     pub shutdown: ShutdownSignal,
 }
@@ -64,7 +67,7 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
                 Frontend::new(db, actor_cell, timeout, capacity, pull_interval)
             });
             if pull_interval.is_none() {
-                database.do_send(SubscribeCache(addr.clone().recipient()));
+                database.do_send(Watch(addr.clone().recipient()));
             }
             registry.add(cell.clone(), addr.clone());
             Arc::new(FrontendSlot {
@@ -92,7 +95,25 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
     };
     registry.add(dispatcher_cell, dispatcher.clone());
 
+    let publisher_cell = ActorCell::new("publisher");
+    let publisher = {
+        let (db, cell, push) = (
+            database.clone(),
+            publisher_cell.clone(),
+            settings.push.clone(),
+        );
+        start_supervised(
+            publisher_cell.clone(),
+            supervision,
+            shutdown.clone(),
+            move |_| Publisher::new(db, cell, push.replay_events, push.queue_per_tablet),
+        )
+    };
+    database.do_send(Watch(publisher.clone().recipient()));
+    registry.add(publisher_cell, publisher.clone());
+
     Tree {
+        publisher,
         router: Router::new(table, dispatcher, settings.olympics.balancing, timeout),
         database,
         registry,

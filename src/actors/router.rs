@@ -104,6 +104,15 @@ impl Router {
         self.deliver(None, command).await
     }
 
+    /// `Ok` if `id` is a registered tablet.
+    pub fn check_tablet(&self, id: Uuid) -> Result<(), OlympicsError> {
+        if self.table.load().tablets.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(OlympicsError::UnknownTablet(id))
+        }
+    }
+
     pub async fn register_tablet(&self) -> Result<TabletAssignment, OlympicsError> {
         self.dispatcher
             .send(RegisterTablet)

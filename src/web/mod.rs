@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod games;
 pub mod health;
 pub mod json;
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/olympics/tablets").route(web::post().to(tablets::register)))
         .service(resource("/olympics/tablets/{id}").route(web::delete().to(tablets::unregister)))
+        .service(resource("/olympics/tablets/{id}/events").route(web::get().to(events::stream)))
         .service(resource("/admin/actors").route(web::get().to(admin::list)))
         .service(resource("/admin/actors/{name}/crash").route(web::post().to(admin::crash)));
 }

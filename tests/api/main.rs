@@ -5,4 +5,5 @@ mod cache;
 mod crashes;
 mod helpers;
 mod olympics;
+mod push;
 mod tablets;

@@ -21,7 +21,8 @@ async fn health_and_readiness_answer() {
             "dispatcher",
             "frontend-1",
             "frontend-2",
-            "frontend-3"
+            "frontend-3",
+            "publisher"
         ]
     );
 }

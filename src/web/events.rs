@@ -1,0 +1,103 @@
+//! `GET /olympics/tablets/{id}/events?games=curling,skating&teams=gauls`: pushes to a tablet as
+//! Server-Sent Events. Reconnect with the `Last-Event-ID` header (or `last_event_id=`) to resume.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::actors::Tree;
+use crate::actors::publisher::Subscribe;
+use crate::olympics::OlympicsError;
+use crate::push_log::{Event, EventId, Topics};
+use crate::web::error::ApiError;
+
+/// A comment line now and then keeps proxies and clients from timing out an idle stream.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsParams {
+    /// Comma-separated game slugs.
+    games: Option<String>,
+    /// Comma-separated team slugs.
+    teams: Option<String>,
+    /// For clients that cannot set the `Last-Event-ID` header.
+    last_event_id: Option<String>,
+}
+
+fn slugs(list: &Option<String>) -> std::collections::HashSet<String> {
+    list.iter()
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `GET /olympics/tablets/{id}/events`
+pub async fn stream(
+    req: HttpRequest,
+    tree: web::Data<Tree>,
+    id: web::Path<String>,
+    params: web::Query<EventsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let tablet = Uuid::parse_str(&id).map_err(|_| ApiError::InvalidField {
+        field: "id".into(),
+        message: "expected a tablet id (a UUID)".into(),
+    })?;
+    tree.router.check_tablet(tablet)?;
+    let last_event = req
+        .headers()
+        .get("Last-Event-ID")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| params.last_event_id.clone())
+        .map(|id| id.parse::<EventId>())
+        .transpose()
+        .map_err(|message| ApiError::BadHeader {
+            header: "Last-Event-ID",
+            message,
+        })?;
+    let topics = Topics {
+        games: slugs(&params.games),
+        teams: slugs(&params.teams),
+    };
+    let subscription = tree
+        .publisher
+        .send(Subscribe {
+            tablet,
+            topics,
+            last_event,
+        })
+        .await
+        .map_err(|e| OlympicsError::Unavailable(format!("publisher: {e}")))??;
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(frames(subscription.first, subscription.live)))
+}
+
+/// The first frames (replay or snapshot), then live events, with keep-alive comments between.
+fn frames(
+    first: Vec<String>,
+    live: mpsc::Receiver<Arc<Event>>,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    let keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    let tail = stream::unfold((live, keepalive), |(mut live, mut keepalive)| async move {
+        let frame = tokio::select! {
+            event = live.recv() => Bytes::from(event?.frame.clone()),
+            _ = keepalive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+        };
+        Some((Ok(frame), (live, keepalive)))
+    });
+    stream::iter(first.into_iter().map(|f| Ok(Bytes::from(f)))).chain(tail)
+}
