@@ -10,9 +10,11 @@
 //! - Plain algorithms, free of actix and unit-tested: [`balance`] (load balancing),
 //!   [`push_log`] (the replayable log of updates pushed to tablets).
 //! - [`olympics`]: the domain types of the Olympic results service.
+//! - [`clients`]: `obelix tablet` and `obelix cacofonix`, REST clients of a running server.
 
 pub mod actors;
 pub mod balance;
+pub mod clients;
 pub mod olympics;
 pub mod pg_cluster;
 pub mod push_log;

@@ -1,23 +1,51 @@
+use clap::{Parser, Subcommand};
+use obelix::clients::{cacofonix, tablet};
 use obelix::settings::Settings;
 use obelix::startup::Application;
 
+/// Obelix: Olympic results (and more) as one supervised actor tree on PostgreSQL.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default): config.toml, then OBELIX__… environment variables.
+    Serve,
+    /// A stone tablet following games and teams, by polling or by pushes.
+    Tablet(tablet::TabletArgs),
+    /// The reporter: plays score updates and medal awards.
+    Cacofonix(cacofonix::CacofonixArgs),
+}
+
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
-    obelix::telemetry::init("info");
-    obelix::telemetry::log_panics();
-    let result = async {
-        let settings = Settings::load()?;
-        let app = Application::build(settings).await?;
-        app.run_until_stopped().await?;
-        Ok::<_, Box<dyn std::error::Error>>(())
-    }
-    .await;
+    let cli = Cli::parse();
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command.unwrap_or(Command::Serve)
+    {
+        Command::Serve => serve().await,
+        Command::Tablet(args) => tablet::run(args).await.map_err(Into::into),
+        Command::Cacofonix(args) => cacofonix::run(args).await.map_err(Into::into),
+    };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("obelix could not run: {e}");
             eprintln!("obelix: {e}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+    obelix::telemetry::init("info");
+    obelix::telemetry::log_panics();
+    let settings = Settings::load()?;
+    let app = Application::build(settings).await.inspect_err(|e| {
+        tracing::error!("obelix could not start: {e}");
+    })?;
+    app.run_until_stopped().await?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 mod admin;
 mod bad_input;
 mod cache;
+mod clients;
 mod crashes;
 mod helpers;
 mod olympics;

@@ -1,17 +1,20 @@
 //! Updates pushed to tablets as Server-Sent Events.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
+use obelix::clients::sse::SseParser;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_body, spawn_app};
 
-/// A minimal Server-Sent Events client.
+/// A Server-Sent Events client on the crate's own parser.
 struct Sse {
     body: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>>>>,
-    buffer: String,
+    parser: SseParser,
+    pending: VecDeque<obelix::clients::sse::SseEvent>,
 }
 
 #[derive(Debug)]
@@ -35,36 +38,26 @@ impl Sse {
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         Sse {
             body: Box::pin(response.bytes_stream()),
-            buffer: String::new(),
+            parser: SseParser::default(),
+            pending: VecDeque::new(),
         }
     }
 
     /// The next event, or `None` when the server closed the stream.
     async fn next(&mut self) -> Option<SseEvent> {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let frame: String = self.buffer.drain(..end + 2).collect();
-                if frame.starts_with(':') {
-                    continue; // keep-alive comment
-                }
-                let field = |name: &str| {
-                    frame
-                        .lines()
-                        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-                        .unwrap_or_else(|| panic!("no {name} in {frame:?}"))
-                        .to_owned()
-                };
+            if let Some(event) = self.pending.pop_front() {
                 return Some(SseEvent {
-                    id: field("id"),
-                    kind: field("event"),
-                    data: serde_json::from_str(&field("data")).unwrap(),
+                    id: event.id.expect("every event has an id"),
+                    kind: event.event.expect("every event has a kind"),
+                    data: serde_json::from_str(&event.data).unwrap(),
                 });
             }
             let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
                 .await
                 .expect("an event within 10 s")?;
-            self.buffer
-                .push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+            let text = String::from_utf8(chunk.unwrap().to_vec()).unwrap();
+            self.pending.extend(self.parser.push(&text));
         }
     }
 
