@@ -18,7 +18,9 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-cargo build --release --quiet --bin obelix --example hello
+# Every pushed-to tablet is a connection on each side.
+ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
+cargo build --release --quiet --bin obelix --example hello --example push_bench
 
 wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
@@ -53,6 +55,7 @@ read -r cached_rps cached_p50 cached_p99 < <(run_wrk -H "X-Tablet-Id: $TABLET" "
 read -r anon_rps anon_p50 anon_p99 < <(run_wrk "$SCORE_URL")
 read -r put_rps put_p50 put_p99 < <(run_wrk -s bench/put_score.lua "http://127.0.0.1:$OBELIX_PORT")
 read -r medal_rps medal_p50 medal_p99 < <(run_wrk -s bench/award_medal.lua "http://127.0.0.1:$OBELIX_PORT")
+PUSH=$(target/release/examples/push_bench "http://127.0.0.1:$OBELIX_PORT" "$REPORTER_TOKEN" "${PUSH_TABLETS:-1000}" "${PUSH_UPDATES:-50}")
 stop_obelix
 
 start_obelix 0
@@ -72,4 +75,6 @@ PostgreSQL: ${DATABASE_URL:+the server at DATABASE_URL}${DATABASE_URL:-private c
 | GET score, tablet, cache off | $uncached_rps | $uncached_p50 | $uncached_p99 | $(ratio "$uncached_rps" "$hello_rps") |
 | PUT score (reporter, 1 commit each) | $put_rps | $put_p50 | $put_p99 | |
 | POST medal (reporter, 1 commit each) | $medal_rps | $medal_p50 | $medal_p99 | |
+
+Push (examples/push_bench.rs, latency from sending the PUT to receipt at each tablet): $PUSH
 TABLE
