@@ -8,10 +8,12 @@
 //!   supervisor that restarts them after a stop or a panic, and the router the ingress uses.
 //! - [`web`]: the HTTP ingress, one resource per file, errors mapped to HTTP in `web::error`.
 //! - Plain algorithms, free of actix and unit-tested: [`balance`] (load balancing).
+//! - [`coordination`]: the front-end group's pure algorithms (election, clocks, order), no actix.
 //! - [`olympics`]: the domain types of the Olympic results service.
 
 pub mod actors;
 pub mod balance;
+pub mod coordination;
 pub mod olympics;
 pub mod pg_cluster;
 pub mod settings;
