@@ -1,4 +1,4 @@
-//! Supervision: every actor of the tree runs inside a [`SupervisedActor`] future that restarts it
+//! Supervision: every actor of the tree runs inside a `SupervisedActor` future that restarts it
 //! when it stops *or panics*.
 //!
 //! Why not `actix::Supervisor`: it restarts an actor that stops itself, but a panic in a handler
