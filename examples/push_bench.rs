@@ -18,8 +18,14 @@ use tokio::sync::Barrier;
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let server = args.get(1).cloned().unwrap_or_else(|| "http://127.0.0.1:18080".into());
-    let token = args.get(2).cloned().unwrap_or_else(|| "cacofonix-dev-token".into());
+    let server = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "http://127.0.0.1:18080".into());
+    let token = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "cacofonix-dev-token".into());
     let tablets: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(1000);
     let updates: usize = args.get(4).and_then(|n| n.parse().ok()).unwrap_or(50);
     let client = reqwest::Client::builder()
@@ -44,7 +50,9 @@ async fn main() {
                 .unwrap();
             let id = tablet["id"].as_str().unwrap().to_owned();
             let response = client
-                .get(format!("{server}/olympics/tablets/{id}/events?games=curling"))
+                .get(format!(
+                    "{server}/olympics/tablets/{id}/events?games=curling"
+                ))
                 .send()
                 .await
                 .unwrap();
@@ -82,7 +90,11 @@ async fn main() {
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "update {k}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "update {k}: {}",
+            response.status()
+        );
         // Let the fan-out of this update finish before the next, so each is measured alone.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

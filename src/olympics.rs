@@ -20,6 +20,10 @@ pub enum OlympicsError {
     Invalid { field: String, message: String },
     #[error("idempotency key `{0}` was already used for a different award")]
     IdempotencyConflict(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unknown front-end {0}")]
+    UnknownFrontend(u64),
     #[error("no front-end server could take the request: {0}")]
     Unavailable(String),
     #[error("storage: {0}")]

@@ -13,6 +13,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub olympics: OlympicsSettings,
     pub push: PushSettings,
+    pub group: GroupSettings,
     #[serde(default)]
     pub admin: AdminSettings,
     pub supervision: SupervisionSettings,
@@ -53,6 +54,9 @@ pub enum BalancingPolicy {
 #[derive(Debug, Clone, Deserialize)]
 pub struct OlympicsSettings {
     pub frontends: usize,
+    /// The front-ends' numeric ids (the highest live one leads); default 1, 2, … `frontends`.
+    #[serde(default)]
+    pub frontend_ids: Vec<u64>,
     pub balancing: BalancingPolicy,
     pub reporter_token: SecretString,
     pub request_timeout_ms: u64,
@@ -83,6 +87,21 @@ impl OlympicsSettings {
         (self.cache_consistency == CacheConsistency::Pull)
             .then(|| Duration::from_millis(self.pull_interval_ms.max(1)))
     }
+}
+
+/// The front-end group: election and failure detection timing (milliseconds).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GroupSettings {
+    /// How often each member looks at its timers.
+    pub tick_ms: u64,
+    /// How often a member pings its leader.
+    pub heartbeat_interval_ms: u64,
+    /// Silence after which the leader is suspected (and an unanswered ping has failed).
+    pub heartbeat_deadline_ms: u64,
+    /// How long an election waits for a higher member to answer.
+    pub election_answer_ms: u64,
+    /// How long it then waits for that member's coordinator message.
+    pub election_coordinator_ms: u64,
 }
 
 /// Server-Sent Events to tablets.
@@ -136,7 +155,31 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The ids of the front-ends to start.
+    pub fn frontend_ids(&self) -> Vec<u64> {
+        if self.olympics.frontend_ids.is_empty() {
+            (1..=self.olympics.frontends as u64).collect()
+        } else {
+            self.olympics.frontend_ids.clone()
+        }
+    }
+
     fn validate(&self) -> Result<(), SettingsError> {
+        let group = &self.group;
+        if group.heartbeat_interval_ms == 0
+            || group.heartbeat_deadline_ms < group.heartbeat_interval_ms
+        {
+            return Err(SettingsError::Invalid(
+                "group.heartbeat_deadline_ms must be at least group.heartbeat_interval_ms, which must be positive".into(),
+            ));
+        }
+        let ids = self.frontend_ids();
+        let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+        if unique.len() != ids.len() {
+            return Err(SettingsError::Invalid(
+                "olympics.frontend_ids must be unique".into(),
+            ));
+        }
         if self.olympics.frontends == 0 {
             return Err(SettingsError::Invalid(
                 "olympics.frontends must be at least 1".into(),

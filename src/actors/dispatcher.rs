@@ -17,6 +17,8 @@ use arc_swap::ArcSwap;
 use uuid::Uuid;
 
 use crate::actors::database::{Database, DeleteTablet, LoadTablets, SaveTablet};
+use crate::actors::frontend::FrontendFactory;
+use crate::actors::messages::{Crash, CrashMode};
 use crate::actors::router::{FrontendSlot, RoutingTable};
 use crate::actors::supervisor::ActorCell;
 use crate::balance::{ServerLoad, least_loaded};
@@ -24,6 +26,8 @@ use crate::olympics::{OlympicsError, TabletAssignment};
 
 pub struct Dispatcher {
     frontends: Vec<Arc<FrontendSlot>>,
+    /// Starts front-ends added at runtime (`POST /admin/frontends`).
+    factory: FrontendFactory,
     /// Tablet id → index into `frontends`.
     tablets: HashMap<Uuid, usize>,
     db: Addr<Database>,
@@ -34,12 +38,14 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(
         frontends: Vec<Arc<FrontendSlot>>,
+        factory: FrontendFactory,
         db: Addr<Database>,
         published: Arc<ArcSwap<RoutingTable>>,
         cell: Arc<ActorCell>,
     ) -> Self {
         Self {
             frontends,
+            factory,
             tablets: HashMap::new(),
             db,
             published,
@@ -198,5 +204,88 @@ impl Handler<UnregisterTablet> for Dispatcher {
                 Ok(())
             },
         )))
+    }
+}
+
+/// Start a new front-end with group id `id` (seed 003's "a new server starts up").
+#[derive(Debug, Message)]
+#[rtype(result = "Result<String, OlympicsError>")]
+pub struct AddFrontend {
+    pub id: u64,
+}
+
+impl Handler<AddFrontend> for Dispatcher {
+    type Result = Result<String, OlympicsError>;
+
+    fn handle(&mut self, msg: AddFrontend, _ctx: &mut Self::Context) -> Self::Result {
+        if self.frontends.iter().any(|s| s.id == msg.id) {
+            return Err(OlympicsError::Conflict(format!(
+                "front-end {} exists",
+                msg.id
+            )));
+        }
+        let slot = self.factory.spawn(msg.id);
+        let name = slot.cell.name().to_owned();
+        self.frontends.push(slot);
+        self.publish();
+        tracing::info!(actor = self.cell.name(), frontend = %name, "dispatcher added front-end {name}");
+        Ok(name)
+    }
+}
+
+/// Kill front-end `id`: a crash it is not restarted from. Its tablets move to the others.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), OlympicsError>")]
+pub struct KillFrontend {
+    pub id: u64,
+}
+
+impl Handler<KillFrontend> for Dispatcher {
+    type Result = Result<(), OlympicsError>;
+
+    fn handle(&mut self, msg: KillFrontend, _ctx: &mut Self::Context) -> Self::Result {
+        let index = self
+            .frontends
+            .iter()
+            .position(|s| s.id == msg.id)
+            .ok_or(OlympicsError::UnknownFrontend(msg.id))?;
+        let victim = self.frontends.remove(index);
+        victim.cell.kill();
+        victim.addr.do_send(Crash {
+            mode: CrashMode::Panic,
+            stay_down: std::time::Duration::ZERO,
+        });
+        // Indices above the victim's shift down; its own tablets go to the least loaded.
+        let orphans: Vec<Uuid> = self
+            .tablets
+            .iter()
+            .filter(|&(_, &i)| i == index)
+            .map(|(&id, _)| id)
+            .collect();
+        for i in self.tablets.values_mut() {
+            if *i > index {
+                *i -= 1;
+            }
+        }
+        for id in &orphans {
+            self.tablets.remove(id);
+        }
+        for id in orphans {
+            if let Some(home) = least_loaded(&self.tablet_loads()) {
+                self.tablets.insert(id, home);
+                self.db.do_send(SaveTablet {
+                    id,
+                    frontend: self.frontends[home].cell.name().to_owned(),
+                });
+            }
+        }
+        self.publish();
+        tracing::warn!(
+            actor = self.cell.name(),
+            frontend = victim.cell.name(),
+            "dispatcher killed front-end {}; its tablets moved",
+            victim.cell.name()
+        );
+        Ok(())
     }
 }

@@ -3,8 +3,13 @@
 //!
 //! Each front-end caches what tablets read (bounded, by moka). In push mode the database actor
 //! sends every front-end an [`Changed`] after each committed write, before the writer is
-//! answered; in pull mode the front-end re-reads its entries on an interval. A front-end holds no state that PostgreSQL does not also hold, so a
-//! restart loses nothing; it starts with an empty cache.
+//! answered; in pull mode the front-end re-reads its entries on an interval. A front-end holds
+//! no state that PostgreSQL does not also hold, so a restart loses nothing; it starts with an
+//! empty cache and a new election.
+//!
+//! Front-ends form a group (seed 003): each has a numeric id, they elect the highest live id as
+//! leader with the bully algorithm and ping their leader; see `group.rs`. Peers are found in the
+//! routing table the Dispatcher publishes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,16 +20,27 @@ use actix::{
 };
 use moka::sync::Cache;
 
-use crate::actors::database::Database;
+use arc_swap::ArcSwap;
+
+use crate::actors::database::{Database, Watch};
+use crate::actors::group::{DescribeMember, Election, GroupMember, Heartbeat, now_ms};
 use crate::actors::messages::{Answer, Changed, Command, CommandReply, Query, QueryReply, Read};
+use crate::actors::registry::Registry;
+use crate::actors::router::{FrontendSlot, RoutingTable};
 use crate::actors::supervisor::ActorCell;
+use crate::actors::supervisor::{ShutdownSignal, start_supervised};
+use crate::coordination::bully::Outgoing;
 use crate::olympics::OlympicsError;
+use crate::settings::{GroupSettings, SupervisionSettings};
 
 /// How often a front-end retries the Database actor while that one is restarting.
 const DATABASE_RETRIES: u32 = 20;
 const DATABASE_RETRY_PAUSE: Duration = Duration::from_millis(25);
 
 pub struct Frontend {
+    /// Peers, via the Dispatcher's routing table.
+    table: Arc<ArcSwap<RoutingTable>>,
+    group: GroupMember,
     db: Addr<Database>,
     cell: Arc<ActorCell>,
     timeout: Duration,
@@ -39,23 +55,173 @@ pub struct Frontend {
     refreshing: bool,
 }
 
-impl Frontend {
-    pub fn new(
-        db: Addr<Database>,
-        cell: Arc<ActorCell>,
-        timeout: Duration,
-        cache_capacity: u64,
-        pull_interval: Option<Duration>,
-    ) -> Self {
-        Self {
-            db,
-            cell,
-            timeout,
-            cache: (cache_capacity > 0).then(|| Cache::new(cache_capacity)),
-            generation: 0,
-            pull_interval,
-            refreshing: false,
+/// Everything a new front-end needs; the Dispatcher keeps one to start front-ends at runtime.
+#[derive(Clone)]
+pub struct FrontendFactory {
+    pub db: Addr<Database>,
+    pub table: Arc<ArcSwap<RoutingTable>>,
+    pub timeout: Duration,
+    pub cache_capacity: u64,
+    pub pull_interval: Option<Duration>,
+    pub group: GroupSettings,
+    pub supervision: SupervisionSettings,
+    pub shutdown: ShutdownSignal,
+    pub registry: Registry,
+}
+
+impl FrontendFactory {
+    /// Starts front-end `id` under supervision (named `frontend-<id>`) and registers it.
+    pub fn spawn(&self, id: u64) -> Arc<FrontendSlot> {
+        let cell = ActorCell::new(format!("frontend-{id}"));
+        let factory = self.clone();
+        let actor_cell = cell.clone();
+        let addr = start_supervised(
+            cell.clone(),
+            &self.supervision,
+            self.shutdown.clone(),
+            move |_| Frontend {
+                table: factory.table,
+                group: GroupMember::new(id, factory.group),
+                db: factory.db,
+                cell: actor_cell,
+                timeout: factory.timeout,
+                cache: (factory.cache_capacity > 0).then(|| Cache::new(factory.cache_capacity)),
+                generation: 0,
+                pull_interval: factory.pull_interval,
+                refreshing: false,
+            },
+        );
+        if self.pull_interval.is_none() {
+            self.db.do_send(Watch(addr.clone().recipient()));
         }
+        self.registry.add(cell.clone(), addr.clone());
+        Arc::new(FrontendSlot {
+            id,
+            addr,
+            cell,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+}
+
+impl Frontend {
+    /// Feeds a bully event's actions to the peers and logs what changed.
+    fn after_election_step(&mut self, leader_before: Option<u64>, actions: Vec<Outgoing>) {
+        let id = self.group.id();
+        let table = self.table.load();
+        for action in actions {
+            match action {
+                Outgoing::Broadcast { msg } => {
+                    for peer in table.frontends().iter().filter(|p| p.id != id) {
+                        peer.addr.do_send(Election { from: id, msg });
+                    }
+                }
+                Outgoing::Send { to, msg } => {
+                    if let Some(peer) = table.frontend(to) {
+                        peer.addr.do_send(Election { from: id, msg });
+                    }
+                }
+            }
+        }
+        let leader = self.group.bully.leader();
+        if leader != leader_before && !self.group.bully.is_electing() {
+            if let Some(leader) = leader {
+                tracing::info!(
+                    member = id,
+                    leader,
+                    "Election completed. Group Leader: {leader} (seen by {id})"
+                );
+            }
+        }
+    }
+
+    fn start_election(&mut self, initiator: u64) {
+        let before = self.group.bully.leader();
+        let actions = self.group.bully.start_election(now_ms());
+        if !actions.is_empty() {
+            tracing::info!(
+                member = self.group.id(),
+                initiator,
+                "{} is running an election initiated by {initiator}",
+                self.group.id()
+            );
+        }
+        self.after_election_step(before, actions);
+    }
+
+    /// Every tick: election timeouts, then the heartbeat to the leader.
+    fn group_tick(&mut self, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let before = self.group.bully.leader();
+        let actions = self.group.bully.on_timeout(now);
+        self.after_election_step(before, actions);
+
+        let id = self.group.id();
+        let Some(leader) = self.group.bully.leader() else {
+            if !self.group.bully.is_electing() {
+                self.start_election(id);
+            }
+            return;
+        };
+        if leader == id {
+            self.group.leader_watch = None;
+            return;
+        }
+        let in_flight = self.group.heartbeat_in_flight;
+        let watch = self.group.watch(leader, now);
+        if watch.is_suspect(now) {
+            self.leader_failed(leader);
+            return;
+        }
+        if in_flight || now < watch.next_ping_at() {
+            return;
+        }
+        watch.ping_sent(now);
+        let Some(peer) = self.table.load().frontend(leader).cloned() else {
+            self.leader_failed(leader);
+            return;
+        };
+        self.group.heartbeat_in_flight = true;
+        let ping = peer
+            .addr
+            .send(Heartbeat { from: id })
+            .timeout(self.group.heartbeat_timeout());
+        ctx.spawn(ping.into_actor(self).map(move |answer, act, _ctx| {
+            act.group.heartbeat_in_flight = false;
+            match answer {
+                Ok(_) => {
+                    if let Some((watched, monitor)) = act.group.leader_watch.as_mut() {
+                        if *watched == leader {
+                            monitor.record(now_ms());
+                        }
+                    }
+                }
+                Err(_) => act.leader_failed(leader),
+            }
+        }));
+    }
+
+    fn leader_failed(&mut self, leader: u64) {
+        let id = self.group.id();
+        if self.group.bully.leader() != Some(leader) {
+            return; // a stale answer about a former leader
+        }
+        tracing::warn!(
+            member = id,
+            leader,
+            "Heartbeat to group leader {leader} failed (from {id})"
+        );
+        self.group.leader_watch = None;
+        let before = self.group.bully.leader();
+        let actions = self.group.bully.leader_suspected(leader, now_ms());
+        if !actions.is_empty() {
+            tracing::info!(
+                member = id,
+                initiator = id,
+                "{id} is running an election initiated by {id}"
+            );
+        }
+        self.after_election_step(before, actions);
     }
 
     /// Pull mode: re-reads every cached entry from the database.
@@ -115,6 +281,14 @@ impl Actor for Frontend {
         if let Some(interval) = self.pull_interval {
             ctx.run_interval(interval, |act, ctx| act.refresh_cache(ctx));
         }
+        tracing::info!(
+            member = self.group.id(),
+            "Server {} started",
+            self.group.id()
+        );
+        // Seed 003: a server that starts runs an election (a lower one learns it is not leader).
+        self.start_election(self.group.id());
+        ctx.run_interval(self.group.tick(), |act, ctx| act.group_tick(ctx));
     }
 }
 
@@ -131,6 +305,7 @@ impl actix::Supervised for Frontend {
         }
         self.generation += 1;
         self.refreshing = false;
+        self.group.reset();
     }
 }
 
@@ -190,6 +365,43 @@ impl Handler<Changed> for Frontend {
                 self.cell.name()
             );
         }
+    }
+}
+
+impl Handler<Election> for Frontend {
+    type Result = ();
+
+    fn handle(&mut self, msg: Election, _ctx: &mut Self::Context) {
+        let id = self.group.id();
+        let before = self.group.bully.leader();
+        let was_electing = self.group.bully.is_electing();
+        let actions = self.group.bully.on_message(msg.from, msg.msg, now_ms());
+        if !was_electing && self.group.bully.is_electing() {
+            tracing::info!(
+                member = id,
+                initiator = msg.from,
+                "{id} is running an election initiated by {}",
+                msg.from
+            );
+        }
+        self.after_election_step(before, actions);
+    }
+}
+
+impl Handler<Heartbeat> for Frontend {
+    type Result = u64;
+
+    fn handle(&mut self, msg: Heartbeat, _ctx: &mut Self::Context) -> u64 {
+        tracing::trace!(member = self.group.id(), from = msg.from, "heartbeat");
+        self.group.id()
+    }
+}
+
+impl Handler<DescribeMember> for Frontend {
+    type Result = actix::MessageResult<DescribeMember>;
+
+    fn handle(&mut self, _: DescribeMember, _ctx: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(self.group.state())
     }
 }
 

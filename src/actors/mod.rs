@@ -12,6 +12,7 @@ pub mod cluster_keeper;
 pub mod database;
 pub mod dispatcher;
 pub mod frontend;
+pub mod group;
 pub mod messages;
 pub mod publisher;
 pub mod registry;
@@ -19,7 +20,6 @@ pub mod router;
 pub mod supervisor;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use actix::Addr;
 use arc_swap::ArcSwap;
@@ -28,7 +28,7 @@ use sqlx::PgPool;
 use crate::settings::Settings;
 use database::{Database, Watch};
 use dispatcher::Dispatcher;
-use frontend::Frontend;
+use frontend::FrontendFactory;
 use publisher::Publisher;
 use registry::Registry;
 use router::{FrontendSlot, Router, RoutingTable};
@@ -48,7 +48,7 @@ pub struct Tree {
 pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree {
     let supervision = &settings.supervision;
     let timeout = settings.olympics.request_timeout();
-    let mut registry = Registry::default();
+    let registry = Registry::default();
 
     let db_cell = ActorCell::new("database");
     let database = start_supervised(db_cell.clone(), supervision, shutdown.clone(), |_| {
@@ -56,30 +56,26 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
     });
     registry.add(db_cell, database.clone());
 
-    let frontends: Vec<Arc<FrontendSlot>> = (1..=settings.olympics.frontends)
-        .map(|n| {
-            let cell = ActorCell::new(format!("frontend-{n}"));
-            let db = database.clone();
-            let actor_cell = cell.clone();
-            let capacity = settings.olympics.cache_capacity;
-            let pull_interval = settings.olympics.pull_interval();
-            let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
-                Frontend::new(db, actor_cell, timeout, capacity, pull_interval)
-            });
-            if pull_interval.is_none() {
-                database.do_send(Watch(addr.clone().recipient()));
-            }
-            registry.add(cell.clone(), addr.clone());
-            Arc::new(FrontendSlot {
-                addr,
-                cell,
-                in_flight: AtomicUsize::new(0),
-            })
-        })
+    // The table comes first: front-ends find their peers in it.
+    let table = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
+    let factory = FrontendFactory {
+        db: database.clone(),
+        table: table.clone(),
+        timeout,
+        cache_capacity: settings.olympics.cache_capacity,
+        pull_interval: settings.olympics.pull_interval(),
+        group: settings.group.clone(),
+        supervision: supervision.clone(),
+        shutdown: shutdown.clone(),
+        registry: registry.clone(),
+    };
+    let frontends: Vec<Arc<FrontendSlot>> = settings
+        .frontend_ids()
+        .into_iter()
+        .map(|id| factory.spawn(id))
         .collect();
-
     // Published before the dispatcher starts, so anonymous reads work from the first moment.
-    let table = Arc::new(ArcSwap::from_pointee(RoutingTable::new(
+    table.store(Arc::new(RoutingTable::new(
         frontends.clone(),
         Default::default(),
     )));
@@ -90,7 +86,7 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
             dispatcher_cell.clone(),
             supervision,
             shutdown.clone(),
-            move |_| Dispatcher::new(frontends, db, table, cell),
+            move |_| Dispatcher::new(frontends, factory, db, table, cell),
         )
     };
     registry.add(dispatcher_cell, dispatcher.clone());

@@ -14,8 +14,11 @@ use actix::{Addr, Handler, Message};
 use arc_swap::ArcSwap;
 use uuid::Uuid;
 
-use crate::actors::dispatcher::{Dispatcher, RegisterTablet, UnregisterTablet};
+use crate::actors::dispatcher::{
+    AddFrontend, Dispatcher, KillFrontend, RegisterTablet, UnregisterTablet,
+};
 use crate::actors::frontend::Frontend;
+use crate::actors::group::{DescribeMember, MemberState};
 use crate::actors::messages::{Answer, Command, CommandReply, Query, Read};
 use crate::actors::supervisor::ActorCell;
 use crate::balance::{ServerLoad, candidate_order};
@@ -25,6 +28,8 @@ use crate::settings::BalancingPolicy;
 /// One front-end as the router sees it.
 #[derive(Debug)]
 pub struct FrontendSlot {
+    /// Its numeric id in the group (the highest live one leads).
+    pub id: u64,
     pub addr: Addr<Frontend>,
     pub cell: Arc<ActorCell>,
     /// Requests sent and not yet answered: the load for anonymous least-loaded balancing.
@@ -42,6 +47,38 @@ impl RoutingTable {
     pub fn new(frontends: Vec<Arc<FrontendSlot>>, tablets: HashMap<Uuid, usize>) -> Self {
         Self { frontends, tablets }
     }
+
+    pub fn frontends(&self) -> &[Arc<FrontendSlot>] {
+        &self.frontends
+    }
+
+    /// The front-end with group id `id`.
+    pub fn frontend(&self, id: u64) -> Option<&Arc<FrontendSlot>> {
+        self.frontends.iter().find(|s| s.id == id)
+    }
+
+    /// How many tablets each front-end has, in `frontends()` order.
+    pub fn tablet_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.frontends.len()];
+        for &i in self.tablets.values() {
+            counts[i] += 1;
+        }
+        counts
+    }
+}
+
+/// One member of the front-end group, for `GET /cluster`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberView {
+    pub id: u64,
+    pub name: String,
+    pub alive: bool,
+    pub restarts: u64,
+    /// Its own view of the group; absent when it did not answer.
+    #[serde(flatten)]
+    pub state: Option<MemberState>,
+    pub tablets: usize,
+    pub in_flight: usize,
 }
 
 /// A reply and the front-end that produced it (`X-Served-By`).
@@ -111,6 +148,53 @@ impl Router {
         } else {
             Err(OlympicsError::UnknownTablet(id))
         }
+    }
+
+    /// Every front-end of the group and what it thinks, asked concurrently.
+    pub async fn cluster(&self) -> Vec<MemberView> {
+        let table = self.table.load_full();
+        let counts = table.tablet_counts();
+        let asks = table
+            .frontends()
+            .iter()
+            .zip(counts)
+            .map(|(slot, tablets)| async move {
+                let state = if slot.cell.is_alive() {
+                    slot.addr
+                        .send(DescribeMember)
+                        .timeout(Duration::from_millis(500))
+                        .await
+                        .ok()
+                } else {
+                    None
+                };
+                MemberView {
+                    id: slot.id,
+                    name: slot.cell.name().to_owned(),
+                    alive: slot.cell.is_alive(),
+                    restarts: slot.cell.restarts(),
+                    state,
+                    tablets,
+                    in_flight: slot.in_flight.load(Ordering::Relaxed),
+                }
+            });
+        futures_util::future::join_all(asks).await
+    }
+
+    pub async fn add_frontend(&self, id: u64) -> Result<String, OlympicsError> {
+        self.dispatcher
+            .send(AddFrontend { id })
+            .timeout(self.timeout)
+            .await
+            .map_err(|e| OlympicsError::Unavailable(format!("dispatcher: {e}")))?
+    }
+
+    pub async fn kill_frontend(&self, id: u64) -> Result<(), OlympicsError> {
+        self.dispatcher
+            .send(KillFrontend { id })
+            .timeout(self.timeout)
+            .await
+            .map_err(|e| OlympicsError::Unavailable(format!("dispatcher: {e}")))?
     }
 
     pub async fn register_tablet(&self) -> Result<TabletAssignment, OlympicsError> {

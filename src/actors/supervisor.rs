@@ -39,6 +39,8 @@ pub struct ActorCell {
     restarts: AtomicU64,
     /// Set by a deliberate crash that asks to stay down for a while (failover tests).
     stay_down_ms: AtomicU64,
+    /// Set before a crash that must not be followed by a restart (a front-end killed on purpose).
+    killed: AtomicBool,
 }
 
 impl ActorCell {
@@ -48,6 +50,7 @@ impl ActorCell {
             alive: AtomicBool::new(true),
             restarts: AtomicU64::new(0),
             stay_down_ms: AtomicU64::new(0),
+            killed: AtomicBool::new(false),
         })
     }
     pub fn name(&self) -> &str {
@@ -63,6 +66,13 @@ impl ActorCell {
     pub fn stay_down_for(&self, duration: Duration) {
         self.stay_down_ms
             .store(duration.as_millis() as u64, Ordering::Release);
+    }
+    /// The next crash or stop is final: the supervisor lets the actor die.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+    }
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
     }
     fn take_stay_down(&self) -> Duration {
         Duration::from_millis(self.stay_down_ms.swap(0, Ordering::AcqRel))
@@ -222,6 +232,10 @@ where
                 Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),
             };
             this.cell.alive.store(false, Ordering::Release);
+            if this.cell.is_killed() {
+                tracing::warn!(actor = %this.cell.name, "actor {} was killed; not restarting it", this.cell.name);
+                return Poll::Ready(());
+            }
             if this.shutdown.is_set() {
                 tracing::info!(actor = %this.cell.name, "actor {} stopped during shutdown", this.cell.name);
                 return Poll::Ready(());

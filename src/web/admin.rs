@@ -11,6 +11,33 @@ use crate::actors::Tree;
 use crate::actors::messages::{Crash, CrashMode};
 use crate::web::auth::Admin;
 use crate::web::error::ApiError;
+use crate::web::json::ValidJson;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewFrontend {
+    id: u64,
+}
+
+/// `POST /admin/frontends` `{"id": 45000}` → 201: a new front-end joins the group.
+pub async fn add_frontend(
+    _admin: Admin,
+    tree: web::Data<Tree>,
+    ValidJson(new): ValidJson<NewFrontend>,
+) -> Result<HttpResponse, ApiError> {
+    let name = tree.router.add_frontend(new.id).await?;
+    Ok(HttpResponse::Created().json(json!({ "id": new.id, "name": name })))
+}
+
+/// `DELETE /admin/frontends/{id}` → 204: the front-end crashes and is not restarted.
+pub async fn kill_frontend(
+    _admin: Admin,
+    tree: web::Data<Tree>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    tree.router.kill_frontend(id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
 
 /// `GET /admin/actors`
 pub async fn list(_admin: Admin, tree: web::Data<Tree>) -> HttpResponse {

@@ -67,9 +67,11 @@ impl ResponseError for ApiError {
         use OlympicsError as O;
         match self {
             ApiError::Olympics(e) => match e {
-                O::UnknownGame(_) | O::UnknownTeam(_) | O::UnknownTablet(_) => {
-                    StatusCode::NOT_FOUND
-                }
+                O::Conflict(_) => StatusCode::CONFLICT,
+                O::UnknownGame(_)
+                | O::UnknownTeam(_)
+                | O::UnknownTablet(_)
+                | O::UnknownFrontend(_) => StatusCode::NOT_FOUND,
                 O::Invalid { .. } | O::IdempotencyConflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 O::Unavailable(_) | O::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             },

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod error;
 pub mod events;
 pub mod games;
@@ -37,6 +38,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/olympics/tablets").route(web::post().to(tablets::register)))
         .service(resource("/olympics/tablets/{id}").route(web::delete().to(tablets::unregister)))
         .service(resource("/olympics/tablets/{id}/events").route(web::get().to(events::stream)))
+        .service(resource("/cluster").route(web::get().to(cluster::members)))
+        .service(resource("/admin/frontends").route(web::post().to(admin::add_frontend)))
+        .service(resource("/admin/frontends/{id}").route(web::delete().to(admin::kill_frontend)))
         .service(resource("/admin/actors").route(web::get().to(admin::list)))
         .service(resource("/admin/actors/{name}/crash").route(web::post().to(admin::crash)));
 }

@@ -3,6 +3,7 @@ mod admin;
 mod bad_input;
 mod cache;
 mod clients;
+mod cluster;
 mod crashes;
 mod helpers;
 mod olympics;

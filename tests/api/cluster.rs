@@ -1,0 +1,207 @@
+//! The front-end group (seed 003): the highest live id leads, everywhere.
+//!
+//! Bound: every live member agrees on one leader within AGREEMENT of the change (a join or a
+//! kill). With the default timing (heartbeat deadline 150 ms, election 60 ms) agreement takes
+//! about 100–300 ms (see docs/benchmarks.md); the bound leaves room for a loaded 2-core CI.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app, spawn_app_with};
+
+const AGREEMENT: Duration = Duration::from_secs(2);
+
+async fn members(app: &TestApp) -> Vec<Value> {
+    let cluster: Value = app.get("/cluster").await.json().await.unwrap();
+    cluster["members"].as_array().unwrap().clone()
+}
+
+/// Waits until every live member names `leader` and none is electing; returns how long it took.
+async fn await_agreement(app: &TestApp, leader: u64) -> Duration {
+    let start = Instant::now();
+    loop {
+        let members = members(app).await;
+        let agreed = members
+            .iter()
+            .filter(|m| m["alive"] == true)
+            .all(|m| m["leader"] == leader && m["electing"] == false);
+        if agreed {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < AGREEMENT,
+            "no agreement on leader {leader} within {AGREEMENT:?}: {members:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn add_frontend(app: &TestApp, id: u64) {
+    let response = app
+        .request(reqwest::Method::POST, "/admin/frontends")
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "id": id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+async fn kill_frontend(app: &TestApp, id: u64) {
+    let response = app
+        .request(reqwest::Method::DELETE, &format!("/admin/frontends/{id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+}
+
+async fn seed_003_group() -> TestApp {
+    spawn_app_with(|s| s.olympics.frontend_ids = vec![41220, 9152]).await
+}
+
+#[actix_web::test]
+async fn the_highest_id_leads_from_the_start() {
+    let app = seed_003_group().await;
+    await_agreement(&app, 41220).await;
+    let ids: Vec<u64> = members(&app)
+        .await
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [41220, 9152]);
+}
+
+#[actix_web::test]
+async fn a_a_new_server_with_a_lower_id_joins_and_the_leader_stays() {
+    let app = seed_003_group().await;
+    await_agreement(&app, 41220).await;
+    add_frontend(&app, 100).await;
+    await_agreement(&app, 41220).await;
+    let newcomer = members(&app)
+        .await
+        .into_iter()
+        .find(|m| m["id"] == 100)
+        .unwrap();
+    assert_eq!(
+        newcomer["leader"], 41220,
+        "the newcomer learned it does not lead"
+    );
+}
+
+#[actix_web::test]
+async fn b_a_new_server_with_the_highest_id_becomes_leader_everywhere() {
+    let app = seed_003_group().await;
+    await_agreement(&app, 41220).await;
+    add_frontend(&app, 45000).await;
+    await_agreement(&app, 45000).await;
+    assert_eq!(members(&app).await.len(), 3);
+}
+
+#[actix_web::test]
+async fn c_the_leader_is_killed_and_the_next_highest_takes_over() {
+    let app = seed_003_group().await;
+    add_frontend(&app, 45000).await;
+    await_agreement(&app, 45000).await;
+    kill_frontend(&app, 45000).await;
+    await_agreement(&app, 41220).await;
+    let ids: Vec<u64> = members(&app)
+        .await
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert!(!ids.contains(&45000));
+}
+
+#[actix_web::test]
+async fn a_crashed_and_restarted_leader_is_leader_again() {
+    let app = seed_003_group().await;
+    await_agreement(&app, 41220).await;
+    app.crash("frontend-41220", "mode=panic&stay_down_ms=400")
+        .await;
+    await_agreement(&app, 9152).await;
+    app.await_restart("frontend-41220", 1).await;
+    await_agreement(&app, 41220).await;
+}
+
+#[actix_web::test]
+async fn killing_the_leader_under_load_fails_no_request() {
+    let app = spawn_app().await; // ids 1, 2, 3: frontend-3 leads
+    await_agreement(&app, 3).await;
+    let tablets: Vec<Value> =
+        futures_util::future::join_all((0..3).map(|_| app.register_tablet())).await;
+    let served = AtomicUsize::new(0);
+    let readers = tablets.iter().map(|tablet| {
+        let (app, served) = (&app, &served);
+        async move {
+            let id = tablet["id"].as_str().unwrap();
+            for _ in 0..60 {
+                let response = app.get_as_tablet("/olympics/games/curling/score", id).await;
+                assert_eq!(
+                    response.status(),
+                    200,
+                    "a read failed while the leader died"
+                );
+                served.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    let writer = async {
+        for i in 0..40 {
+            let response = app
+                .award_medal("gauls", "gold", Some(&format!("leader-kill-{i}")))
+                .await;
+            assert_eq!(
+                response.status(),
+                200,
+                "a write failed while the leader died"
+            );
+        }
+    };
+    let killer = async {
+        crate::helpers::eventually(Duration::from_secs(30), || async {
+            served.load(Ordering::SeqCst) >= 40
+        })
+        .await;
+        kill_frontend(&app, 3).await;
+    };
+    tokio::join!(futures_util::future::join_all(readers), writer, killer);
+    await_agreement(&app, 2).await;
+    let tally: Value = app
+        .get("/olympics/teams/gauls/medals")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tally["gold"], 40);
+}
+
+#[actix_web::test]
+async fn adding_an_existing_id_or_killing_an_unknown_one_is_refused() {
+    let app = seed_003_group().await;
+    let response = app
+        .request(reqwest::Method::POST, "/admin/frontends")
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "id": 9152 }))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::error_body(response, 409).await;
+    let response = app
+        .request(reqwest::Method::DELETE, "/admin/frontends/7")
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::error_body(response, 404).await;
+    let response = app
+        .request(reqwest::Method::POST, "/admin/frontends")
+        .json(&json!({ "id": 1 }))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::error_body(response, 401).await;
+}
