@@ -124,14 +124,15 @@ impl Frontend {
             }
         }
         let leader = self.group.bully.leader();
-        if leader != leader_before && !self.group.bully.is_electing() {
-            if let Some(leader) = leader {
-                tracing::info!(
-                    member = id,
-                    leader,
-                    "Election completed. Group Leader: {leader} (seen by {id})"
-                );
-            }
+        if leader != leader_before
+            && !self.group.bully.is_electing()
+            && let Some(leader) = leader
+        {
+            tracing::info!(
+                member = id,
+                leader,
+                "Election completed. Group Leader: {leader} (seen by {id})"
+            );
         }
     }
 
@@ -190,10 +191,10 @@ impl Frontend {
             act.group.heartbeat_in_flight = false;
             match answer {
                 Ok(_) => {
-                    if let Some((watched, monitor)) = act.group.leader_watch.as_mut() {
-                        if *watched == leader {
-                            monitor.record(now_ms());
-                        }
+                    if let Some((watched, monitor)) = act.group.leader_watch.as_mut()
+                        && *watched == leader
+                    {
+                        monitor.record(now_ms());
                     }
                 }
                 Err(_) => act.leader_failed(leader),
