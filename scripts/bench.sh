@@ -20,7 +20,7 @@ trap cleanup EXIT
 
 # Every pushed-to tablet is a connection on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
-cargo build --release --quiet --bin obelix --example hello --example push_bench
+cargo build --release --quiet --bin obelix --example hello --example push_bench --example failover_bench
 
 wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
@@ -38,6 +38,7 @@ run_wrk() {
 start_obelix() { # $1 = cache capacity
   OBELIX__SERVER__PORT=$OBELIX_PORT OBELIX__DATABASE__DATA_DIR="$WORK/pgdata" \
   OBELIX__OLYMPICS__REPORTER_TOKEN=$REPORTER_TOKEN OBELIX__OLYMPICS__CACHE_CAPACITY=$1 \
+  OBELIX__ADMIN__TOKEN=bench-admin-token \
   RUST_LOG=warn target/release/obelix >"$WORK/obelix.log" 2>&1 &
   OBELIX_PID=$!; PIDS+=("$OBELIX_PID")
   wait_http "http://127.0.0.1:$OBELIX_PORT/readyz"
@@ -56,6 +57,7 @@ read -r anon_rps anon_p50 anon_p99 < <(run_wrk "$SCORE_URL")
 read -r put_rps put_p50 put_p99 < <(run_wrk -s bench/put_score.lua "http://127.0.0.1:$OBELIX_PORT")
 read -r medal_rps medal_p50 medal_p99 < <(run_wrk -s bench/award_medal.lua "http://127.0.0.1:$OBELIX_PORT")
 PUSH=$(target/release/examples/push_bench "http://127.0.0.1:$OBELIX_PORT" "$REPORTER_TOKEN" "${PUSH_TABLETS:-1000}" "${PUSH_UPDATES:-50}")
+FAILOVER=$(target/release/examples/failover_bench "http://127.0.0.1:$OBELIX_PORT" bench-admin-token "${FAILOVER_ROUNDS:-20}")
 stop_obelix
 
 start_obelix 0
@@ -77,4 +79,6 @@ PostgreSQL: ${DATABASE_URL:+the server at DATABASE_URL}${DATABASE_URL:-private c
 | POST medal (reporter, 1 commit each) | $medal_rps | $medal_p50 | $medal_p99 | |
 
 Push (examples/push_bench.rs, latency from sending the PUT to receipt at each tablet): $PUSH
+
+Failover (examples/failover_bench.rs, kill of the leader until every member agrees on the next, 8 tablets reading): $FAILOVER
 TABLE
