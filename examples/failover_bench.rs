@@ -13,8 +13,19 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 async fn agreed_leader(client: &reqwest::Client, server: &str) -> Option<u64> {
-    let cluster: Value = client.get(format!("{server}/cluster")).send().await.ok()?.json().await.ok()?;
-    let alive: Vec<&Value> = cluster["members"].as_array()?.iter().filter(|m| m["alive"] == true).collect();
+    let cluster: Value = client
+        .get(format!("{server}/cluster"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let alive: Vec<&Value> = cluster["members"]
+        .as_array()?
+        .iter()
+        .filter(|m| m["alive"] == true)
+        .collect();
     let leader = alive.first()?["leader"].as_u64()?;
     let max_id = alive.iter().filter_map(|m| m["id"].as_u64()).max()?;
     alive
@@ -27,7 +38,10 @@ async fn agreed_leader(client: &reqwest::Client, server: &str) -> Option<u64> {
 async fn await_leader(client: &reqwest::Client, server: &str, leader: u64) -> Duration {
     let start = Instant::now();
     while agreed_leader(client, server).await != Some(leader) {
-        assert!(start.elapsed() < Duration::from_secs(10), "no agreement on {leader}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no agreement on {leader}"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     start.elapsed()
@@ -36,7 +50,10 @@ async fn await_leader(client: &reqwest::Client, server: &str, leader: u64) -> Du
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let server = args.get(1).cloned().unwrap_or_else(|| "http://127.0.0.1:18080".into());
+    let server = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "http://127.0.0.1:18080".into());
     let admin = args.get(2).cloned().unwrap_or_default();
     let rounds: u64 = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(20);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -49,7 +66,14 @@ async fn main() {
         let (client, server) = (client.clone(), server.clone());
         let (stop, reads, failures) = (stop.clone(), reads.clone(), failures.clone());
         readers.push(tokio::spawn(async move {
-            let tablet: Value = client.post(format!("{server}/olympics/tablets")).send().await.unwrap().json().await.unwrap();
+            let tablet: Value = client
+                .post(format!("{server}/olympics/tablets"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             let id = tablet["id"].as_str().unwrap().to_owned();
             while !stop.load(Ordering::Relaxed) {
                 let ok = client
@@ -69,13 +93,26 @@ async fn main() {
     let base = 1_000_000 + u64::from(std::process::id()) * 1000;
     let mut times = Vec::new();
     for round in 0..rounds {
-        let before = agreed_leader(&client, &server).await.expect("a settled group");
+        let before = agreed_leader(&client, &server)
+            .await
+            .expect("a settled group");
         let id = base + round;
-        let added = client.post(format!("{server}/admin/frontends")).bearer_auth(&admin).json(&json!({ "id": id })).send().await.unwrap();
+        let added = client
+            .post(format!("{server}/admin/frontends"))
+            .bearer_auth(&admin)
+            .json(&json!({ "id": id }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(added.status(), 201, "add front-end {id}");
         await_leader(&client, &server, id).await;
         let killed_at = Instant::now();
-        let killed = client.delete(format!("{server}/admin/frontends/{id}")).bearer_auth(&admin).send().await.unwrap();
+        let killed = client
+            .delete(format!("{server}/admin/frontends/{id}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(killed.status(), 204);
         await_leader(&client, &server, before).await;
         times.push(killed_at.elapsed());

@@ -57,6 +57,9 @@ pub struct OlympicsSettings {
     /// The front-ends' numeric ids (the highest live one leads); default 1, 2, … `frontends`.
     #[serde(default)]
     pub frontend_ids: Vec<u64>,
+    /// Explicit clock skews (ms) for the front-ends, in `frontend_ids` order; default: derived.
+    #[serde(default)]
+    pub clock_skews_ms: Vec<i64>,
     pub balancing: BalancingPolicy,
     pub reporter_token: SecretString,
     pub request_timeout_ms: u64,
@@ -102,6 +105,14 @@ pub struct GroupSettings {
     pub election_answer_ms: u64,
     /// How long it then waits for that member's coordinator message.
     pub election_coordinator_ms: u64,
+    /// How often the leader runs a Berkeley clock synchronisation round.
+    pub clock_sync_interval_ms: u64,
+    /// Clocks further than this from the median are left out of the average (outliers).
+    pub clock_max_deviation_ms: u64,
+    /// Each front-end's simulated clock starts off by up to this much (derived from its id)…
+    pub clock_max_skew_ms: i64,
+    /// …and drifts by up to this many parts per million.
+    pub clock_max_drift_ppm: i64,
 }
 
 /// Server-Sent Events to tablets.

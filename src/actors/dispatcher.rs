@@ -18,10 +18,12 @@ use uuid::Uuid;
 
 use crate::actors::database::{Database, DeleteTablet, LoadTablets, SaveTablet};
 use crate::actors::frontend::FrontendFactory;
+use crate::actors::group::GroupMember;
 use crate::actors::messages::{Crash, CrashMode};
 use crate::actors::router::{FrontendSlot, RoutingTable};
 use crate::actors::supervisor::ActorCell;
 use crate::balance::{ServerLoad, least_loaded};
+use crate::coordination::berkeley::SimulatedClock;
 use crate::olympics::{OlympicsError, TabletAssignment};
 
 pub struct Dispatcher {
@@ -212,6 +214,8 @@ impl Handler<UnregisterTablet> for Dispatcher {
 #[rtype(result = "Result<String, OlympicsError>")]
 pub struct AddFrontend {
     pub id: u64,
+    /// Its clock's skew in ms; default: derived from the id.
+    pub clock_skew_ms: Option<i64>,
 }
 
 impl Handler<AddFrontend> for Dispatcher {
@@ -224,7 +228,11 @@ impl Handler<AddFrontend> for Dispatcher {
                 msg.id
             )));
         }
-        let slot = self.factory.spawn(msg.id);
+        let clock = msg.clock_skew_ms.map(|skew| {
+            let derived = GroupMember::default_clock(msg.id, &self.factory.group);
+            SimulatedClock::new(skew, derived.drift_ppm)
+        });
+        let slot = self.factory.spawn(msg.id, clock);
         let name = slot.cell.name().to_owned();
         self.frontends.push(slot);
         self.publish();

@@ -23,12 +23,15 @@ use moka::sync::Cache;
 use arc_swap::ArcSwap;
 
 use crate::actors::database::{Database, Watch};
-use crate::actors::group::{DescribeMember, Election, GroupMember, Heartbeat, now_ms};
+use crate::actors::group::{
+    AdjustClock, DescribeMember, Election, GroupMember, Heartbeat, ReadClock, now_ms,
+};
 use crate::actors::messages::{Answer, Changed, Command, CommandReply, Query, QueryReply, Read};
 use crate::actors::registry::Registry;
 use crate::actors::router::{FrontendSlot, RoutingTable};
 use crate::actors::supervisor::ActorCell;
 use crate::actors::supervisor::{ShutdownSignal, start_supervised};
+use crate::coordination::berkeley::{ClockReport, SimulatedClock, synchronise};
 use crate::coordination::bully::Outgoing;
 use crate::olympics::OlympicsError;
 use crate::settings::{GroupSettings, SupervisionSettings};
@@ -70,8 +73,10 @@ pub struct FrontendFactory {
 }
 
 impl FrontendFactory {
-    /// Starts front-end `id` under supervision (named `frontend-<id>`) and registers it.
-    pub fn spawn(&self, id: u64) -> Arc<FrontendSlot> {
+    /// Starts front-end `id` under supervision (named `frontend-<id>`) and registers it. Its
+    /// clock is `clock`, or one with a skew and drift derived from its id.
+    pub fn spawn(&self, id: u64, clock: Option<SimulatedClock>) -> Arc<FrontendSlot> {
+        let clock = clock.unwrap_or_else(|| GroupMember::default_clock(id, &self.group));
         let cell = ActorCell::new(format!("frontend-{id}"));
         let factory = self.clone();
         let actor_cell = cell.clone();
@@ -81,7 +86,7 @@ impl FrontendFactory {
             self.shutdown.clone(),
             move |_| Frontend {
                 table: factory.table,
-                group: GroupMember::new(id, factory.group),
+                group: GroupMember::new(id, factory.group, clock),
                 db: factory.db,
                 cell: actor_cell,
                 timeout: factory.timeout,
@@ -166,6 +171,9 @@ impl Frontend {
         };
         if leader == id {
             self.group.leader_watch = None;
+            if !self.group.clock_sync_in_flight && now >= self.group.next_clock_sync {
+                self.run_clock_sync(ctx);
+            }
             return;
         }
         let in_flight = self.group.heartbeat_in_flight;
@@ -185,12 +193,16 @@ impl Frontend {
         self.group.heartbeat_in_flight = true;
         let ping = peer
             .addr
-            .send(Heartbeat { from: id })
+            .send(Heartbeat {
+                from: id,
+                clock: self.group.vector_clock.clone(),
+            })
             .timeout(self.group.heartbeat_timeout());
         ctx.spawn(ping.into_actor(self).map(move |answer, act, _ctx| {
             act.group.heartbeat_in_flight = false;
             match answer {
-                Ok(_) => {
+                Ok(leader_clock) => {
+                    act.group.vector_clock.merge(&leader_clock);
                     if let Some((watched, monitor)) = act.group.leader_watch.as_mut()
                         && *watched == leader
                     {
@@ -200,6 +212,56 @@ impl Frontend {
                 Err(_) => act.leader_failed(leader),
             }
         }));
+    }
+
+    /// Leader only: one Berkeley round (seed 000). Polls every member's clock, noting each round
+    /// trip and its own clock at each reply, then tells each member how far to move.
+    fn run_clock_sync(&mut self, ctx: &mut Context<Self>) {
+        let id = self.group.id();
+        let interval = self.group.settings().clock_sync_interval_ms;
+        let max_deviation = self.group.settings().clock_max_deviation_ms;
+        self.group.clock_sync_in_flight = true;
+        self.group.next_clock_sync = now_ms() + interval;
+        let table = self.table.load_full();
+        // The master's clock cannot move during its own round, so a copy reads the same.
+        let master_clock = self.group.clock;
+        let timeout = self.group.heartbeat_timeout();
+        let polls = table.frontends().iter().filter(|p| p.id != id).map(|peer| {
+            let (member, addr) = (peer.id, peer.addr.clone());
+            async move {
+                let sent = now_ms();
+                let reported = addr.send(ReadClock).timeout(timeout).await.ok()?;
+                let received = now_ms();
+                Some(ClockReport {
+                    member,
+                    reported_ms: reported,
+                    rtt_ms: received - sent,
+                    master_at_receipt_ms: master_clock.read(received),
+                })
+            }
+        });
+        ctx.spawn(futures_util::future::join_all(polls).into_actor(self).map(
+            move |replies, act, _ctx| {
+                act.group.clock_sync_in_flight = false;
+                let reports: Vec<ClockReport> = replies.into_iter().flatten().collect();
+                let outcome = match synchronise(id, &reports, max_deviation) {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        tracing::warn!(member = id, error = %e, "clock sync round by {id} failed");
+                        return;
+                    }
+                };
+                let table = act.table.load();
+                for (&member, &delta) in &outcome.adjustments {
+                    if member == id {
+                        act.group.clock.adjust(delta);
+                    } else if let Some(peer) = table.frontend(member) {
+                        peer.addr.do_send(AdjustClock { delta_ms: delta });
+                    }
+                }
+                tracing::debug!(member = id, clocks = reports.len() + 1, outliers = ?outcome.outliers, "clock sync round by leader {id}: adjustments {:?}", outcome.adjustments);
+            },
+        ));
     }
 
     fn leader_failed(&mut self, leader: u64) {
@@ -316,6 +378,7 @@ impl Handler<Read> for Frontend {
     type Result = ResponseActFuture<Self, Result<Answer, OlympicsError>>;
 
     fn handle(&mut self, Read(query): Read, _ctx: &mut Self::Context) -> Self::Result {
+        self.group.vector_clock.increment(self.group.id());
         if let Some(reply) = self.cache.as_ref().and_then(|c| c.get(&query)) {
             tracing::debug!(
                 frontend = self.cell.name(),
@@ -390,11 +453,28 @@ impl Handler<Election> for Frontend {
 }
 
 impl Handler<Heartbeat> for Frontend {
-    type Result = u64;
+    type Result = actix::MessageResult<Heartbeat>;
 
-    fn handle(&mut self, msg: Heartbeat, _ctx: &mut Self::Context) -> u64 {
+    fn handle(&mut self, msg: Heartbeat, _ctx: &mut Self::Context) -> Self::Result {
         tracing::trace!(member = self.group.id(), from = msg.from, "heartbeat");
-        self.group.id()
+        self.group.vector_clock.merge(&msg.clock);
+        actix::MessageResult(self.group.vector_clock.clone())
+    }
+}
+
+impl Handler<ReadClock> for Frontend {
+    type Result = i64;
+
+    fn handle(&mut self, _: ReadClock, _ctx: &mut Self::Context) -> i64 {
+        self.group.clock.read(now_ms())
+    }
+}
+
+impl Handler<AdjustClock> for Frontend {
+    type Result = ();
+
+    fn handle(&mut self, msg: AdjustClock, _ctx: &mut Self::Context) {
+        self.group.clock.adjust(msg.delta_ms);
     }
 }
 
@@ -410,6 +490,7 @@ impl Handler<Command> for Frontend {
     type Result = ResponseFuture<Result<CommandReply, OlympicsError>>;
 
     fn handle(&mut self, command: Command, _ctx: &mut Self::Context) -> Self::Result {
+        self.group.vector_clock.increment(self.group.id());
         Box::pin(ask_database(self.db.clone(), command, self.timeout))
     }
 }

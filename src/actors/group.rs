@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use actix::Message;
 use serde::Serialize;
 
+use crate::coordination::berkeley::SimulatedClock;
 use crate::coordination::bully::Message as BullyMessage;
 use crate::coordination::bully::{BullyNode, BullyTimeouts};
 use crate::coordination::heartbeat::HeartbeatMonitor;
+use crate::coordination::vector_clock::VectorClock;
 use crate::settings::GroupSettings;
 
 /// Milliseconds on one monotonic clock shared by every member of the process.
@@ -31,11 +33,25 @@ pub struct Election {
     pub msg: BullyMessage,
 }
 
-/// "Are you alive?", from a member to its leader; answered with the leader's id.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "u64")]
+/// "Are you alive?", from a member to its leader, carrying the member's vector clock; the
+/// leader merges it and answers with its own, so counts spread through the group.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "VectorClock")]
 pub struct Heartbeat {
     pub from: u64,
+    pub clock: VectorClock,
+}
+
+/// The leader's Berkeley poll: "what does your clock say?"
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "i64")]
+pub struct ReadClock;
+
+/// The leader's Berkeley verdict: move your clock by `delta_ms`.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct AdjustClock {
+    pub delta_ms: i64,
 }
 
 /// What a member says about itself for `GET /cluster`.
@@ -48,6 +64,10 @@ pub struct MemberState {
     /// The leader this member accepted, if any.
     pub leader: Option<u64>,
     pub electing: bool,
+    /// How far its clock is from the process clock, in ms.
+    pub clock_offset_ms: i64,
+    /// Requests handled, by member, as far as this member knows (seed 001).
+    pub vector_clock: VectorClock,
 }
 
 /// One member's election and failure-detection state.
@@ -60,17 +80,57 @@ pub struct GroupMember {
     pub leader_watch: Option<(u64, HeartbeatMonitor)>,
     /// A heartbeat is on its way; the next waits for its answer.
     pub heartbeat_in_flight: bool,
+    /// This member's own (simulated, skewed, drifting) clock.
+    pub clock: SimulatedClock,
+    /// Requests handled per member (seed 001), merged through heartbeats.
+    pub vector_clock: VectorClock,
+    /// Leader only: when the next Berkeley round is due, and whether one is running.
+    pub next_clock_sync: u64,
+    pub clock_sync_in_flight: bool,
 }
 
 impl GroupMember {
-    pub fn new(id: u64, settings: GroupSettings) -> Self {
+    /// A member whose clock starts off by `clock` (see [`GroupMember::default_clock`]).
+    pub fn new(id: u64, settings: GroupSettings, clock: SimulatedClock) -> Self {
         Self {
             id,
             bully: BullyNode::with_timeouts(id, timeouts(&settings)),
             settings,
             leader_watch: None,
             heartbeat_in_flight: false,
+            clock,
+            vector_clock: VectorClock::new(),
+            next_clock_sync: 0,
+            clock_sync_in_flight: false,
         }
+    }
+
+    /// A skew and drift derived from the id, within the configured bounds, so that every run
+    /// of the same group starts with the same disagreement.
+    pub fn default_clock(id: u64, settings: &GroupSettings) -> SimulatedClock {
+        // splitmix64: a well-spread number from the id.
+        let mut z = id.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let within = |bound: i64, bits: u64| {
+            let span = 2 * bound.unsigned_abs() + 1;
+            (bits % span) as i64 - bound.abs()
+        };
+        SimulatedClock::new(
+            within(settings.clock_max_skew_ms, z),
+            within(settings.clock_max_drift_ppm, z >> 32),
+        )
+    }
+
+    pub fn settings(&self) -> &GroupSettings {
+        &self.settings
+    }
+
+    /// This member's clock now, and its offset from the process clock.
+    pub fn clock_offset_ms(&self) -> i64 {
+        let now = now_ms();
+        self.clock.read(now) - now as i64
     }
 
     pub fn id(&self) -> u64 {
@@ -86,9 +146,12 @@ impl GroupMember {
         Duration::from_millis(self.settings.heartbeat_deadline_ms)
     }
 
-    /// Forgets everything (a restart): the member will elect again.
+    /// Forgets the election (a restart): the member will elect again. Its clock is hardware:
+    /// it keeps running, adjusted or not.
     pub fn reset(&mut self) {
-        *self = GroupMember::new(self.id, self.settings.clone());
+        let (clock, vector_clock) = (self.clock, self.vector_clock.clone());
+        *self = GroupMember::new(self.id, self.settings.clone(), clock);
+        self.vector_clock = vector_clock;
     }
 
     /// The watch on `leader`, begun now if it is a new leader.
@@ -110,6 +173,8 @@ impl GroupMember {
         MemberState {
             leader: self.bully.leader(),
             electing: self.bully.is_electing(),
+            clock_offset_ms: self.clock_offset_ms(),
+            vector_clock: self.vector_clock.clone(),
         }
     }
 }

@@ -25,10 +25,12 @@ use actix::Addr;
 use arc_swap::ArcSwap;
 use sqlx::PgPool;
 
+use crate::coordination::berkeley::SimulatedClock;
 use crate::settings::Settings;
 use database::{Database, Watch};
 use dispatcher::Dispatcher;
 use frontend::FrontendFactory;
+use group::GroupMember;
 use publisher::Publisher;
 use registry::Registry;
 use router::{FrontendSlot, Router, RoutingTable};
@@ -72,7 +74,14 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
     let frontends: Vec<Arc<FrontendSlot>> = settings
         .frontend_ids()
         .into_iter()
-        .map(|id| factory.spawn(id))
+        .enumerate()
+        .map(|(i, id)| {
+            let clock = settings.olympics.clock_skews_ms.get(i).map(|&skew| {
+                let derived = GroupMember::default_clock(id, &settings.group);
+                SimulatedClock::new(skew, derived.drift_ppm)
+            });
+            factory.spawn(id, clock)
+        })
         .collect();
     // Published before the dispatcher starts, so anonymous reads work from the first moment.
     table.store(Arc::new(RoutingTable::new(

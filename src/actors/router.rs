@@ -181,9 +181,13 @@ impl Router {
         futures_util::future::join_all(asks).await
     }
 
-    pub async fn add_frontend(&self, id: u64) -> Result<String, OlympicsError> {
+    pub async fn add_frontend(
+        &self,
+        id: u64,
+        clock_skew_ms: Option<i64>,
+    ) -> Result<String, OlympicsError> {
         self.dispatcher
-            .send(AddFrontend { id })
+            .send(AddFrontend { id, clock_skew_ms })
             .timeout(self.timeout)
             .await
             .map_err(|e| OlympicsError::Unavailable(format!("dispatcher: {e}")))?

@@ -17,15 +17,18 @@ use crate::web::json::ValidJson;
 #[serde(deny_unknown_fields)]
 pub struct NewFrontend {
     id: u64,
+    /// Start its clock this far off (ms), to watch synchronisation.
+    clock_skew_ms: Option<i64>,
 }
 
-/// `POST /admin/frontends` `{"id": 45000}` → 201: a new front-end joins the group.
+/// `POST /admin/frontends` `{"id": 45000, "clock_skew_ms": 900}` → 201: a new front-end joins
+/// the group (`clock_skew_ms` optional).
 pub async fn add_frontend(
     _admin: Admin,
     tree: web::Data<Tree>,
     ValidJson(new): ValidJson<NewFrontend>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = tree.router.add_frontend(new.id).await?;
+    let name = tree.router.add_frontend(new.id, new.clock_skew_ms).await?;
     Ok(HttpResponse::Created().json(json!({ "id": new.id, "name": name })))
 }
 

@@ -205,3 +205,77 @@ async fn adding_an_existing_id_or_killing_an_unknown_one_is_refused() {
         .unwrap();
     crate::helpers::error_body(response, 401).await;
 }
+
+/// Berkeley: skews of 0, +800 and −900 ms agree on their average (−33 ms), within CLOCK_BOUND.
+const CLOCK_BOUND: i64 = 10;
+
+#[actix_web::test]
+async fn skewed_clocks_converge_on_their_average() {
+    let app = spawn_app_with(|s| {
+        s.olympics.clock_skews_ms = vec![0, 800, -900];
+        s.group.clock_sync_interval_ms = 100;
+    })
+    .await;
+    let average = (0 + 800 - 900) / 3;
+    crate::helpers::eventually(Duration::from_secs(10), || async {
+        let offsets: Vec<i64> = members(&app)
+            .await
+            .iter()
+            .filter_map(|m| m["clock_offset_ms"].as_i64())
+            .collect();
+        offsets.len() == 3 && offsets.iter().all(|o| (o - average).abs() <= CLOCK_BOUND)
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_newcomer_s_skewed_clock_is_pulled_in() {
+    let app = spawn_app_with(|s| s.group.clock_sync_interval_ms = 100).await;
+    await_agreement(&app, 3).await;
+    let response = app
+        .request(reqwest::Method::POST, "/admin/frontends")
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "id": 2_000_000_000u64, "clock_skew_ms": 3000 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    crate::helpers::eventually(Duration::from_secs(10), || async {
+        let offsets: Vec<i64> = members(&app)
+            .await
+            .iter()
+            .filter_map(|m| m["clock_offset_ms"].as_i64())
+            .collect();
+        offsets.len() == 4
+            && offsets.iter().max().unwrap() - offsets.iter().min().unwrap() <= CLOCK_BOUND
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn vector_clocks_count_requests_and_spread_to_the_leader() {
+    let app = spawn_app().await;
+    await_agreement(&app, 3).await;
+    let tablet = app.register_tablet().await;
+    assert_eq!(tablet["frontend"], "frontend-1");
+    for _ in 0..5 {
+        app.get_as_tablet(
+            "/olympics/teams/gauls/medals",
+            tablet["id"].as_str().unwrap(),
+        )
+        .await;
+    }
+    let members_now = members(&app).await;
+    let first = members_now.iter().find(|m| m["id"] == 1).unwrap();
+    assert_eq!(first["vector_clock"]["1"], 5, "{first}");
+    // Heartbeats carry it to the leader.
+    crate::helpers::eventually(Duration::from_secs(5), || async {
+        let leader = members(&app)
+            .await
+            .into_iter()
+            .find(|m| m["id"] == 3)
+            .unwrap();
+        leader["vector_clock"]["1"].as_u64() == Some(5)
+    })
+    .await;
+}
