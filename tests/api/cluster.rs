@@ -212,11 +212,12 @@ const CLOCK_BOUND: i64 = 10;
 #[actix_web::test]
 async fn skewed_clocks_converge_on_their_average() {
     let app = spawn_app_with(|s| {
-        s.olympics.clock_skews_ms = vec![0, 800, -900];
+        s.olympics.clock_skews_ms = vec![0, 800, -900]; // as `skews` below
         s.group.clock_sync_interval_ms = 100;
     })
     .await;
-    let average = (0 + 800 - 900) / 3;
+    let skews: [i64; 3] = [0, 800, -900];
+    let average = skews.iter().sum::<i64>() / 3;
     crate::helpers::eventually(Duration::from_secs(10), || async {
         let offsets: Vec<i64> = members(&app)
             .await
