@@ -92,18 +92,31 @@ impl OlympicsSettings {
     }
 }
 
+/// Which election the front-ends run.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ElectionAlgorithm {
+    /// Seed 003: broadcast, higher ids answer, the highest live id announces itself.
+    Bully,
+    /// Seed 000: the election goes round the ring collecting live ids; the highest wins.
+    Ring,
+}
+
 /// The front-end group: election and failure detection timing (milliseconds).
 #[derive(Debug, Clone, Deserialize)]
 pub struct GroupSettings {
+    pub election: ElectionAlgorithm,
     /// How often each member looks at its timers.
     pub tick_ms: u64,
     /// How often a member pings its leader.
     pub heartbeat_interval_ms: u64,
     /// Silence after which the leader is suspected (and an unanswered ping has failed).
     pub heartbeat_deadline_ms: u64,
-    /// How long an election waits for a higher member to answer.
+    /// Bully: how long an election waits for a higher member to answer. Ring: how long a hop
+    /// waits for its successor's acknowledgement.
     pub election_answer_ms: u64,
-    /// How long it then waits for that member's coordinator message.
+    /// Bully: how long it then waits for that member's coordinator message. Ring: how long a
+    /// participant waits for the announcement.
     pub election_coordinator_ms: u64,
     /// How often the leader runs a Berkeley clock synchronisation round.
     pub clock_sync_interval_ms: u64,

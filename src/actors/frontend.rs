@@ -24,7 +24,7 @@ use arc_swap::ArcSwap;
 
 use crate::actors::database::{Database, Watch};
 use crate::actors::group::{
-    AdjustClock, DescribeMember, Election, GroupMember, Heartbeat, ReadClock, now_ms,
+    AdjustClock, DescribeMember, Election, GroupMember, Heartbeat, Outgoing, ReadClock, now_ms,
 };
 use crate::actors::messages::{Answer, Changed, Command, CommandReply, Query, QueryReply, Read};
 use crate::actors::registry::Registry;
@@ -32,7 +32,6 @@ use crate::actors::router::{FrontendSlot, RoutingTable};
 use crate::actors::supervisor::ActorCell;
 use crate::actors::supervisor::{ShutdownSignal, start_supervised};
 use crate::coordination::berkeley::{ClockReport, SimulatedClock, synchronise};
-use crate::coordination::bully::Outgoing;
 use crate::olympics::OlympicsError;
 use crate::settings::{GroupSettings, SupervisionSettings};
 
@@ -114,23 +113,27 @@ impl Frontend {
     fn after_election_step(&mut self, leader_before: Option<u64>, actions: Vec<Outgoing>) {
         let id = self.group.id();
         let table = self.table.load();
-        for action in actions {
-            match action {
-                Outgoing::Broadcast { msg } => {
-                    for peer in table.frontends().iter().filter(|p| p.id != id) {
-                        peer.addr.do_send(Election { from: id, msg });
+        for Outgoing { to, msg } in actions {
+            let message = Election {
+                from: id,
+                msg: msg.clone(),
+            };
+            match to {
+                Some(to) => {
+                    if let Some(peer) = table.frontend(to) {
+                        peer.addr.do_send(message);
                     }
                 }
-                Outgoing::Send { to, msg } => {
-                    if let Some(peer) = table.frontend(to) {
-                        peer.addr.do_send(Election { from: id, msg });
+                None => {
+                    for peer in table.frontends().iter().filter(|p| p.id != id) {
+                        peer.addr.do_send(message.clone());
                     }
                 }
             }
         }
-        let leader = self.group.bully.leader();
+        let leader = self.group.election.leader();
         if leader != leader_before
-            && !self.group.bully.is_electing()
+            && !self.group.election.is_electing()
             && let Some(leader) = leader
         {
             tracing::info!(
@@ -142,8 +145,8 @@ impl Frontend {
     }
 
     fn start_election(&mut self, initiator: u64) {
-        let before = self.group.bully.leader();
-        let actions = self.group.bully.start_election(now_ms());
+        let before = self.group.election.leader();
+        let actions = self.group.election.start_election(now_ms());
         if !actions.is_empty() {
             tracing::info!(
                 member = self.group.id(),
@@ -158,13 +161,18 @@ impl Frontend {
     /// Every tick: election timeouts, then the heartbeat to the leader.
     fn group_tick(&mut self, ctx: &mut Context<Self>) {
         let now = now_ms();
-        let before = self.group.bully.leader();
-        let actions = self.group.bully.on_timeout(now);
+        let ids: Vec<u64> = self.table.load().frontends().iter().map(|p| p.id).collect();
+        if !ids.is_empty() && self.group.members_are(&ids) {
+            let id = self.group.id();
+            self.start_election(id);
+        }
+        let before = self.group.election.leader();
+        let actions = self.group.election.on_timeout(now);
         self.after_election_step(before, actions);
 
         let id = self.group.id();
-        let Some(leader) = self.group.bully.leader() else {
-            if !self.group.bully.is_electing() {
+        let Some(leader) = self.group.election.leader() else {
+            if !self.group.election.is_electing() {
                 self.start_election(id);
             }
             return;
@@ -266,7 +274,7 @@ impl Frontend {
 
     fn leader_failed(&mut self, leader: u64) {
         let id = self.group.id();
-        if self.group.bully.leader() != Some(leader) {
+        if self.group.election.leader() != Some(leader) {
             return; // a stale answer about a former leader
         }
         tracing::warn!(
@@ -275,8 +283,8 @@ impl Frontend {
             "Heartbeat to group leader {leader} failed (from {id})"
         );
         self.group.leader_watch = None;
-        let before = self.group.bully.leader();
-        let actions = self.group.bully.leader_suspected(leader, now_ms());
+        let before = self.group.election.leader();
+        let actions = self.group.election.leader_suspected(leader, now_ms());
         if !actions.is_empty() {
             tracing::info!(
                 member = id,
@@ -437,10 +445,10 @@ impl Handler<Election> for Frontend {
 
     fn handle(&mut self, msg: Election, _ctx: &mut Self::Context) {
         let id = self.group.id();
-        let before = self.group.bully.leader();
-        let was_electing = self.group.bully.is_electing();
-        let actions = self.group.bully.on_message(msg.from, msg.msg, now_ms());
-        if !was_electing && self.group.bully.is_electing() {
+        let before = self.group.election.leader();
+        let was_electing = self.group.election.is_electing();
+        let actions = self.group.election.on_message(msg.from, msg.msg, now_ms());
+        if !was_electing && self.group.election.is_electing() {
             tracing::info!(
                 member = id,
                 initiator = msg.from,

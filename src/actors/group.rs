@@ -13,11 +13,11 @@ use actix::Message;
 use serde::Serialize;
 
 use crate::coordination::berkeley::SimulatedClock;
-use crate::coordination::bully::Message as BullyMessage;
-use crate::coordination::bully::{BullyNode, BullyTimeouts};
+use crate::coordination::bully::{self, BullyNode, BullyTimeouts};
 use crate::coordination::heartbeat::HeartbeatMonitor;
+use crate::coordination::ring::{self, RingNode, RingTimeouts};
 use crate::coordination::vector_clock::VectorClock;
-use crate::settings::GroupSettings;
+use crate::settings::{ElectionAlgorithm, GroupSettings};
 
 /// Milliseconds on one monotonic clock shared by every member of the process.
 pub fn now_ms() -> u64 {
@@ -25,12 +25,140 @@ pub fn now_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// A bully election message from front-end `from`.
-#[derive(Debug, Clone, Copy, Message)]
+/// An election message from front-end `from`.
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Election {
     pub from: u64,
-    pub msg: BullyMessage,
+    pub msg: ElectionMessage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElectionMessage {
+    Bully(bully::Message),
+    Ring(ring::Message),
+}
+
+/// Where an election message goes: one member, or every other member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub to: Option<u64>,
+    pub msg: ElectionMessage,
+}
+
+/// The configured election algorithm behind one interface.
+#[derive(Debug)]
+pub enum ElectionNode {
+    Bully(BullyNode),
+    Ring {
+        node: RingNode,
+        /// The ring the node was built with; rebuilt when the group changes.
+        members: Vec<u64>,
+    },
+}
+
+impl ElectionNode {
+    fn new(id: u64, settings: &GroupSettings, members: Vec<u64>) -> Self {
+        match settings.election {
+            ElectionAlgorithm::Bully => ElectionNode::Bully(BullyNode::with_timeouts(
+                id,
+                BullyTimeouts {
+                    answer_ms: settings.election_answer_ms,
+                    coordinator_ms: settings.election_coordinator_ms,
+                },
+            )),
+            ElectionAlgorithm::Ring => ElectionNode::Ring {
+                node: RingNode::with_timeouts(
+                    id,
+                    members.iter().copied().chain([id]),
+                    RingTimeouts {
+                        ack_ms: settings.election_answer_ms,
+                        election_ms: settings.election_coordinator_ms,
+                    },
+                ),
+                members,
+            },
+        }
+    }
+
+    pub fn leader(&self) -> Option<u64> {
+        match self {
+            ElectionNode::Bully(node) => node.leader(),
+            ElectionNode::Ring { node, .. } => node.leader(),
+        }
+    }
+
+    pub fn is_electing(&self) -> bool {
+        match self {
+            ElectionNode::Bully(node) => node.is_electing(),
+            ElectionNode::Ring { node, .. } => node.is_electing(),
+        }
+    }
+
+    pub fn start_election(&mut self, now: u64) -> Vec<Outgoing> {
+        match self {
+            ElectionNode::Bully(node) => from_bully(node.start_election(now)),
+            ElectionNode::Ring { node, .. } => from_ring(node.start_election(now)),
+        }
+    }
+
+    /// The failure detector suspects `leader`.
+    pub fn leader_suspected(&mut self, leader: u64, now: u64) -> Vec<Outgoing> {
+        match self {
+            ElectionNode::Bully(node) => from_bully(node.leader_suspected(leader, now)),
+            // The ring skips members that do not acknowledge, the dead leader among them.
+            ElectionNode::Ring { node, .. } if node.leader() == Some(leader) => {
+                from_ring(node.start_election(now))
+            }
+            ElectionNode::Ring { .. } => Vec::new(),
+        }
+    }
+
+    pub fn on_message(&mut self, from: u64, msg: ElectionMessage, now: u64) -> Vec<Outgoing> {
+        match (self, msg) {
+            (ElectionNode::Bully(node), ElectionMessage::Bully(msg)) => {
+                from_bully(node.on_message(from, msg, now))
+            }
+            (ElectionNode::Ring { node, .. }, ElectionMessage::Ring(msg)) => {
+                from_ring(node.on_message(from, msg, now))
+            }
+            // A member configured with the other algorithm: nothing sensible to do.
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn on_timeout(&mut self, now: u64) -> Vec<Outgoing> {
+        match self {
+            ElectionNode::Bully(node) => from_bully(node.on_timeout(now)),
+            ElectionNode::Ring { node, .. } => from_ring(node.on_timeout(now)),
+        }
+    }
+}
+
+fn from_bully(actions: Vec<bully::Outgoing>) -> Vec<Outgoing> {
+    actions
+        .into_iter()
+        .map(|action| match action {
+            bully::Outgoing::Send { to, msg } => Outgoing {
+                to: Some(to),
+                msg: ElectionMessage::Bully(msg),
+            },
+            bully::Outgoing::Broadcast { msg } => Outgoing {
+                to: None,
+                msg: ElectionMessage::Bully(msg),
+            },
+        })
+        .collect()
+}
+
+fn from_ring(actions: Vec<ring::Outgoing>) -> Vec<Outgoing> {
+    actions
+        .into_iter()
+        .map(|action| Outgoing {
+            to: Some(action.to),
+            msg: ElectionMessage::Ring(action.msg),
+        })
+        .collect()
 }
 
 /// "Are you alive?", from a member to its leader, carrying the member's vector clock; the
@@ -75,7 +203,7 @@ pub struct MemberState {
 pub struct GroupMember {
     id: u64,
     settings: GroupSettings,
-    pub bully: BullyNode,
+    pub election: ElectionNode,
     /// The leader being watched, and what the detector knows of it.
     pub leader_watch: Option<(u64, HeartbeatMonitor)>,
     /// A heartbeat is on its way; the next waits for its answer.
@@ -94,7 +222,7 @@ impl GroupMember {
     pub fn new(id: u64, settings: GroupSettings, clock: SimulatedClock) -> Self {
         Self {
             id,
-            bully: BullyNode::with_timeouts(id, timeouts(&settings)),
+            election: ElectionNode::new(id, &settings, vec![id]),
             settings,
             leader_watch: None,
             heartbeat_in_flight: false,
@@ -125,6 +253,20 @@ impl GroupMember {
 
     pub fn settings(&self) -> &GroupSettings {
         &self.settings
+    }
+
+    /// The ring election needs the current members; a change rebuilds it. `true` if it did
+    /// (the member must then elect again). The bully needs no list.
+    pub fn members_are(&mut self, ids: &[u64]) -> bool {
+        let ElectionNode::Ring { members, .. } = &self.election else {
+            return false;
+        };
+        if members == ids {
+            return false;
+        }
+        self.election = ElectionNode::new(self.id, &self.settings, ids.to_vec());
+        self.leader_watch = None;
+        true
     }
 
     /// This member's clock now, and its offset from the process clock.
@@ -171,17 +313,10 @@ impl GroupMember {
 
     pub fn state(&self) -> MemberState {
         MemberState {
-            leader: self.bully.leader(),
-            electing: self.bully.is_electing(),
+            leader: self.election.leader(),
+            electing: self.election.is_electing(),
             clock_offset_ms: self.clock_offset_ms(),
             vector_clock: self.vector_clock.clone(),
         }
-    }
-}
-
-fn timeouts(settings: &GroupSettings) -> BullyTimeouts {
-    BullyTimeouts {
-        answer_ms: settings.election_answer_ms,
-        coordinator_ms: settings.election_coordinator_ms,
     }
 }

@@ -280,3 +280,30 @@ async fn vector_clocks_count_requests_and_spread_to_the_leader() {
     })
     .await;
 }
+
+async fn ring_group() -> TestApp {
+    spawn_app_with(|s| {
+        s.olympics.frontend_ids = vec![41220, 9152];
+        s.group.election = obelix::settings::ElectionAlgorithm::Ring;
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn ring_the_highest_id_leads_and_a_higher_newcomer_takes_over() {
+    let app = ring_group().await;
+    await_agreement(&app, 41220).await;
+    add_frontend(&app, 100).await;
+    await_agreement(&app, 41220).await;
+    add_frontend(&app, 45000).await;
+    await_agreement(&app, 45000).await;
+}
+
+#[actix_web::test]
+async fn ring_a_killed_leader_is_replaced_by_the_next_highest() {
+    let app = ring_group().await;
+    add_frontend(&app, 45000).await;
+    await_agreement(&app, 45000).await;
+    kill_frontend(&app, 45000).await;
+    await_agreement(&app, 41220).await;
+}
