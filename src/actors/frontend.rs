@@ -26,7 +26,7 @@ use crate::actors::database::{Database, Watch};
 use crate::actors::group::{
     AdjustClock, DescribeMember, Election, GroupMember, Heartbeat, Outgoing, ReadClock, now_ms,
 };
-use crate::actors::messages::{Answer, Changed, Command, CommandReply, Query, QueryReply, Read};
+use crate::actors::messages::{Answer, Changed, Command, CommandReply, Query, Read, SharedReply};
 use crate::actors::registry::Registry;
 use crate::actors::router::{FrontendSlot, RoutingTable};
 use crate::actors::supervisor::ActorCell;
@@ -47,7 +47,7 @@ pub struct Frontend {
     cell: Arc<ActorCell>,
     timeout: Duration,
     /// `None` when caching is off (`olympics.cache_capacity = 0`).
-    cache: Option<Cache<Query, QueryReply>>,
+    cache: Option<Cache<Query, Arc<SharedReply>>>,
     /// Bumped by every invalidation. A database read that started before an invalidation may
     /// carry the old value, so its result is only cached if the generation did not move.
     generation: u64,
@@ -320,10 +320,10 @@ impl Frontend {
                 for (key, fresh) in results {
                     match fresh {
                         Ok(reply) => {
-                            if cache.get(&key).as_ref() != Some(&reply) {
+                            if cache.get(&key).is_none_or(|cached| cached.reply != reply) {
                                 changed += 1;
                             }
-                            cache.insert(key, reply);
+                            cache.insert(key, SharedReply::new(reply));
                         }
                         // Better no entry than one we could not check.
                         Err(_) => cache.invalidate(&key),
@@ -408,7 +408,7 @@ impl Handler<Read> for Frontend {
         let generation = self.generation;
         let fetch = ask_database(self.db.clone(), query.clone(), self.timeout);
         Box::pin(fetch.into_actor(self).map(move |fetched, act, _ctx| {
-            let reply = fetched?;
+            let reply = SharedReply::new(fetched?);
             if let Some(cache) = &act.cache
                 && act.generation == generation
             {

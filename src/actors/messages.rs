@@ -1,5 +1,6 @@
 //! Messages shared by several actors.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix::{Actor, ActorContext, Context, Message};
@@ -34,11 +35,48 @@ pub enum QueryReply {
 pub struct Read(pub Query);
 
 /// A front-end's answer to a [`Read`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Answer {
-    pub reply: QueryReply,
+    /// Shared with the cache: a hit copies a pointer, and renders nothing again.
+    pub reply: Arc<SharedReply>,
     /// `X-Cache: hit` or `miss`.
     pub from_cache: bool,
+}
+
+/// A reply as front-end caches hold it, with its JSON rendering made once, on first use.
+#[derive(Debug)]
+pub struct SharedReply {
+    pub reply: QueryReply,
+    rendering: OnceLock<Rendering>,
+}
+
+/// A reply's JSON and a fingerprint of it (the ingress makes its ETag from it).
+#[derive(Debug)]
+pub struct Rendering {
+    pub json: bytes::Bytes,
+    pub fingerprint: u64,
+}
+
+impl SharedReply {
+    pub fn new(reply: QueryReply) -> Arc<Self> {
+        Arc::new(Self {
+            reply,
+            rendering: OnceLock::new(),
+        })
+    }
+
+    pub fn rendering(&self) -> &Rendering {
+        self.rendering.get_or_init(|| {
+            use std::hash::{Hash, Hasher};
+            let json = serde_json::to_vec(&self.reply).expect("replies serialize");
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            json.hash(&mut hasher);
+            Rendering {
+                fingerprint: hasher.finish(),
+                json: json.into(),
+            }
+        })
+    }
 }
 
 /// A committed write and the state it left. The database actor sends it to every watcher (the

@@ -35,8 +35,8 @@ pub fn tablet_id(req: &HttpRequest) -> Result<Option<Uuid>, ApiError> {
 /// `If-None-Match` already names that ETag. `Cache-Control: no-cache` lets clients keep a copy but
 /// makes them revalidate, so they never show a stale value as fresh.
 pub fn read_response(req: &HttpRequest, served: Served<Answer>) -> HttpResponse {
-    let body = serde_json::to_vec(&served.value.reply).expect("replies serialize");
-    let etag = format!("\"{:016x}\"", fingerprint(&body));
+    let rendering = served.value.reply.rendering();
+    let etag = format!("\"{:016x}\"", rendering.fingerprint);
     let cache = if served.value.from_cache {
         "hit"
     } else {
@@ -56,7 +56,9 @@ pub fn read_response(req: &HttpRequest, served: Served<Answer>) -> HttpResponse 
     if not_modified {
         response.finish()
     } else {
-        response.content_type("application/json").body(body)
+        response
+            .content_type("application/json")
+            .body(rendering.json.clone())
     }
 }
 
@@ -68,13 +70,6 @@ fn client_has(req: &HttpRequest, etag: &str) -> bool {
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
         .any(|tag| tag == "*" || tag == etag)
-}
-
-fn fingerprint(body: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    body.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// A write's 200: the new state as JSON and who served it.
