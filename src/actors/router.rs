@@ -186,32 +186,30 @@ impl Router {
         id: u64,
         clock_skew_ms: Option<i64>,
     ) -> Result<String, OlympicsError> {
-        self.dispatcher
-            .send(AddFrontend { id, clock_skew_ms })
-            .timeout(self.timeout)
-            .await
-            .map_err(|e| OlympicsError::Unavailable(format!("dispatcher: {e}")))?
+        self.ask_dispatcher(AddFrontend { id, clock_skew_ms }).await
     }
 
     pub async fn kill_frontend(&self, id: u64) -> Result<(), OlympicsError> {
-        self.dispatcher
-            .send(KillFrontend { id })
-            .timeout(self.timeout)
-            .await
-            .map_err(|e| OlympicsError::Unavailable(format!("dispatcher: {e}")))?
+        self.ask_dispatcher(KillFrontend { id }).await
     }
 
     pub async fn register_tablet(&self) -> Result<TabletAssignment, OlympicsError> {
-        self.dispatcher
-            .send(RegisterTablet)
-            .timeout(self.timeout)
-            .await
-            .map_err(|e| OlympicsError::Unavailable(format!("dispatcher: {e}")))?
+        self.ask_dispatcher(RegisterTablet).await
     }
 
     pub async fn unregister_tablet(&self, id: Uuid) -> Result<(), OlympicsError> {
+        self.ask_dispatcher(UnregisterTablet { id }).await
+    }
+
+    /// A request to the Dispatcher; its mailbox failing (a restart) is a 503, not an error 500.
+    async fn ask_dispatcher<M, R>(&self, msg: M) -> Result<R, OlympicsError>
+    where
+        M: Message<Result = Result<R, OlympicsError>> + Send + 'static,
+        R: Send + 'static,
+        Dispatcher: Handler<M>,
+    {
         self.dispatcher
-            .send(UnregisterTablet { id })
+            .send(msg)
             .timeout(self.timeout)
             .await
             .map_err(|e| OlympicsError::Unavailable(format!("dispatcher: {e}")))?

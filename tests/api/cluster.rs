@@ -38,15 +38,18 @@ async fn await_agreement(app: &TestApp, leader: u64) -> Duration {
     }
 }
 
-async fn add_frontend(app: &TestApp, id: u64) {
-    let response = app
-        .request(reqwest::Method::POST, "/admin/frontends")
+/// `POST /admin/frontends` with `body`, as the admin.
+async fn post_frontend(app: &TestApp, body: Value) -> reqwest::Response {
+    app.request(reqwest::Method::POST, "/admin/frontends")
         .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "id": id }))
+        .json(&body)
         .send()
         .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+        .unwrap()
+}
+
+async fn add_frontend(app: &TestApp, id: u64) {
+    assert_eq!(post_frontend(app, json!({ "id": id })).await.status(), 201);
 }
 
 async fn kill_frontend(app: &TestApp, id: u64) {
@@ -182,13 +185,7 @@ async fn killing_the_leader_under_load_fails_no_request() {
 #[actix_web::test]
 async fn adding_an_existing_id_or_killing_an_unknown_one_is_refused() {
     let app = seed_003_group().await;
-    let response = app
-        .request(reqwest::Method::POST, "/admin/frontends")
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "id": 9152 }))
-        .send()
-        .await
-        .unwrap();
+    let response = post_frontend(&app, json!({ "id": 9152 })).await;
     crate::helpers::error_body(response, 409).await;
     let response = app
         .request(reqwest::Method::DELETE, "/admin/frontends/7")
@@ -233,13 +230,11 @@ async fn skewed_clocks_converge_on_their_average() {
 async fn a_newcomer_s_skewed_clock_is_pulled_in() {
     let app = spawn_app_with(|s| s.group.clock_sync_interval_ms = 100).await;
     await_agreement(&app, 3).await;
-    let response = app
-        .request(reqwest::Method::POST, "/admin/frontends")
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "id": 2_000_000_000u64, "clock_skew_ms": 3000 }))
-        .send()
-        .await
-        .unwrap();
+    let response = post_frontend(
+        &app,
+        json!({ "id": 2_000_000_000u64, "clock_skew_ms": 3000 }),
+    )
+    .await;
     assert_eq!(response.status(), 201);
     crate::helpers::eventually(Duration::from_secs(10), || async {
         let offsets: Vec<i64> = members(&app)
