@@ -2,11 +2,20 @@
 //! after a stop or a panic with the same address.
 //!
 //! ```text
-//! Database ◄── Frontend × N ◄── Router (ingress) ──► Dispatcher
-//!                                   ▲                    │ publishes the routing table
-//!                                   └────────────────────┘
-//! ClusterKeeper (only with a private PostgreSQL)
+//!   ingress ──► Router ──► Frontend × N ──► Database ──► PostgreSQL
+//!                 ▲          │  ▲  group: election,        │ Changed (after each commit)
+//!                 │          │  └─ heartbeats, clocks      ▼ to every Frontend (push mode)
+//!   routing table │          │     between front-ends      Publisher ──► SSE streams
+//!              Dispatcher ◄──┘ (tablets, add/kill front-ends)
+//!   ClusterKeeper (only with a private PostgreSQL)
 //! ```
+//!
+//! - `database.rs`: the only actor that talks to PostgreSQL for the Olympic service.
+//! - `frontend.rs` + `group.rs`: front-end servers, their caches and their group behaviour.
+//! - `dispatcher.rs` + `router.rs`: tablet placement, membership, and the lock-free routing
+//!   table the ingress reads.
+//! - `publisher.rs`: pushes to tablets. `cluster_keeper.rs`: the private PostgreSQL.
+//! - `supervisor.rs`, `registry.rs`, `messages.rs`: supervision, names, shared messages.
 
 pub mod cluster_keeper;
 pub mod database;
