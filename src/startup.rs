@@ -6,6 +6,8 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
+use secrecy::ExposeSecret;
+
 use crate::actors::cluster_keeper::ClusterKeeper;
 use crate::actors::supervisor::{ActorCell, ShutdownSignal, start_supervised};
 use crate::actors::{self, Tree};
@@ -24,6 +26,9 @@ pub enum StartupError {
         source: std::io::Error,
     },
 }
+
+/// The token `config.toml` ships with, for local use only.
+const DEVELOPMENT_REPORTER_TOKEN: &str = "cacofonix-dev-token";
 
 pub struct Application {
     port: u16,
@@ -85,6 +90,11 @@ impl Application {
             settings.server.host
         );
         tracing::info!("inspect its database with: {}", storage.psql_command);
+        if settings.olympics.reporter_token.expose_secret() == DEVELOPMENT_REPORTER_TOKEN {
+            tracing::warn!(
+                "the reporter token is the development one from config.toml; set OBELIX__OLYMPICS__REPORTER_TOKEN before anyone else can reach this server"
+            );
+        }
         if settings.admin.token.is_some() {
             tracing::info!("admin API enabled at /admin/actors");
         }
