@@ -13,7 +13,7 @@ async fn the_admin_api_is_off_without_a_token() {
         .unwrap();
     error_body(response, 404).await;
     // Nothing crashed.
-    let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+    let ready: serde_json::Value = app.get_json("/readyz").await;
     assert!(
         ready["actors"]
             .as_array()

@@ -61,12 +61,7 @@ async fn values_of_the_wrong_shape_are_422_naming_the_field() {
     let error = error_body(app.award_medal("gauls", "platinum", None).await, 422).await;
     assert_eq!(error["field"], "medal");
     // Nothing was written by any of them.
-    let score: serde_json::Value = app
-        .get("/olympics/games/curling/score")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let score: serde_json::Value = app.get_json("/olympics/games/curling/score").await;
     assert!(
         score["scores"]
             .as_array()

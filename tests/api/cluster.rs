@@ -14,7 +14,7 @@ use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app, spawn_app_with};
 const AGREEMENT: Duration = Duration::from_secs(2);
 
 async fn members(app: &TestApp) -> Vec<Value> {
-    let cluster: Value = app.get("/cluster").await.json().await.unwrap();
+    let cluster: Value = app.get_json("/cluster").await;
     cluster["members"].as_array().unwrap().clone()
 }
 
@@ -173,12 +173,7 @@ async fn killing_the_leader_under_load_fails_no_request() {
     };
     tokio::join!(futures_util::future::join_all(readers), writer, killer);
     await_agreement(&app, 2).await;
-    let tally: Value = app
-        .get("/olympics/teams/gauls/medals")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tally: Value = app.get_json("/olympics/teams/gauls/medals").await;
     assert_eq!(tally["gold"], 40);
 }
 

@@ -181,6 +181,13 @@ impl TestApp {
         self.request(Method::GET, path).send().await.expect("GET")
     }
 
+    /// `GET path`, asserting a 200, as JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
     pub async fn get_as_tablet(&self, path: &str, tablet: &str) -> Response {
         self.request(Method::GET, path)
             .header("X-Tablet-Id", tablet)

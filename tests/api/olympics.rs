@@ -6,7 +6,7 @@ use crate::helpers::{REPORTER_TOKEN, error_body, spawn_app};
 async fn health_and_readiness_answer() {
     let app = spawn_app().await;
     assert_eq!(app.get("/healthz").await.status(), 200);
-    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["status"], "ready");
     let actors: Vec<&str> = ready["actors"]
         .as_array()
@@ -45,7 +45,7 @@ async fn games_and_teams_are_listed() {
         "{slugs:?}"
     );
 
-    let teams: Vec<Value> = app.get("/olympics/teams").await.json().await.unwrap();
+    let teams: Vec<Value> = app.get_json("/olympics/teams").await;
     let slugs: Vec<&str> = teams.iter().map(|t| t["slug"].as_str().unwrap()).collect();
     assert_eq!(slugs, ["gauls", "romans"]);
 }
@@ -53,12 +53,7 @@ async fn games_and_teams_are_listed() {
 #[actix_web::test]
 async fn a_score_update_is_read_back_and_persisted() {
     let app = spawn_app().await;
-    let before: Value = app
-        .get("/olympics/games/curling/score")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let before: Value = app.get_json("/olympics/games/curling/score").await;
 
     let response = app
         .put_score("curling", json!({ "scores": { "gauls": 7, "romans": 2 } }))
@@ -71,12 +66,7 @@ async fn a_score_update_is_read_back_and_persisted() {
         json!([{ "team": "gauls", "points": 7 }, { "team": "romans", "points": 2 }])
     );
 
-    let read: Value = app
-        .get("/olympics/games/curling/score")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read: Value = app.get_json("/olympics/games/curling/score").await;
     assert_eq!(read, written);
     assert!(read["updated_at"].as_str().unwrap() > before["updated_at"].as_str().unwrap());
 
@@ -111,12 +101,7 @@ async fn medals_are_counted_per_kind() {
     for medal in ["gold", "gold", "bronze"] {
         assert_eq!(app.award_medal("romans", medal, None).await.status(), 200);
     }
-    let tally: Value = app
-        .get("/olympics/teams/romans/medals")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tally: Value = app.get_json("/olympics/teams/romans/medals").await;
     assert_eq!(
         (
             tally["gold"].as_i64(),
@@ -154,12 +139,7 @@ async fn a_retried_award_with_the_same_idempotency_key_counts_once() {
     for response in futures_util::future::join_all(attempts).await {
         assert_eq!(response.status(), 200);
     }
-    let tally: Value = app
-        .get("/olympics/teams/gauls/medals")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tally: Value = app.get_json("/olympics/teams/gauls/medals").await;
     assert_eq!(tally["gold"], 1);
 }
 
@@ -169,12 +149,7 @@ async fn an_idempotency_key_reused_for_another_award_is_refused() {
     app.award_medal("gauls", "silver", Some("award-7")).await;
     let body = error_body(app.award_medal("gauls", "gold", Some("award-7")).await, 422).await;
     assert!(body["error"].as_str().unwrap().contains("award-7"));
-    let tally: Value = app
-        .get("/olympics/teams/gauls/medals")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tally: Value = app.get_json("/olympics/teams/gauls/medals").await;
     assert_eq!(
         (tally["gold"].as_i64(), tally["silver"].as_i64()),
         (Some(0), Some(1))
@@ -211,11 +186,6 @@ async fn writes_need_the_reporter_token() {
         .unwrap();
     error_body(stranger, 401).await;
 
-    let tally: Value = app
-        .get("/olympics/teams/gauls/medals")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tally: Value = app.get_json("/olympics/teams/gauls/medals").await;
     assert_eq!(tally["gold"], 0);
 }
