@@ -11,13 +11,13 @@ use actix_web::{HttpRequest, HttpResponse};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use crate::actors::Tree;
 use crate::actors::publisher::Subscribe;
 use crate::olympics::OlympicsError;
 use crate::push_log::{Event, EventId, Topics};
 use crate::web::error::ApiError;
+use crate::web::olympics_common::tablet_id_in_path;
 
 /// A comment line now and then keeps proxies and clients from timing out an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -49,10 +49,7 @@ pub async fn stream(
     id: web::Path<String>,
     params: web::Query<EventsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let tablet = Uuid::parse_str(&id).map_err(|_| ApiError::InvalidField {
-        field: "id".into(),
-        message: "expected a tablet id (a UUID)".into(),
-    })?;
+    let tablet = tablet_id_in_path(&id)?;
     tree.router.check_tablet(tablet)?;
     let last_event = req
         .headers()

@@ -30,6 +30,14 @@ pub fn tablet_id(req: &HttpRequest) -> Result<Option<Uuid>, ApiError> {
         })
 }
 
+/// The tablet id in a path (`/olympics/tablets/{id}…`).
+pub fn tablet_id_in_path(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::InvalidField {
+        field: "id".into(),
+        message: "expected a tablet id (a UUID)".into(),
+    })
+}
+
 /// A read's answer: the reply as JSON with a strong `ETag` (a hash of the body), who served it
 /// (`X-Served-By`) and `X-Cache: hit|miss`; `304 Not Modified` without a body when the client's
 /// `If-None-Match` already names that ETag. `Cache-Control: no-cache` lets clients keep a copy but

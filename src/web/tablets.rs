@@ -1,10 +1,10 @@
 //! `/olympics/tablets`: tablets register with the dispatcher, which assigns each a front-end.
 
 use actix_web::{HttpResponse, web};
-use uuid::Uuid;
 
 use crate::actors::Tree;
 use crate::web::error::ApiError;
+use crate::web::olympics_common::tablet_id_in_path;
 
 /// `POST /olympics/tablets` → 201 `{"id": "...", "frontend": "frontend-2"}`
 pub async fn register(tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
@@ -22,10 +22,7 @@ pub async fn unregister(
     tree: web::Data<Tree>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::InvalidField {
-        field: "id".into(),
-        message: "expected a tablet id (a UUID)".into(),
-    })?;
+    let id = tablet_id_in_path(&id)?;
     tree.router.unregister_tablet(id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
