@@ -5,8 +5,9 @@
 //! has committed, so an acknowledged write survives any crash of ours.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix::{Actor, Context, Handler, Message, Recipient, ResponseFuture};
+use actix::{Actor, Addr, Context, Handler, MailboxError, Message, Recipient, ResponseFuture};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -357,4 +358,36 @@ async fn award_medal(
     .await?;
     tx.commit().await?;
     Ok(tally)
+}
+
+/// How often callers retry the Database actor while it restarts.
+const DATABASE_RETRIES: u32 = 20;
+const DATABASE_RETRY_PAUSE: Duration = Duration::from_millis(25);
+
+/// Sends to the Database actor, retrying while it restarts. Retrying is safe: reads are reads,
+/// scores are set (not added) and medal awards carry an idempotency key.
+pub async fn ask_database<M, R>(
+    db: Addr<Database>,
+    msg: M,
+    timeout: Duration,
+) -> Result<R, OlympicsError>
+where
+    M: Message<Result = Result<R, OlympicsError>> + Clone + Send + 'static,
+    R: Send + 'static,
+    Database: actix::Handler<M>,
+{
+    let mut attempt = 0;
+    loop {
+        match db.send(msg.clone()).timeout(timeout).await {
+            Ok(reply) => return reply,
+            Err(MailboxError::Closed) if attempt < DATABASE_RETRIES => {
+                attempt += 1;
+                tracing::warn!(attempt, "database actor unavailable; retrying");
+                actix_rt::time::sleep(DATABASE_RETRY_PAUSE).await;
+            }
+            Err(e) => {
+                return Err(OlympicsError::Unavailable(format!("database actor: {e}")));
+            }
+        }
+    }
 }

@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MailboxError, Message,
-    ResponseActFuture, ResponseFuture, WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseActFuture, ResponseFuture,
+    WrapFuture,
 };
 use moka::sync::Cache;
 
 use arc_swap::ArcSwap;
 
-use crate::actors::database::{Database, Watch};
+use crate::actors::database::{Database, Watch, ask_database};
 use crate::actors::group::{
     AdjustClock, DescribeMember, Election, GroupMember, Heartbeat, Outgoing, ReadClock, now_ms,
 };
@@ -34,10 +34,6 @@ use crate::actors::supervisor::{ShutdownSignal, start_supervised};
 use crate::coordination::berkeley::{ClockReport, SimulatedClock, synchronise};
 use crate::olympics::OlympicsError;
 use crate::settings::{GroupSettings, SupervisionSettings};
-
-/// How often a front-end retries the Database actor while that one is restarting.
-const DATABASE_RETRIES: u32 = 20;
-const DATABASE_RETRY_PAUSE: Duration = Duration::from_millis(25);
 
 pub struct Frontend {
     /// Peers, via the Dispatcher's routing table.
@@ -500,33 +496,5 @@ impl Handler<Command> for Frontend {
     fn handle(&mut self, command: Command, _ctx: &mut Self::Context) -> Self::Result {
         self.group.vector_clock.increment(self.group.id());
         Box::pin(ask_database(self.db.clone(), command, self.timeout))
-    }
-}
-
-/// Sends to the Database actor, retrying while it restarts. Retrying is safe: reads are reads,
-/// scores are set (not added) and medal awards carry an idempotency key.
-async fn ask_database<M, R>(
-    db: Addr<Database>,
-    msg: M,
-    timeout: Duration,
-) -> Result<R, OlympicsError>
-where
-    M: Message<Result = Result<R, OlympicsError>> + Clone + Send + 'static,
-    R: Send + 'static,
-    Database: actix::Handler<M>,
-{
-    let mut attempt = 0;
-    loop {
-        match db.send(msg.clone()).timeout(timeout).await {
-            Ok(reply) => return reply,
-            Err(MailboxError::Closed) if attempt < DATABASE_RETRIES => {
-                attempt += 1;
-                tracing::warn!(attempt, "database actor unavailable; retrying");
-                actix_rt::time::sleep(DATABASE_RETRY_PAUSE).await;
-            }
-            Err(e) => {
-                return Err(OlympicsError::Unavailable(format!("database actor: {e}")));
-            }
-        }
     }
 }

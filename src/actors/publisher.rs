@@ -22,11 +22,14 @@ use actix::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::actors::database::Database;
+use crate::actors::database::{Database, ask_database};
 use crate::actors::messages::{Changed, Query, QueryReply};
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::OlympicsError;
 use crate::push_log::{Event, EventId, EventLog, Replay, Topic, Topics, sse_frame};
+
+/// How long one snapshot read may take.
+const SNAPSHOT_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often streams whose tablet went away are forgotten.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -218,14 +221,7 @@ async fn read_snapshot(
     db: Addr<Database>,
     topics: Topics,
 ) -> Result<Vec<(Topic, i64, String)>, OlympicsError> {
-    let ask = |query: Query| {
-        let db = db.clone();
-        async move {
-            db.send(query)
-                .await
-                .map_err(|e| OlympicsError::Unavailable(format!("database actor: {e}")))?
-        }
-    };
+    let ask = |query: Query| ask_database(db.clone(), query, SNAPSHOT_READ_TIMEOUT);
     let (mut games, mut teams): (Vec<String>, Vec<String>) = (
         topics.games.iter().cloned().collect(),
         topics.teams.iter().cloned().collect(),
