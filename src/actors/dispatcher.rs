@@ -20,7 +20,7 @@ use crate::actors::database::{Database, DeleteTablet, LoadTablets, SaveTablet};
 use crate::actors::frontend::FrontendFactory;
 use crate::actors::group::GroupMember;
 use crate::actors::messages::{Crash, CrashMode};
-use crate::actors::router::{FrontendSlot, RoutingTable};
+use crate::actors::router::{FrontendSlot, RoutingTable, tablet_counts};
 use crate::actors::supervisor::ActorCell;
 use crate::balance::{ServerLoad, least_loaded};
 use crate::coordination::berkeley::SimulatedClock;
@@ -56,13 +56,9 @@ impl Dispatcher {
     }
 
     fn tablet_loads(&self) -> Vec<ServerLoad> {
-        let mut counts = vec![0usize; self.frontends.len()];
-        for &i in self.tablets.values() {
-            counts[i] += 1;
-        }
         self.frontends
             .iter()
-            .zip(counts)
+            .zip(tablet_counts(self.frontends.len(), &self.tablets))
             .map(|(slot, load)| ServerLoad {
                 alive: slot.cell.is_alive(),
                 load,

@@ -59,12 +59,17 @@ impl RoutingTable {
 
     /// How many tablets each front-end has, in `frontends()` order.
     pub fn tablet_counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.frontends.len()];
-        for &i in self.tablets.values() {
-            counts[i] += 1;
-        }
-        counts
+        tablet_counts(self.frontends.len(), &self.tablets)
     }
+}
+
+/// How many tablets each of `frontends` front-ends has, given tablet → front-end index.
+pub fn tablet_counts(frontends: usize, tablets: &HashMap<Uuid, usize>) -> Vec<usize> {
+    let mut counts = vec![0; frontends];
+    for &i in tablets.values() {
+        counts[i] += 1;
+    }
+    counts
 }
 
 /// One member of the front-end group, for `GET /cluster`.
