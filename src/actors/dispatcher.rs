@@ -97,8 +97,14 @@ impl Actor for Dispatcher {
                             let index = match act.index_of(&frontend) {
                                 Some(i) => i,
                                 None => {
-                                    // Configured with fewer front-ends than before: re-home it.
-                                    let i = least_loaded(&act.tablet_loads()).unwrap_or(0);
+                                    // Its front-end is gone (killed, or fewer configured): re-home
+                                    // it. With no front-end at all it stays in PostgreSQL, to be
+                                    // re-homed by a later reload.
+                                    let fallback = (!act.frontends.is_empty()).then_some(0);
+                                    let Some(i) = least_loaded(&act.tablet_loads()).or(fallback)
+                                    else {
+                                        continue;
+                                    };
                                     moved.push((id, i));
                                     i
                                 }

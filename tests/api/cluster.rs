@@ -297,3 +297,23 @@ async fn ring_a_killed_leader_is_replaced_by_the_next_highest() {
     kill_frontend(&app, 45000).await;
     await_agreement(&app, 41220).await;
 }
+
+#[actix_web::test]
+async fn a_dispatcher_restarted_with_every_frontend_killed_keeps_working() {
+    let app = spawn_app().await;
+    app.register_tablet().await;
+    for id in [1, 2, 3] {
+        kill_frontend(&app, id).await;
+    }
+    app.crash("dispatcher", "mode=panic").await;
+    app.await_restart("dispatcher", 1).await;
+    // It serves again: a new front-end joins and takes new tablets.
+    add_frontend(&app, 9).await;
+    assert_eq!(app.register_tablet().await["frontend"], "frontend-9");
+    assert_eq!(
+        app.actor_status("dispatcher").await["restarts"],
+        1,
+        "no crash loop"
+    );
+    assert_eq!(app.get("/cluster").await.status(), 200);
+}
