@@ -140,16 +140,21 @@ impl Frontend {
         }
     }
 
+    /// Seed 003's line: "X is running an election initiated by Y".
+    fn log_election(&self, initiator: u64) {
+        let id = self.group.id();
+        tracing::info!(
+            member = id,
+            initiator,
+            "{id} is running an election initiated by {initiator}"
+        );
+    }
+
     fn start_election(&mut self, initiator: u64) {
         let before = self.group.election.leader();
         let actions = self.group.election.start_election(now_ms());
         if !actions.is_empty() {
-            tracing::info!(
-                member = self.group.id(),
-                initiator,
-                "{} is running an election initiated by {initiator}",
-                self.group.id()
-            );
+            self.log_election(initiator);
         }
         self.after_election_step(before, actions);
     }
@@ -157,10 +162,12 @@ impl Frontend {
     /// Every tick: election timeouts, then the heartbeat to the leader.
     fn group_tick(&mut self, ctx: &mut Context<Self>) {
         let now = now_ms();
-        let ids: Vec<u64> = self.table.load().frontends().iter().map(|p| p.id).collect();
-        if !ids.is_empty() && self.group.members_are(&ids) {
-            let id = self.group.id();
-            self.start_election(id);
+        if self.group.follows_membership() {
+            let ids: Vec<u64> = self.table.load().frontends().iter().map(|p| p.id).collect();
+            if !ids.is_empty() && self.group.members_are(&ids) {
+                let id = self.group.id();
+                self.start_election(id);
+            }
         }
         let before = self.group.election.leader();
         let actions = self.group.election.on_timeout(now);
@@ -282,11 +289,7 @@ impl Frontend {
         let before = self.group.election.leader();
         let actions = self.group.election.leader_suspected(leader, now_ms());
         if !actions.is_empty() {
-            tracing::info!(
-                member = id,
-                initiator = id,
-                "{id} is running an election initiated by {id}"
-            );
+            self.log_election(id);
         }
         self.after_election_step(before, actions);
     }
@@ -296,11 +299,14 @@ impl Frontend {
         let Some(cache) = self.cache.clone() else {
             return;
         };
-        if self.refreshing || cache.iter().next().is_none() {
+        if self.refreshing {
+            return;
+        }
+        let keys: Vec<Query> = cache.iter().map(|(key, _)| (*key).clone()).collect();
+        if keys.is_empty() {
             return;
         }
         self.refreshing = true;
-        let keys: Vec<Query> = cache.iter().map(|(key, _)| (*key).clone()).collect();
         let (db, timeout) = (self.db.clone(), self.timeout);
         let reads = keys.into_iter().map(move |key| {
             let db = db.clone();
@@ -340,15 +346,11 @@ impl Actor for Frontend {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        tracing::info!(
-            actor = self.cell.name(),
-            "front-end server {} started",
-            self.cell.name()
-        );
         if let Some(interval) = self.pull_interval {
             ctx.run_interval(interval, |act, ctx| act.refresh_cache(ctx));
         }
         tracing::info!(
+            actor = self.cell.name(),
             member = self.group.id(),
             "Server {} started",
             self.group.id()
@@ -440,17 +442,11 @@ impl Handler<Election> for Frontend {
     type Result = ();
 
     fn handle(&mut self, msg: Election, _ctx: &mut Self::Context) {
-        let id = self.group.id();
         let before = self.group.election.leader();
         let was_electing = self.group.election.is_electing();
         let actions = self.group.election.on_message(msg.from, msg.msg, now_ms());
         if !was_electing && self.group.election.is_electing() {
-            tracing::info!(
-                member = id,
-                initiator = msg.from,
-                "{id} is running an election initiated by {}",
-                msg.from
-            );
+            self.log_election(msg.from);
         }
         self.after_election_step(before, actions);
     }

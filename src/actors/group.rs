@@ -255,6 +255,11 @@ impl GroupMember {
         &self.settings
     }
 
+    /// Whether the election needs the member list (the ring does; the bully broadcasts).
+    pub fn follows_membership(&self) -> bool {
+        matches!(self.election, ElectionNode::Ring { .. })
+    }
+
     /// The ring election needs the current members; a change rebuilds it. `true` if it did
     /// (the member must then elect again). The bully needs no list.
     pub fn members_are(&mut self, ids: &[u64]) -> bool {
