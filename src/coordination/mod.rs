@@ -8,7 +8,7 @@
 //! - [`heartbeat`]: a failure detector that suspects a peer silent past a deadline.
 //! - [`berkeley`]: Berkeley clock synchronisation and a simulated drifting clock (seed 000).
 //! - [`vector_clock`]: vector clocks counting the requests each server handles (seed 001).
-//! - [`total_order`]: totally ordered multicast on Lamport clocks (seed 000).
+//! - [`sequencer`]: totally ordered multicast through a sequencer: the hold-back queue.
 //! - [`raffle`]: every Nth request of the global order wins (seed 000).
 
 pub mod berkeley;
@@ -16,7 +16,7 @@ pub mod bully;
 pub mod heartbeat;
 pub mod raffle;
 pub mod ring;
-pub mod total_order;
+pub mod sequencer;
 pub mod vector_clock;
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! The raffle (seed 000): every Nth request in the one global order wins.
 //!
-//! [`Raffle::observe`] is a pure function of a request's position in the total order (from
-//! [`super::total_order`], numbered from 1): position `p` wins exactly when `p` is a multiple of
-//! `n`. Every member that sees the same order therefore picks the same winners without talking
-//! to the others, and asking twice about one position gives the same answer.
+//! [`Raffle::observe`] is a pure function of a request's position in the global order (numbered
+//! from 1): position `p` wins exactly when `p` is a multiple of `n`. Every member that sees the
+//! same order therefore picks the same winners without talking to the others, and asking twice
+//! about one position gives the same answer. [`Raffle::winners_among`] does the same for a batch
+//! of consecutive positions (Obelix's front-ends report their requests in batches, and the
+//! sequencer gives each batch the next run of positions).
 //!
 //! Guarantees: exactly one winner among each block of positions `k*n + 1 ..= (k+1)*n`, so
 //! `p / n` winners among the first `p` requests; position 0 (not a position) never wins.
@@ -55,6 +57,18 @@ impl Raffle {
     pub fn winners_up_to(&self, sequence_number: u64) -> u64 {
         sequence_number / self.every
     }
+
+    /// The winning positions among the `count` consecutive positions after `before` (that is
+    /// `before + 1 ..= before + count`), in order.
+    pub fn winners_among(&self, before: u64, count: u64) -> impl Iterator<Item = u64> + use<> {
+        let every = self.every.get();
+        let first = (before / every + 1).saturating_mul(every);
+        let last = before.saturating_add(count);
+        (0..)
+            .map(move |k: u64| first.saturating_add(k.saturating_mul(every)))
+            .take_while(move |&p| p <= last && p != 0)
+            .take(count as usize)
+    }
 }
 
 #[cfg(test)]
@@ -72,6 +86,22 @@ mod tests {
         assert_eq!(winners, vec![3, 6, 9]);
         assert_eq!(r.winners_up_to(10), 3);
         assert_eq!(r.every(), 3);
+    }
+
+    #[test]
+    fn batches_of_consecutive_positions_find_the_same_winners_as_one_by_one() {
+        let r = raffle(7);
+        let batches = [3u64, 0, 11, 1, 6, 20, 7, 7];
+        let mut before = 0;
+        let mut from_batches = Vec::new();
+        for count in batches {
+            from_batches.extend(r.winners_among(before, count));
+            before += count;
+        }
+        let one_by_one: Vec<u64> = (1..=before).filter(|&p| r.observe(p)).collect();
+        assert_eq!(from_batches, one_by_one);
+        assert_eq!(r.winners_among(6, 1).collect::<Vec<_>>(), vec![7]);
+        assert_eq!(r.winners_among(7, 6).count(), 0);
     }
 
     #[test]

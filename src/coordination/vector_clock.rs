@@ -12,7 +12,7 @@
 //!
 //! Not guaranteed: that ids are unique or that a node increments only its own entry; a clock
 //! says which events happened before which, not when, and orders nothing it has not seen (use
-//! [`super::total_order`] for one global order).
+//! [`super::sequencer`] for one global order).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
