@@ -17,6 +17,36 @@ pub struct Settings {
     #[serde(default)]
     pub admin: AdminSettings,
     pub supervision: SupervisionSettings,
+    #[serde(default)]
+    pub raffle: RaffleSettings,
+}
+
+/// The raffle (seed 000): every `every`-th tablet request, across all front-ends, wins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RaffleSettings {
+    pub every: u64,
+    /// How often each front-end reports the tablet requests it served (off their path).
+    pub report_interval_ms: u64,
+}
+
+impl Default for RaffleSettings {
+    fn default() -> Self {
+        Self {
+            every: 100,
+            report_interval_ms: 20,
+        }
+    }
+}
+
+impl RaffleSettings {
+    pub fn raffle(&self) -> crate::coordination::raffle::Raffle {
+        crate::coordination::raffle::Raffle::new(self.every).expect("validated: every > 0")
+    }
+
+    pub fn report_interval(&self) -> Duration {
+        Duration::from_millis(self.report_interval_ms.max(1))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +232,11 @@ impl Settings {
         if unique.len() != ids.len() {
             return Err(SettingsError::Invalid(
                 "olympics.frontend_ids must be unique".into(),
+            ));
+        }
+        if self.raffle.every == 0 {
+            return Err(SettingsError::Invalid(
+                "raffle.every must be at least 1".into(),
             ));
         }
         if self.olympics.frontends == 0 {

@@ -43,7 +43,12 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let storage = storage::connect(&settings.database).await?;
         let shutdown = ShutdownSignal::default();
-        let tree = actors::boot(&settings, storage.pool.clone(), shutdown.clone());
+        let tree = actors::boot(
+            &settings,
+            storage.pool.clone(),
+            shutdown.clone(),
+            storage.last_update_seq,
+        );
         if let Some(cluster) = &storage.cluster {
             let cell = ActorCell::new("postgres-keeper");
             let (cluster, actor_cell) = (cluster.clone(), cell.clone());

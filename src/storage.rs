@@ -20,6 +20,8 @@ pub enum StorageError {
     Connect(sqlx::Error),
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot read the update sequence: {0}")]
+    Sequence(sqlx::Error),
 }
 
 /// A migrated pool, the private cluster behind it if we started one, and how a person opens it.
@@ -27,6 +29,9 @@ pub struct Storage {
     pub pool: PgPool,
     pub cluster: Option<Arc<PrivateCluster>>,
     pub psql_command: String,
+    /// The number of the last committed reporter update when we started: the front-ends apply
+    /// updates in the global order from the next one on.
+    pub last_update_seq: u64,
 }
 
 pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageError> {
@@ -62,10 +67,15 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageErro
         .await
         .map_err(StorageError::Connect)?;
     sqlx::migrate!().run(&pool).await?;
+    let last_update_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM update_sequence")
+        .fetch_one(&pool)
+        .await
+        .map_err(StorageError::Sequence)?;
     Ok(Storage {
         pool,
         cluster,
         psql_command,
+        last_update_seq: last_update_seq as u64,
     })
 }
 

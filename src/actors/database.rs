@@ -8,11 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr, Context, Handler, MailboxError, Message, Recipient, ResponseFuture};
+use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::actors::messages::{Changed, Command, CommandReply, Query, QueryReply};
+use crate::actors::messages::{
+    Changed, Command, CommandReply, Query, QueryReply, SequencedUpdate, Write,
+};
 use crate::actors::supervisor::ActorCell;
+use crate::coordination::raffle::Raffle;
 use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, Team, TeamScore};
 
 pub struct Database {
@@ -77,33 +81,146 @@ impl Handler<Query> for Database {
     }
 }
 
-impl Handler<Command> for Database {
+impl Handler<Write> for Database {
     type Result = ResponseFuture<Result<CommandReply, OlympicsError>>;
 
-    fn handle(&mut self, command: Command, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, write: Write, _ctx: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
         let watchers = self.watchers.clone();
+        let Write {
+            command,
+            entered_via,
+        } = write;
         Box::pin(async move {
-            let reply = match command {
+            let (reply, seq) = match command {
                 Command::SetScores { game, update } => {
                     let teams: Vec<String> = update.scores.keys().cloned().collect();
                     let points: Vec<i64> = update.scores.values().map(|&p| p as i64).collect();
-                    CommandReply::Score(set_scores(&pool, &game, &teams, &points).await?)
+                    let (board, seq) =
+                        set_scores(&pool, &game, &teams, &points, &entered_via).await?;
+                    (CommandReply::Score(board), Some(seq))
                 }
                 Command::AwardMedal {
                     team,
                     medal,
                     idempotency_key,
                 } => {
-                    CommandReply::Medals(award_medal(&pool, &team, medal, &idempotency_key).await?)
+                    let (tally, seq) =
+                        award_medal(&pool, &team, medal, &idempotency_key, &entered_via).await?;
+                    (CommandReply::Medals(tally), seq)
                 }
             };
             // Queued in every front-end's mailbox before the writer hears OK: any read sent after
             // the acknowledgement is handled after the invalidation (mailboxes are FIFO).
             for watcher in &watchers {
-                watcher.do_send(Changed(reply.clone()));
+                watcher.do_send(Changed {
+                    seq,
+                    reply: reply.clone(),
+                    entered_via: entered_via.clone(),
+                });
             }
             Ok(reply)
+        })
+    }
+}
+
+/// Logged updates `first ..= last`, for a front-end that missed them.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<SequencedUpdate>, OlympicsError>")]
+pub struct LoadUpdates {
+    pub first: u64,
+    pub last: u64,
+}
+
+impl Handler<LoadUpdates> for Database {
+    type Result = ResponseFuture<Result<Vec<SequencedUpdate>, OlympicsError>>;
+    fn handle(&mut self, msg: LoadUpdates, _ctx: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            Ok(sqlx::query_as(
+                "SELECT seq, kind, subject, entered_via FROM update_log \
+                 WHERE seq BETWEEN $1 AND $2 ORDER BY seq",
+            )
+            .bind(msg.first as i64)
+            .bind(msg.last as i64)
+            .fetch_all(&pool)
+            .await?)
+        })
+    }
+}
+
+/// A front-end's report of the tablet requests it served since its last report, in its order.
+/// The batch takes the next run of raffle positions; the answer is the positions it won.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<RaffleWin>, OlympicsError>")]
+pub struct RecordRequests {
+    /// The reporting front-end in this process run; with `batch`, makes a retry count once.
+    pub reporter: String,
+    pub batch: u64,
+    pub frontend: String,
+    pub tablets: Vec<Uuid>,
+    pub raffle: Raffle,
+}
+
+/// A winning request: its position in the global order and the tablet that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaffleWin {
+    pub position: u64,
+    pub tablet: Uuid,
+}
+
+impl Handler<RecordRequests> for Database {
+    type Result = ResponseFuture<Result<Vec<RaffleWin>, OlympicsError>>;
+    fn handle(&mut self, msg: RecordRequests, _ctx: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(record_requests(pool, msg))
+    }
+}
+
+/// The raffle so far, for `GET /olympics/raffle/winners`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<RaffleStanding, OlympicsError>")]
+pub struct ReadRaffle {
+    pub tablet: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RaffleStanding {
+    /// Tablet requests counted so far, across all front-ends.
+    pub requests_counted: i64,
+    pub winners: Vec<RaffleWinner>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RaffleWinner {
+    pub position: i64,
+    pub tablet_id: Uuid,
+    pub frontend: String,
+    pub every: i64,
+    pub won_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Handler<ReadRaffle> for Database {
+    type Result = ResponseFuture<Result<RaffleStanding, OlympicsError>>;
+    fn handle(&mut self, msg: ReadRaffle, _ctx: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let mut tx = pool.begin().await?;
+            let requests_counted = sqlx::query_scalar("SELECT requests FROM raffle_counter")
+                .fetch_one(&mut *tx)
+                .await?;
+            let winners = sqlx::query_as(
+                "SELECT position, tablet_id, frontend, every, won_at FROM raffle_winners \
+                 WHERE $1::uuid IS NULL OR tablet_id = $1 ORDER BY position",
+            )
+            .bind(msg.tablet)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(RaffleStanding {
+                requests_counted,
+                winners,
+            })
         })
     }
 }
@@ -258,7 +375,8 @@ async fn set_scores(
     game: &str,
     teams: &[String],
     points: &[i64],
-) -> Result<ScoreBoard, OlympicsError> {
+    entered_via: &str,
+) -> Result<(ScoreBoard, u64), OlympicsError> {
     let mut tx = pool.begin().await?;
     // Bumping the version locks the game's row: writers of one game commit one at a time.
     let bumped = sqlx::query("UPDATE games SET version = version + 1 WHERE slug = $1")
@@ -289,8 +407,100 @@ async fn set_scores(
         .bind(game)
         .fetch_all(&mut *tx)
         .await?;
+    let board =
+        board_from_rows(game, rows).ok_or_else(|| OlympicsError::UnknownGame(game.to_owned()))?;
+    let seq = log_update(&mut tx, &CommandReply::Score(board.clone()), entered_via).await?;
     tx.commit().await?;
-    board_from_rows(game, rows).ok_or_else(|| OlympicsError::UnknownGame(game.to_owned()))
+    Ok((board, seq))
+}
+
+/// Takes the next number of the global order for this update and logs it under that number.
+/// Last in its transaction: the counter's row stays locked until the commit, so updates commit
+/// in number order and the numbers have no gaps (a rollback gives its number back).
+async fn log_update(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    reply: &CommandReply,
+    entered_via: &str,
+) -> Result<u64, OlympicsError> {
+    let (kind, subject) = reply.kind_and_subject();
+    let detail = serde_json::to_string(reply).expect("replies serialize");
+    let seq: i64 = sqlx::query_scalar(
+        "WITH next AS (UPDATE update_sequence SET last_seq = last_seq + 1 RETURNING last_seq) \
+         INSERT INTO update_log (seq, kind, subject, entered_via, detail) \
+         SELECT last_seq, $1, $2, $3, $4::jsonb FROM next RETURNING seq",
+    )
+    .bind(kind)
+    .bind(subject)
+    .bind(entered_via)
+    .bind(detail)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(seq as u64)
+}
+
+/// One transaction per batch: skip a batch already counted, take the next run of positions,
+/// record its winners.
+#[tracing::instrument(skip(pool, msg), fields(frontend = %msg.frontend, batch = msg.batch, requests = msg.tablets.len()))]
+async fn record_requests(
+    pool: PgPool,
+    msg: RecordRequests,
+) -> Result<Vec<RaffleWin>, OlympicsError> {
+    let mut tx = pool.begin().await?;
+    let fresh = sqlx::query(
+        "INSERT INTO raffle_reports (reporter, last_batch) VALUES ($1, $2) \
+         ON CONFLICT (reporter) DO UPDATE SET last_batch = excluded.last_batch, reported_at = now() \
+         WHERE raffle_reports.last_batch < excluded.last_batch",
+    )
+    .bind(&msg.reporter)
+    .bind(msg.batch as i64)
+    .execute(&mut *tx)
+    .await?;
+    if fresh.rows_affected() == 0 {
+        tracing::info!(reporter = %msg.reporter, batch = msg.batch, "raffle batch already counted; not counted again");
+        return Ok(Vec::new());
+    }
+    let count = msg.tablets.len() as i64;
+    let before: i64 = sqlx::query_scalar(
+        "UPDATE raffle_counter SET requests = requests + $1 RETURNING requests - $1",
+    )
+    .bind(count)
+    .fetch_one(&mut *tx)
+    .await?;
+    let wins: Vec<RaffleWin> = msg
+        .raffle
+        .winners_among(before as u64, count as u64)
+        .map(|position| RaffleWin {
+            position,
+            tablet: msg.tablets[(position - before as u64 - 1) as usize],
+        })
+        .collect();
+    if !wins.is_empty() {
+        let positions: Vec<i64> = wins.iter().map(|w| w.position as i64).collect();
+        let tablets: Vec<Uuid> = wins.iter().map(|w| w.tablet).collect();
+        sqlx::query(
+            "INSERT INTO raffle_winners (position, tablet_id, frontend, every) \
+             SELECT position, tablet_id, $3, $4 FROM unnest($1::bigint[], $2::uuid[]) AS w(position, tablet_id)",
+        )
+        .bind(&positions)
+        .bind(&tablets)
+        .bind(&msg.frontend)
+        .bind(msg.raffle.every() as i64)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    for win in &wins {
+        tracing::info!(
+            position = win.position,
+            tablet = %win.tablet,
+            frontend = %msg.frontend,
+            "raffle: request #{} (tablet {}, served by {}) wins",
+            win.position,
+            win.tablet,
+            msg.frontend
+        );
+    }
+    Ok(wins)
 }
 
 #[tracing::instrument(skip(pool))]
@@ -299,7 +509,8 @@ async fn award_medal(
     team: &str,
     medal: Medal,
     idempotency_key: &str,
-) -> Result<MedalTally, OlympicsError> {
+    entered_via: &str,
+) -> Result<(MedalTally, Option<u64>), OlympicsError> {
     let mut tx = pool.begin().await?;
     let team_exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM teams WHERE slug = $1)")
@@ -341,7 +552,7 @@ async fn award_medal(
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        return Ok(tally);
+        return Ok((tally, None));
     }
     let tally: MedalTally = sqlx::query_as(
         "UPDATE medal_tallies SET \
@@ -356,8 +567,9 @@ async fn award_medal(
     .bind(medal.as_str())
     .fetch_one(&mut *tx)
     .await?;
+    let seq = log_update(&mut tx, &CommandReply::Medals(tally.clone()), entered_via).await?;
     tx.commit().await?;
-    Ok(tally)
+    Ok((tally, Some(seq)))
 }
 
 /// How often callers retry the Database actor while it restarts.

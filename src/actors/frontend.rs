@@ -10,6 +10,10 @@
 //! Front-ends form a group (seed 003): each has a numeric id, they elect the highest live id as
 //! leader with the bully algorithm and ping their leader; see `group.rs`. Peers are found in the
 //! routing table the Dispatcher publishes.
+//!
+//! Every front-end applies the reporter updates in the one global order (the database actor
+//! numbers them), and reports the tablet requests it served to the raffle in batches, off the
+//! requests' path; see `frontend_order.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,18 +26,26 @@ use moka::sync::Cache;
 
 use arc_swap::ArcSwap;
 
-use crate::actors::database::{Database, Watch, ask_database};
+use crate::actors::database::{Database, LoadUpdates, RecordRequests, Watch, ask_database};
+use crate::actors::frontend_order::{AppliedUpdates, RaffleReport};
 use crate::actors::group::{
     AdjustClock, DescribeMember, Election, GroupMember, Heartbeat, Outgoing, ReadClock, now_ms,
 };
-use crate::actors::messages::{Answer, Changed, Command, CommandReply, Query, Read, SharedReply};
+use crate::actors::messages::{
+    Answer, Changed, Command, CommandReply, Query, Read, SequencedUpdate, SharedReply, Write,
+};
 use crate::actors::registry::Registry;
 use crate::actors::router::{FrontendSlot, RoutingTable};
 use crate::actors::supervisor::ActorCell;
 use crate::actors::supervisor::{ShutdownSignal, start_supervised};
 use crate::coordination::berkeley::{ClockReport, SimulatedClock, synchronise};
+use crate::coordination::raffle::Raffle;
 use crate::olympics::OlympicsError;
-use crate::settings::{GroupSettings, SupervisionSettings};
+use crate::settings::{GroupSettings, RaffleSettings, SupervisionSettings};
+
+/// How long a gap in the update sequence may last before the missing updates are fetched from
+/// the log (a gap is usually two of the database actor's sends racing, and closes at once).
+const UPDATE_GAP_PATIENCE_MS: u64 = 100;
 
 pub struct Frontend {
     /// Peers, via the Dispatcher's routing table.
@@ -51,6 +63,15 @@ pub struct Frontend {
     pull_interval: Option<Duration>,
     /// A pull refresh is under way; ticks meanwhile are skipped.
     refreshing: bool,
+    /// The reporter updates applied, in the global order. Kept across restarts.
+    updates: AppliedUpdates,
+    /// Tablet requests to report to the raffle, and wins to tell. Kept across restarts.
+    raffle_report: RaffleReport,
+    raffle: Raffle,
+    /// How often the served tablet requests are reported to the raffle.
+    report_interval: Duration,
+    /// This front-end in this process run, for the raffle's once-only counting of batches.
+    reporter: String,
 }
 
 /// Everything a new front-end needs; the Dispatcher keeps one to start front-ends at runtime.
@@ -65,6 +86,11 @@ pub struct FrontendFactory {
     pub supervision: SupervisionSettings,
     pub shutdown: ShutdownSignal,
     pub registry: Registry,
+    /// The last update number when the process started: every front-end applies from the next.
+    pub update_anchor: u64,
+    pub raffle: RaffleSettings,
+    /// Tells this process run's raffle reports from an earlier run's.
+    pub run_id: uuid::Uuid,
 }
 
 impl FrontendFactory {
@@ -89,11 +115,14 @@ impl FrontendFactory {
                 generation: 0,
                 pull_interval: factory.pull_interval,
                 refreshing: false,
+                updates: AppliedUpdates::anchored_after(factory.update_anchor),
+                raffle_report: RaffleReport::default(),
+                raffle: factory.raffle.raffle(),
+                report_interval: factory.raffle.report_interval(),
+                reporter: format!("frontend-{id}@{}", factory.run_id),
             },
         );
-        if self.pull_interval.is_none() {
-            self.db.do_send(Watch(addr.clone().recipient()));
-        }
+        self.db.do_send(Watch(addr.clone().recipient()));
         self.registry.add(cell.clone(), addr.clone());
         Arc::new(FrontendSlot {
             id,
@@ -105,6 +134,15 @@ impl FrontendFactory {
 }
 
 impl Frontend {
+    /// A read of `tablet` was answered: it counts in the raffle; returns its wins to tell.
+    fn answered(&mut self, tablet: Option<uuid::Uuid>) -> Vec<u64> {
+        let Some(tablet) = tablet else {
+            return Vec::new();
+        };
+        self.raffle_report.served(tablet);
+        self.raffle_report.take_wins(tablet)
+    }
+
     /// Feeds a bully event's actions to the peers and logs what changed.
     fn after_election_step(&mut self, leader_before: Option<u64>, actions: Vec<Outgoing>) {
         let id = self.group.id();
@@ -162,6 +200,7 @@ impl Frontend {
     /// Every tick: election timeouts, then the heartbeat to the leader.
     fn group_tick(&mut self, ctx: &mut Context<Self>) {
         let now = now_ms();
+        self.fetch_missed_updates(ctx, now);
         if self.group.follows_membership() {
             let ids: Vec<u64> = self.table.load().frontends().iter().map(|p| p.id).collect();
             if !ids.is_empty() && self.group.members_are(&ids) {
@@ -294,6 +333,100 @@ impl Frontend {
         self.after_election_step(before, actions);
     }
 
+    /// Applies updates in the global order; in push mode, invalidates what they make stale.
+    fn take_update(&mut self, update: SequencedUpdate) {
+        let applied = self.updates.receive(update, now_ms());
+        for update in applied {
+            tracing::debug!(
+                frontend = self.cell.name(),
+                seq = update.seq,
+                "update #{} ({} {}, via {}) applied at {}",
+                update.seq,
+                update.kind,
+                update.subject,
+                update.entered_via,
+                self.cell.name()
+            );
+        }
+    }
+
+    fn invalidate(&mut self, query: &Query) {
+        if self.pull_interval.is_some() {
+            return; // pull mode: entries are re-read on the interval instead
+        }
+        self.generation += 1;
+        if let Some(cache) = &self.cache {
+            cache.invalidate(query);
+            tracing::debug!(
+                frontend = self.cell.name(),
+                ?query,
+                "cache entry invalidated at {}",
+                self.cell.name()
+            );
+        }
+    }
+
+    /// A gap in the update sequence that did not close by itself: fetch the missing updates
+    /// from the log (this front-end started after them, or a send never reached it).
+    fn fetch_missed_updates(&mut self, ctx: &mut Context<Self>, now: u64) {
+        if self.updates.filling {
+            return;
+        }
+        let Some(missing) = self.updates.to_fetch(now, UPDATE_GAP_PATIENCE_MS) else {
+            return;
+        };
+        self.updates.filling = true;
+        let (first, last) = (*missing.start(), *missing.end());
+        let load = ask_database(self.db.clone(), LoadUpdates { first, last }, self.timeout);
+        ctx.spawn(load.into_actor(self).map(move |loaded, act, _ctx| {
+            act.updates.filling = false;
+            match loaded {
+                Ok(updates) => {
+                    tracing::info!(
+                        frontend = act.cell.name(),
+                        first,
+                        last,
+                        found = updates.len(),
+                        "{} fetched missed updates #{first}..#{last} from the log",
+                        act.cell.name()
+                    );
+                    for update in updates {
+                        // Its invalidation was missed too.
+                        act.invalidate(&update.cache_key());
+                        act.take_update(update);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(frontend = act.cell.name(), error = %e, "{} could not fetch missed updates", act.cell.name());
+                }
+            }
+        }));
+    }
+
+    /// Reports the tablet requests served since the last report to the raffle.
+    fn report_to_raffle(&mut self, ctx: &mut Context<Self>) {
+        let Some((batch, tablets)) = self.raffle_report.next_batch() else {
+            return;
+        };
+        let report = RecordRequests {
+            reporter: self.reporter.clone(),
+            batch,
+            frontend: self.cell.name().to_owned(),
+            tablets,
+            raffle: self.raffle,
+        };
+        let ask = ask_database(self.db.clone(), report, self.timeout);
+        ctx.spawn(ask.into_actor(self).map(move |counted, act, _ctx| match counted {
+            Ok(wins) => act
+                .raffle_report
+                .counted(batch, wins.into_iter().map(|w| (w.tablet, w.position))),
+            Err(e) => {
+                tracing::warn!(frontend = act.cell.name(), batch, error = %e, "{} could not report raffle batch {batch}; will retry", act.cell.name());
+                act.raffle_report.report_failed();
+            }
+        }));
+    }
+
     /// Pull mode: re-reads every cached entry from the database.
     fn refresh_cache(&mut self, ctx: &mut Context<Self>) {
         let Some(cache) = self.cache.clone() else {
@@ -349,6 +482,7 @@ impl Actor for Frontend {
         if let Some(interval) = self.pull_interval {
             ctx.run_interval(interval, |act, ctx| act.refresh_cache(ctx));
         }
+        ctx.run_interval(self.report_interval, |act, ctx| act.report_to_raffle(ctx));
         tracing::info!(
             actor = self.cell.name(),
             member = self.group.id(),
@@ -375,6 +509,10 @@ impl actix::Supervised for Frontend {
         self.generation += 1;
         self.refreshing = false;
         self.group.reset();
+        // Their futures died with the old context; the applied updates and the raffle's
+        // requests are kept (the actor value survives), and a report under way goes again.
+        self.updates.filling = false;
+        self.raffle_report.report_failed();
     }
 }
 
@@ -383,7 +521,7 @@ crate::supervised_actor_handlers!(Frontend);
 impl Handler<Read> for Frontend {
     type Result = ResponseActFuture<Self, Result<Answer, OlympicsError>>;
 
-    fn handle(&mut self, Read(query): Read, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, Read { query, tablet }: Read, _ctx: &mut Self::Context) -> Self::Result {
         self.group.vector_clock.increment(self.group.id());
         if let Some(reply) = self.cache.as_ref().and_then(|c| c.get(&query)) {
             tracing::debug!(
@@ -395,6 +533,7 @@ impl Handler<Read> for Frontend {
             return Box::pin(actix::fut::ready(Ok(Answer {
                 reply,
                 from_cache: true,
+                raffle_wins: self.answered(tablet),
             })));
         }
         tracing::debug!(
@@ -415,6 +554,7 @@ impl Handler<Read> for Frontend {
             Ok(Answer {
                 reply,
                 from_cache: false,
+                raffle_wins: act.answered(tablet),
             })
         }))
     }
@@ -423,18 +563,32 @@ impl Handler<Read> for Frontend {
 impl Handler<Changed> for Frontend {
     type Result = ();
 
-    fn handle(&mut self, Changed(reply): Changed, _ctx: &mut Self::Context) {
-        let query = reply.cache_key();
-        self.generation += 1;
-        if let Some(cache) = &self.cache {
-            cache.invalidate(&query);
-            tracing::debug!(
-                frontend = self.cell.name(),
-                ?query,
-                "cache entry invalidated at {}",
-                self.cell.name()
-            );
+    /// Invalidates at once (invalidations commute, and the writer's OK is queued right behind
+    /// this message), and applies the update in the global order.
+    fn handle(&mut self, changed: Changed, _ctx: &mut Self::Context) {
+        self.invalidate(&changed.reply.cache_key());
+        if let Some(seq) = changed.seq {
+            let (kind, subject) = changed.reply.kind_and_subject();
+            self.take_update(SequencedUpdate {
+                seq: seq as i64,
+                kind: kind.to_owned(),
+                subject: subject.to_owned(),
+                entered_via: changed.entered_via,
+            });
         }
+    }
+}
+
+/// The updates a front-end applied, most recent last (`GET /cluster/members/{id}/updates`).
+#[derive(Debug, Clone, Copy, actix::Message)]
+#[rtype(result = "Vec<SequencedUpdate>")]
+pub struct RecentUpdates;
+
+impl Handler<RecentUpdates> for Frontend {
+    type Result = actix::MessageResult<RecentUpdates>;
+
+    fn handle(&mut self, _: RecentUpdates, _ctx: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(self.updates.recent())
     }
 }
 
@@ -482,7 +636,10 @@ impl Handler<DescribeMember> for Frontend {
     type Result = actix::MessageResult<DescribeMember>;
 
     fn handle(&mut self, _: DescribeMember, _ctx: &mut Self::Context) -> Self::Result {
-        actix::MessageResult(self.group.state())
+        let mut state = self.group.state();
+        state.updates = Some(self.updates.summary());
+        state.raffle_uncounted = Some(self.raffle_report.uncounted());
+        actix::MessageResult(state)
     }
 }
 
@@ -491,6 +648,10 @@ impl Handler<Command> for Frontend {
 
     fn handle(&mut self, command: Command, _ctx: &mut Self::Context) -> Self::Result {
         self.group.vector_clock.increment(self.group.id());
-        Box::pin(ask_database(self.db.clone(), command, self.timeout))
+        let write = Write {
+            command,
+            entered_via: self.cell.name().to_owned(),
+        };
+        Box::pin(ask_database(self.db.clone(), write, self.timeout))
     }
 }

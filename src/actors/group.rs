@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use actix::Message;
 use serde::Serialize;
 
+use crate::actors::frontend_order::AppliedSummary;
+
 use crate::coordination::berkeley::SimulatedClock;
 use crate::coordination::bully::{self, BullyNode, BullyTimeouts};
 use crate::coordination::heartbeat::HeartbeatMonitor;
@@ -196,6 +198,12 @@ pub struct MemberState {
     pub clock_offset_ms: i64,
     /// Requests handled, by member, as far as this member knows (seed 001).
     pub vector_clock: VectorClock,
+    /// The reporter updates it applied in the global order (filled in by the front-end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updates: Option<AppliedSummary>,
+    /// Tablet requests it served that the raffle has not counted yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raffle_uncounted: Option<usize>,
 }
 
 /// One member's election and failure-detection state.
@@ -322,6 +330,8 @@ impl GroupMember {
             electing: self.election.is_electing(),
             clock_offset_ms: self.clock_offset_ms(),
             vector_clock: self.vector_clock.clone(),
+            updates: None,
+            raffle_uncounted: None,
         }
     }
 }

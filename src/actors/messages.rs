@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix::{Actor, ActorContext, Context, Message};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, ScoreUpdate, Team};
@@ -32,7 +33,11 @@ pub enum QueryReply {
 /// A tablet's read, sent to a front-end: answered from its cache or through the database actor.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Answer, OlympicsError>")]
-pub struct Read(pub Query);
+pub struct Read {
+    pub query: Query,
+    /// The registered tablet asking, if any: its requests take part in the raffle.
+    pub tablet: Option<Uuid>,
+}
 
 /// A front-end's answer to a [`Read`].
 #[derive(Debug, Clone)]
@@ -41,6 +46,9 @@ pub struct Answer {
     pub reply: Arc<SharedReply>,
     /// `X-Cache: hit` or `miss`.
     pub from_cache: bool,
+    /// Raffle positions this tablet won since its last reply (the raffle is drawn after the
+    /// reply that won, off the request's path, so the winner hears of it on its next one).
+    pub raffle_wins: Vec<u64>,
 }
 
 /// A reply as front-end caches hold it, with its JSON rendering made once, on first use.
@@ -80,11 +88,52 @@ impl SharedReply {
 }
 
 /// A committed write and the state it left. The database actor sends it to every watcher (the
-/// front-ends' caches in push mode, the publisher) after the commit and before the writer is
-/// answered, so no front-end serves the old value after the acknowledgement.
+/// front-ends, the publisher) after the commit and before the writer is answered, so no
+/// front-end serves the old value after the acknowledgement.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Changed(pub CommandReply);
+pub struct Changed {
+    /// The update's number in the one global order (see `coordination::sequencer`); `None` for
+    /// a retried medal award that changed nothing.
+    pub seq: Option<u64>,
+    pub reply: CommandReply,
+    /// The front-end the reporter's request entered through.
+    pub entered_via: String,
+}
+
+/// A reporter's update as the database actor takes it: the command and where it entered.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<CommandReply, OlympicsError>")]
+pub struct Write {
+    pub command: Command,
+    pub entered_via: String,
+}
+
+/// An update as front-ends apply it in the global order (and as `update_log` records it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SequencedUpdate {
+    pub seq: i64,
+    /// `score` or `medal`.
+    pub kind: String,
+    /// The game or team it changed.
+    pub subject: String,
+    pub entered_via: String,
+}
+
+impl SequencedUpdate {
+    /// The cache entry the update makes stale.
+    pub fn cache_key(&self) -> Query {
+        if self.kind == "score" {
+            Query::Score {
+                game: self.subject.clone(),
+            }
+        } else {
+            Query::Medals {
+                team: self.subject.clone(),
+            }
+        }
+    }
+}
 
 /// A reporter's update. Committed to PostgreSQL before it is answered.
 #[derive(Debug, Clone, Message)]
@@ -132,6 +181,14 @@ impl CommandReply {
             CommandReply::Medals(tally) => Query::Medals {
                 team: tally.team.clone(),
             },
+        }
+    }
+
+    /// `update_log`'s kind and subject: `("score", game)` or `("medal", team)`.
+    pub fn kind_and_subject(&self) -> (&'static str, &str) {
+        match self {
+            CommandReply::Score(board) => ("score", &board.game),
+            CommandReply::Medals(tally) => ("medal", &tally.team),
         }
     }
 

@@ -21,6 +21,7 @@ pub mod cluster_keeper;
 pub mod database;
 pub mod dispatcher;
 pub mod frontend;
+pub mod frontend_order;
 pub mod group;
 pub mod messages;
 pub mod publisher;
@@ -53,10 +54,17 @@ pub struct Tree {
     pub publisher: Addr<Publisher>,
     pub registry: Registry,
     pub shutdown: ShutdownSignal,
+    /// How long the ingress waits for an actor's answer.
+    pub timeout: std::time::Duration,
 }
 
 /// Starts the Olympic service's actors on the current arbiter.
-pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree {
+pub fn boot(
+    settings: &Settings,
+    pool: PgPool,
+    shutdown: ShutdownSignal,
+    last_update_seq: u64,
+) -> Tree {
     let supervision = &settings.supervision;
     let timeout = settings.olympics.request_timeout();
     let registry = Registry::default();
@@ -79,6 +87,9 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
         supervision: supervision.clone(),
         shutdown: shutdown.clone(),
         registry: registry.clone(),
+        update_anchor: last_update_seq,
+        raffle: settings.raffle.clone(),
+        run_id: uuid::Uuid::new_v4(),
     };
     let frontends: Vec<Arc<FrontendSlot>> = settings
         .frontend_ids()
@@ -132,5 +143,6 @@ pub fn boot(settings: &Settings, pool: PgPool, shutdown: ShutdownSignal) -> Tree
         database,
         registry,
         shutdown,
+        timeout,
     }
 }

@@ -17,9 +17,9 @@ use uuid::Uuid;
 use crate::actors::dispatcher::{
     AddFrontend, Dispatcher, KillFrontend, RegisterTablet, UnregisterTablet,
 };
-use crate::actors::frontend::Frontend;
+use crate::actors::frontend::{Frontend, RecentUpdates};
 use crate::actors::group::{DescribeMember, MemberState};
-use crate::actors::messages::{Answer, Command, CommandReply, Query, Read};
+use crate::actors::messages::{Answer, Command, CommandReply, Query, Read, SequencedUpdate};
 use crate::actors::supervisor::ActorCell;
 use crate::balance::{ServerLoad, candidate_order};
 use crate::olympics::{OlympicsError, TabletAssignment};
@@ -138,7 +138,7 @@ impl Router {
         tablet: Option<Uuid>,
         query: Query,
     ) -> Result<Served<Answer>, OlympicsError> {
-        self.deliver(tablet, Read(query)).await
+        self.deliver(tablet, Read { query, tablet }).await
     }
 
     /// A reporter's write.
@@ -184,6 +184,19 @@ impl Router {
                 }
             });
         futures_util::future::join_all(asks).await
+    }
+
+    /// The updates front-end `id` applied, in the global order.
+    pub async fn recent_updates(&self, id: u64) -> Result<Vec<SequencedUpdate>, OlympicsError> {
+        let table = self.table.load_full();
+        let slot = table
+            .frontend(id)
+            .ok_or(OlympicsError::UnknownFrontend(id))?;
+        slot.addr
+            .send(RecentUpdates)
+            .timeout(self.timeout)
+            .await
+            .map_err(|e| OlympicsError::Unavailable(format!("{}: {e}", slot.cell.name())))
     }
 
     pub async fn add_frontend(

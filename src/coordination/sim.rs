@@ -130,11 +130,6 @@ impl<N: SimNode> Sim<N> {
         self.post(id, outs);
     }
 
-    /// A random number in `0..n`, from the simulator's own seeded generator.
-    pub fn random_below(&mut self, n: u64) -> u64 {
-        self.rng.below(n)
-    }
-
     fn post(&mut self, from: u64, outs: Vec<Out<N::Msg>>) {
         for out in outs {
             match out {

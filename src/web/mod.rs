@@ -10,6 +10,7 @@ pub mod games;
 pub mod health;
 pub mod json;
 pub mod olympics_common;
+pub mod raffle;
 pub mod tablets;
 pub mod teams;
 
@@ -38,7 +39,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/olympics/tablets").route(web::post().to(tablets::register)))
         .service(resource("/olympics/tablets/{id}").route(web::delete().to(tablets::unregister)))
         .service(resource("/olympics/tablets/{id}/events").route(web::get().to(events::stream)))
+        .service(resource("/olympics/raffle/winners").route(web::get().to(raffle::winners)))
         .service(resource("/cluster").route(web::get().to(cluster::members)))
+        .service(resource("/cluster/members/{id}/updates").route(web::get().to(cluster::updates)))
         .service(resource("/admin/frontends").route(web::post().to(admin::add_frontend)))
         .service(resource("/admin/frontends/{id}").route(web::delete().to(admin::kill_frontend)))
         .service(resource("/admin/actors").route(web::get().to(admin::list)))

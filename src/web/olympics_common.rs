@@ -13,6 +13,8 @@ pub const SERVED_BY: &str = "X-Served-By";
 pub const CACHE: &str = "X-Cache";
 pub const TABLET_ID: &str = "X-Tablet-Id";
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// On a tablet's reply: the raffle positions it won since its previous reply, comma-separated.
+pub const RAFFLE_WON: &str = "X-Raffle-Won";
 
 /// The `X-Tablet-Id` of a request, if it carries one.
 pub fn tablet_id(req: &HttpRequest) -> Result<Option<Uuid>, ApiError> {
@@ -61,6 +63,15 @@ pub fn read_response(req: &HttpRequest, served: Served<Answer>) -> HttpResponse 
         .insert_header((CACHE, cache))
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if !served.value.raffle_wins.is_empty() {
+        let positions: Vec<String> = served
+            .value
+            .raffle_wins
+            .iter()
+            .map(u64::to_string)
+            .collect();
+        response.insert_header((RAFFLE_WON, positions.join(",")));
+    }
     if not_modified {
         response.finish()
     } else {
