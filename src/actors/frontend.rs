@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseActFuture, ResponseFuture,
+    Actor, ActorFutureExt, ActorResponse, Addr, AsyncContext, Context, Handler, ResponseFuture,
     WrapFuture,
 };
 use moka::sync::Cache;
@@ -519,7 +519,10 @@ impl actix::Supervised for Frontend {
 crate::supervised_actor_handlers!(Frontend);
 
 impl Handler<Read> for Frontend {
-    type Result = ResponseActFuture<Self, Result<Answer, OlympicsError>>;
+    /// A hit is answered within the handler; a miss when the database answers. Either way the
+    /// request counts in the raffle only as its answer is sent, so a request cut off by a
+    /// crash (and retried elsewhere by the router) counts once.
+    type Result = ActorResponse<Self, Result<Answer, OlympicsError>>;
 
     fn handle(&mut self, Read { query, tablet }: Read, _ctx: &mut Self::Context) -> Self::Result {
         self.group.vector_clock.increment(self.group.id());
@@ -530,11 +533,11 @@ impl Handler<Read> for Frontend {
                 "cache hit at {}",
                 self.cell.name()
             );
-            return Box::pin(actix::fut::ready(Ok(Answer {
+            return ActorResponse::reply(Ok(Answer {
                 reply,
                 from_cache: true,
                 raffle_wins: self.answered(tablet),
-            })));
+            }));
         }
         tracing::debug!(
             frontend = self.cell.name(),
@@ -544,7 +547,7 @@ impl Handler<Read> for Frontend {
         );
         let generation = self.generation;
         let fetch = ask_database(self.db.clone(), query.clone(), self.timeout);
-        Box::pin(fetch.into_actor(self).map(move |fetched, act, _ctx| {
+        ActorResponse::r#async(fetch.into_actor(self).map(move |fetched, act, _ctx| {
             let reply = SharedReply::new(fetched?);
             if let Some(cache) = &act.cache
                 && act.generation == generation

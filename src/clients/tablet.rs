@@ -103,6 +103,13 @@ async fn poll(client: &reqwest::Client, args: &TabletArgs, id: &str) -> Result<(
                 request = request.header("If-None-Match", &cached.etag);
             }
             let response = expect_success(request.send().await?).await?;
+            if let Some(won) = response
+                .headers()
+                .get("X-Raffle-Won")
+                .and_then(|v| v.to_str().ok())
+            {
+                println!("You won the raffle! (request #{won} across all servers)");
+            }
             let source = if response.status() == reqwest::StatusCode::NOT_MODIFIED {
                 "(from cache)"
             } else {

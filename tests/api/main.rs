@@ -7,5 +7,7 @@ mod cluster;
 mod crashes;
 mod helpers;
 mod olympics;
+mod order;
 mod push;
+mod raffle;
 mod tablets;
