@@ -141,9 +141,10 @@ async fn every_nth_tablet_request_wins_once_and_the_winner_is_told() {
     let won: BTreeSet<(u64, String)> = winners.into_iter().collect();
     assert_eq!(told, won);
 
-    // 4. One tablet's winnings alone.
+    // 4. One tablet's winnings alone (among the first 300: step 3's reads are being counted).
     let (_, mine) = standing(&app, &format!("?tablet={}", tablets[0])).await;
     assert!(mine.iter().all(|(_, tablet)| tablet == &tablets[0]));
+    let mine: Vec<_> = mine.into_iter().filter(|(p, _)| *p <= 300).collect();
     assert_eq!(
         mine.len(),
         won.iter()
