@@ -41,8 +41,8 @@ CREATE TABLE raffle_winners (
 );
 CREATE INDEX raffle_winners_by_tablet ON raffle_winners (tablet_id);
 
--- The last batch counted from each reporting front-end (per process run), so that a batch
--- retried after an unknown outcome is counted once.
+-- The last batch counted from each reporting front-end (named anew each time one starts), so
+-- that a batch retried after an unknown outcome is counted once.
 CREATE TABLE raffle_reports (
     reporter    text PRIMARY KEY,
     last_batch  bigint NOT NULL,

@@ -70,7 +70,7 @@ pub struct Frontend {
     raffle: Raffle,
     /// How often the served tablet requests are reported to the raffle.
     report_interval: Duration,
-    /// This front-end in this process run, for the raffle's once-only counting of batches.
+    /// This front-end since it was started, for the raffle's once-only counting of batches.
     reporter: String,
 }
 
@@ -89,8 +89,6 @@ pub struct FrontendFactory {
     /// The last update number when the process started: every front-end applies from the next.
     pub update_anchor: u64,
     pub raffle: RaffleSettings,
-    /// Tells this process run's raffle reports from an earlier run's.
-    pub run_id: uuid::Uuid,
 }
 
 impl FrontendFactory {
@@ -119,7 +117,9 @@ impl FrontendFactory {
                 raffle_report: RaffleReport::default(),
                 raffle: factory.raffle.raffle(),
                 report_interval: factory.raffle.report_interval(),
-                reporter: format!("frontend-{id}@{}", factory.run_id),
+                // A new name per start: a front-end started again with the same id (or after a
+                // process restart) numbers its batches from 1 again.
+                reporter: format!("frontend-{id}@{}", uuid::Uuid::new_v4()),
             },
         );
         self.db.do_send(Watch(addr.clone().recipient()));

@@ -89,7 +89,6 @@ pub fn boot(
         registry: registry.clone(),
         update_anchor: last_update_seq,
         raffle: settings.raffle.clone(),
-        run_id: uuid::Uuid::new_v4(),
     };
     let frontends: Vec<Arc<FrontendSlot>> = settings
         .frontend_ids()

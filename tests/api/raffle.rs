@@ -203,4 +203,21 @@ async fn the_raffle_keeps_one_winner_per_n_through_crashes_and_a_leader_change()
         second.successes()
     );
     assert_one_winner_per_block(5, total, &winners);
+
+    // 3. A front-end started again with the id of the killed one: its requests count too.
+    let response = app
+        .request(reqwest::Method::POST, "/admin/frontends")
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "id": 3 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    // New tablets go to it, the least loaded.
+    let newcomers = register_tablets(&app, 2).await;
+    let third = burst(&app, &newcomers, 10).await;
+    assert_eq!(third.served_by.keys().collect::<Vec<_>>(), ["frontend-3"]);
+    let (after, winners) = settled(&app).await;
+    assert_eq!((after - total) as usize, third.successes());
+    assert_one_winner_per_block(5, after, &winners);
 }
