@@ -53,6 +53,9 @@ struct Args {
     /// Which systems to run.
     #[arg(long, value_delimiter = ',', default_value = "obelix,pgmq,jetstream")]
     systems: Vec<SystemName>,
+    /// Which workloads to run.
+    #[arg(long, value_delimiter = ',', default_value = "singles,batches,dequeue")]
+    workloads: Vec<Workload>,
     /// Timed seconds of each enqueue run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -88,7 +91,7 @@ enum SystemName {
     Jetstream,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Workload {
     Singles,
     Batches,
@@ -96,8 +99,6 @@ enum Workload {
 }
 
 impl Workload {
-    const ALL: [Workload; 3] = [Workload::Singles, Workload::Batches, Workload::Dequeue];
-
     fn key(self) -> &'static str {
         match self {
             Workload::Singles => "singles",
@@ -107,15 +108,18 @@ impl Workload {
     }
 
     fn title(self, args: &Args) -> String {
+        let clients = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         match self {
-            Workload::Singles => format!("enqueue 1, {} clients", args.single_clients),
+            Workload::Singles => format!("enqueue 1, {}", clients(args.single_clients, "client")),
             Workload::Batches => format!(
-                "enqueue {} per batch, {} clients",
-                args.batch_size, args.batch_clients
+                "enqueue {} per batch, {}",
+                args.batch_size,
+                clients(args.batch_clients, "client")
             ),
             Workload::Dequeue => format!(
-                "dequeue {} per batch, {} readers",
-                args.batch_size, args.dequeue_clients
+                "dequeue {} per batch, {}",
+                args.batch_size,
+                clients(args.dequeue_clients, "reader")
             ),
         }
     }
@@ -401,7 +405,7 @@ async fn main() {
     }
 
     let mut rows = Vec::new();
-    for workload in Workload::ALL {
+    for &workload in &args.workloads {
         for peer in &peers {
             eprintln!("queue_bench: {} / {} ...", workload.key(), peer.name());
             let outcome = peer
