@@ -6,7 +6,8 @@
 #   (default 10 s; `cargo run --example queue_bench -- --help` lists the options)
 # PostgreSQL as for `cargo run`: DATABASE_URL, or a private cluster in a temp dir; pgmq goes into
 # the database pgmq_bench on that same server. NATS: a private nats-server with JetStream (file
-# storage in the temp dir, port 14222), unless NATS_URL names a running one.
+# storage in the temp dir, port 14222), unless NATS_URL names a running one. Obelix listens on
+# port 18082 (OBELIX_PORT, NATS_PORT change them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,8 +17,9 @@ fi
 
 DURATION=${1:-10}
 shift || true
-OBELIX_PORT=18080
-NATS_PORT=14222
+# Not scripts/bench.sh's ports, so that both can run on one machine.
+OBELIX_PORT=${OBELIX_PORT:-18082}
+NATS_PORT=${NATS_PORT:-14222}
 WORK=$(mktemp -d); chmod 755 "$WORK"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -26,19 +28,25 @@ trap cleanup EXIT
 cargo build --release --quiet --bin obelix --example queue_bench
 
 wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || { echo "port $1 is taken; set ${2}_PORT" >&2; exit 1; }; }
 wait_tcp() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on port $1" >&2; exit 1; }
 
 if [[ -z "${NATS_URL:-}" ]]; then
-    nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/nats" -l "$WORK/nats.log" & PIDS+=($!)
+    port_free "$NATS_PORT" NATS
+    nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/nats" -l "$WORK/nats.log" & NATS_PID=$!; PIDS+=("$NATS_PID")
     wait_tcp "$NATS_PORT"
+    kill -0 "$NATS_PID" 2>/dev/null || { echo "nats-server exited:" >&2; cat "$WORK/nats.log" >&2; exit 1; }
     NATS_URL=127.0.0.1:$NATS_PORT
 fi
 
+port_free "$OBELIX_PORT" OBELIX
 # The startup log line "inspect its database with: psql ..." tells where the private cluster is.
 OBELIX__SERVER__PORT=$OBELIX_PORT OBELIX__DATABASE__DATA_DIR="$WORK/pgdata" \
 RUST_LOG=warn,obelix::startup=info target/release/obelix >"$WORK/obelix.log" 2>&1 &
 OBELIX_PID=$!; PIDS+=("$OBELIX_PID")
 wait_http "http://127.0.0.1:$OBELIX_PORT/readyz"
+# Ready, and ours: not another server that already held the port.
+kill -0 "$OBELIX_PID" 2>/dev/null || { echo "Obelix exited:" >&2; cat "$WORK/obelix.log" >&2; exit 1; }
 if [[ -n "${DATABASE_URL:-}" ]]; then
     PG_URL=$DATABASE_URL
 else
