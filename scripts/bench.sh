@@ -2,9 +2,11 @@
 # Olympic read/write load, side by side with a bare actix-web handler, on this machine.
 # Prints a Markdown table (docs/benchmarks.md keeps the last results).
 #   scripts/bench.sh [seconds-per-run]   (default 10)
+#   scripts/bench.sh queue [seconds-per-run]   the queue against pgmq and JetStream (scripts/queue_bench.sh)
 # Uses the same PostgreSQL rules as `cargo run`: DATABASE_URL, or a private cluster in a temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ ${1:-} == queue ]]; then shift; exec bash scripts/queue_bench.sh "$@"; fi
 bash scripts/setup.sh
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
