@@ -3,7 +3,7 @@
 # machine, in one run (examples/queue_bench). Prints Markdown tables (docs/benchmarks.md keeps
 # the last results).
 #   scripts/queue_bench.sh [seconds-per-run] [queue_bench options, e.g. --systems pgmq,jetstream]
-#   (default 10 s; `cargo run --example queue_bench -- --help` lists the options)
+#   (default 10 s; `cargo run --features queue-peers --example queue_bench -- --help` lists the options)
 # PostgreSQL as for `cargo run`: DATABASE_URL, or a private cluster in a temp dir; pgmq goes into
 # the database pgmq_bench on that same server. NATS: a private nats-server with JetStream (file
 # storage in the temp dir, port 14222), unless NATS_URL names a running one. Obelix listens on
@@ -25,7 +25,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-cargo build --release --quiet --bin obelix --example queue_bench
+cargo build --release --quiet --bin obelix --example queue_bench --features queue-peers
 
 wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || { echo "port $1 is taken; set ${2}_PORT" >&2; exit 1; }; }

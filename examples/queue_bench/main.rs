@@ -11,7 +11,7 @@
 //! A system that is not there (no Obelix queue API yet, no PostgreSQL URL, no NATS server) is
 //! skipped with a note. `scripts/queue_bench.sh` starts everything and runs this; by hand:
 //!
-//! `cargo run --release --example queue_bench -- --obelix http://127.0.0.1:18080 \
+//! `cargo run --release --features queue-peers --example queue_bench -- --obelix http://127.0.0.1:18080 \
 //!   --pg-url 'postgres://postgres@localhost:5432/obelix?host=/tmp/obelix-pg-…' --nats 127.0.0.1:4222`
 //!
 //! - `drive`: the load loops and their clock, shared by every system;
