@@ -20,6 +20,8 @@ use crate::web::json::BodyLimit;
 pub enum StartupError {
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("cannot load the queue's routing table: {0}")]
+    Queue(#[from] crate::queue::QueueError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -43,7 +45,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let storage = storage::connect(&settings.database).await?;
         let shutdown = ShutdownSignal::default();
-        let tree = actors::boot(&settings, storage.pool.clone(), shutdown.clone());
+        let tree = actors::boot(&settings, storage.pool.clone(), shutdown.clone()).await?;
         if let Some(cluster) = &storage.cluster {
             let cell = ActorCell::new("postgres-keeper");
             let (cluster, actor_cell) = (cluster.clone(), cell.clone());

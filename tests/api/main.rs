@@ -8,4 +8,6 @@ mod crashes;
 mod helpers;
 mod olympics;
 mod push;
+mod queue;
+mod queue_crashes;
 mod tablets;
