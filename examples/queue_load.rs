@@ -51,7 +51,6 @@ async fn main() {
         .as_i64()
         .unwrap();
     let count = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
     let batch: Vec<String> = (0..100)
         .map(|i| format!("log line {i} {}", "x".repeat(60)))
         .collect();
@@ -75,6 +74,7 @@ async fn main() {
         println!("filled {} messages", 16 * 200 * 100);
     }
     let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
     let tasks = (0..clients).map(|_| {
         let (http, server, topic, batch, count) = (
             http.clone(),
@@ -137,6 +137,9 @@ async fn main() {
                             .unwrap();
                         let got = r["messages"].as_array().map_or(0, |m| m.len() as u64);
                         if got == 0 {
+                            if r["messages"].is_null() {
+                                eprintln!("dequeue failed: {r}");
+                            }
                             break;
                         }
                         got

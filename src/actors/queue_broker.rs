@@ -460,7 +460,9 @@ impl QueueBroker {
         actix_rt::spawn(async move {
             let _guard = guard;
             let produced_at = Utc::now().trunc_subsecs(6);
+            let began = std::time::Instant::now();
             let result = store::append(&pool, &rows, produced_at).await;
+            tracing::debug!(broker = %name, messages = rows.offsets.len(), requests = replies.len(), micros = began.elapsed().as_micros() as u64, "flush committed");
             if let Err(e) = &result {
                 tracing::error!(broker = %name, messages = rows.offsets.len(), error = %e, "broker {name} failed to commit a flush; its requests get 503");
             }
