@@ -128,9 +128,9 @@ async fn crash_under_load(actor: &str, stay_down_ms: u64) {
                     .map(|m| (m.partition, m.offset, m.message)),
             );
         }
-        got.lock()
-            .unwrap()
-            .contains(&(last.partition, last.offset, "after the crash".to_owned()))
+        let got = got.lock().unwrap();
+        got.contains(&(last.partition, last.offset, "after the crash".to_owned()))
+            && acked.iter().all(|a| got.contains(a))
     })
     .await;
     let got = got.into_inner().unwrap();
