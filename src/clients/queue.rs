@@ -477,7 +477,9 @@ pub async fn run(args: QueueArgs) -> Result<(), ClientError> {
                 } else {
                     Duration::ZERO
                 };
-                let messages = consumer.dequeue_many(&topic, 100, wait).await?;
+                // Never take more than will be printed: what is taken is committed.
+                let max = count.map_or(100, |c| (c - seen).min(100));
+                let messages = consumer.dequeue_many(&topic, max, wait).await?;
                 if messages.is_empty() && !follow {
                     break;
                 }
