@@ -10,6 +10,8 @@
 //! - Plain algorithms, free of actix and unit-tested: [`balance`] (load balancing),
 //!   [`push_log`] (the replayable log of updates pushed to tablets), [`coordination`] (the
 //!   front-end group's election, failure detection, clocks, total order and raffle).
+//! - [`queue`]: the log queue of seed 004 (topics, partitions, consumer groups, retention): its
+//!   domain types, its plain logic and its SQL; its actors are `actors::queue_*`.
 //! - [`olympics`]: the domain types of the Olympic results service.
 //! - [`clients`]: `obelix tablet` and `obelix cacofonix`, REST clients of a running server.
 
@@ -20,6 +22,7 @@ pub mod coordination;
 pub mod olympics;
 pub mod pg_cluster;
 pub mod push_log;
+pub mod queue;
 pub mod settings;
 pub mod startup;
 pub mod storage;

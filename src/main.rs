@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use obelix::clients::{cacofonix, tablet};
+use obelix::clients::{cacofonix, queue, tablet};
 use obelix::settings::Settings;
 use obelix::startup::Application;
 
@@ -19,6 +19,8 @@ enum Command {
     Tablet(tablet::TabletArgs),
     /// The reporter: plays score updates and medal awards.
     Cacofonix(cacofonix::CacofonixArgs),
+    /// The log queue: create-topic, topics, produce, consume.
+    Queue(queue::QueueArgs),
 }
 
 #[actix_web::main]
@@ -29,6 +31,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve => serve().await,
         Command::Tablet(args) => tablet::run(args).await.map_err(Into::into),
         Command::Cacofonix(args) => cacofonix::run(args).await.map_err(Into::into),
+        Command::Queue(args) => queue::run(args).await.map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -18,6 +18,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub supervision: SupervisionSettings,
     #[serde(default)]
+    pub queue: QueueSettings,
+    #[serde(default)]
     pub raffle: RaffleSettings,
 }
 
@@ -180,6 +182,76 @@ pub struct SupervisionSettings {
     pub max_backoff_ms: u64,
 }
 
+/// The log queue (seed 004): brokers, managers, limits and timing (milliseconds).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct QueueSettings {
+    /// Broker actors; a new topic's partitions are spread over them.
+    pub brokers: usize,
+    /// Read managers besides the write manager.
+    pub read_managers: usize,
+    /// The largest message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// The most messages one enqueue or dequeue may carry.
+    pub max_batch: usize,
+    /// The most partitions a topic may have.
+    pub max_partitions: i32,
+    /// Recently committed messages each broker keeps in memory per partition, to serve reads
+    /// without PostgreSQL.
+    pub tail_messages: usize,
+    /// Messages a broker accepts waiting for their flush before answering 503.
+    pub max_pending_messages: usize,
+    /// The longest long poll (`wait_ms`) accepted.
+    pub max_wait_ms: u64,
+    /// How long a request waits for a broker or manager before answering 503.
+    pub request_timeout_ms: u64,
+    /// Managers ping every broker this often…
+    pub health_interval_ms: u64,
+    /// …and log it as failed when it does not answer within this.
+    pub health_deadline_ms: u64,
+    /// A group member that has not polled for this long hands its partitions over.
+    pub session_timeout_ms: u64,
+    /// How often brokers apply retention.
+    pub retention_interval_ms: u64,
+    /// Manager election (bully among managers) and heartbeats to the write manager.
+    pub tick_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub heartbeat_deadline_ms: u64,
+    pub election_answer_ms: u64,
+    pub election_coordinator_ms: u64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            brokers: 3,
+            read_managers: 2,
+            max_message_bytes: 16 * 1024,
+            max_batch: 1_000,
+            max_partitions: 256,
+            tail_messages: 8_192,
+            max_pending_messages: 200_000,
+            max_wait_ms: 30_000,
+            request_timeout_ms: 5_000,
+            health_interval_ms: 250,
+            health_deadline_ms: 500,
+            session_timeout_ms: 10_000,
+            retention_interval_ms: 1_000,
+            tick_ms: 10,
+            heartbeat_interval_ms: 50,
+            heartbeat_deadline_ms: 150,
+            election_answer_ms: 60,
+            election_coordinator_ms: 250,
+        }
+    }
+}
+
+impl QueueSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("configuration: {0}")]
@@ -237,6 +309,18 @@ impl Settings {
         if self.raffle.every == 0 {
             return Err(SettingsError::Invalid(
                 "raffle.every must be at least 1".into(),
+            ));
+        }
+        let queue = &self.queue;
+        if queue.brokers == 0 || queue.heartbeat_interval_ms == 0 || queue.tick_ms == 0 {
+            return Err(SettingsError::Invalid(
+                "queue.brokers, queue.heartbeat_interval_ms and queue.tick_ms must be positive"
+                    .into(),
+            ));
+        }
+        if queue.heartbeat_deadline_ms < queue.heartbeat_interval_ms {
+            return Err(SettingsError::Invalid(
+                "queue.heartbeat_deadline_ms must be at least queue.heartbeat_interval_ms".into(),
             ));
         }
         if self.olympics.frontends == 0 {

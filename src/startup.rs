@@ -20,6 +20,8 @@ use crate::web::json::BodyLimit;
 pub enum StartupError {
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("cannot load the queue's routing table: {0}")]
+    Queue(#[from] crate::queue::QueueError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -48,7 +50,8 @@ impl Application {
             storage.pool.clone(),
             shutdown.clone(),
             storage.last_update_seq,
-        );
+        )
+        .await?;
         if let Some(cluster) = &storage.cluster {
             let cell = ActorCell::new("postgres-keeper");
             let (cluster, actor_cell) = (cluster.clone(), cell.clone());

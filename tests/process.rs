@@ -1,6 +1,7 @@
 //! The `obelix` binary as a user runs it, with its own private PostgreSQL cluster:
-//! `kill -9` under load loses no acknowledged write, a killed postmaster is brought back by the
-//! keeper, and SIGTERM shuts everything down cleanly.
+//! `kill -9` under load loses no acknowledged write (Olympic awards, queue messages, consumer
+//! offsets), a killed postmaster is brought back by the keeper, and SIGTERM shuts everything
+//! down cleanly.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -279,6 +280,129 @@ async fn kill_9_under_load_loses_no_acknowledged_write_and_sigterm_stops_everyth
     assert!(
         postmaster_pid(&data).is_none(),
         "the private PostgreSQL was stopped"
+    );
+}
+
+#[tokio::test]
+async fn kill_9_under_queue_load_loses_no_acknowledged_message_and_consumers_resume() {
+    use obelix::clients::queue::MyQueue;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let (_guard, data) = data_dir();
+    // 1. Producers hammer a 3-partition topic (single messages and batches); a consumer reads
+    //    some of it; then kill -9 mid-traffic.
+    let first = Obelix::start(&data);
+    let queue = MyQueue::with_client(&first.base_url, client());
+    queue.create_topic("kill9", 3).await.unwrap();
+    let consumer = queue.create_consumer(&["kill9"]).await.unwrap();
+    let acked = Arc::new(Mutex::new(Vec::<(i32, i64, String)>::new()));
+    let mut producers = Vec::new();
+    for p in 0..8 {
+        let (queue, acked) = (queue.clone(), acked.clone());
+        producers.push(tokio::spawn(async move {
+            let producer = queue.create_producer(&["kill9"]).await.unwrap();
+            for i in 0.. {
+                let messages: Vec<String> = if i % 4 == 0 {
+                    (0..10).map(|k| format!("p{p}-{i}-{k}")).collect()
+                } else {
+                    vec![format!("p{p}-{i}")]
+                };
+                match producer.enqueue_batch("kill9", &messages).await {
+                    Ok(placed) => acked.lock().unwrap().extend(
+                        placed
+                            .into_iter()
+                            .zip(messages)
+                            .map(|(at, m)| (at.partition, at.offset, m)),
+                    ),
+                    Err(obelix::clients::ClientError::Http(_)) => return, // the process is gone
+                    Err(e) => panic!("enqueue answered {e} before the kill"),
+                }
+            }
+        }));
+    }
+    eventually(Duration::from_secs(30), || {
+        acked.lock().unwrap().len() >= 300
+    })
+    .await;
+    let mut delivered: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut consumed = BTreeSet::new();
+    for _ in 0..6 {
+        for m in consumer
+            .dequeue_many("kill9", 20, Duration::ZERO)
+            .await
+            .unwrap()
+        {
+            delivered.insert(m.partition, m.offset);
+            consumed.insert((m.partition, m.offset, m.message));
+        }
+    }
+    assert!(!delivered.is_empty());
+    eventually(Duration::from_secs(30), || {
+        acked.lock().unwrap().len() >= 600
+    })
+    .await;
+    first.signal(libc::SIGKILL);
+    for producer in producers {
+        producer.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    drop(first);
+
+    // 2. Restart on the same data: every acknowledged message is in PostgreSQL.
+    let second = Obelix::start(&data);
+    let mut conn = PgConnection::connect_with(&second.connect_options())
+        .await
+        .unwrap();
+    let stored: Vec<(i32, i64, String)> =
+        sqlx::query_as("SELECT partition, \"offset\", payload FROM queue_messages")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let stored: BTreeSet<(i32, i64, String)> = stored.into_iter().collect();
+    let missing: Vec<_> = acked.iter().filter(|a| !stored.contains(*a)).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    conn.close().await.unwrap();
+
+    // 3. The consumer resumes at its offsets: each partition goes on right after the last
+    //    message it was given, and it gets everything else once.
+    let queue = MyQueue::with_client(&second.base_url, client());
+    let consumer = obelix::clients::queue::Consumer::resume(&queue, consumer.id);
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    loop {
+        let messages = consumer
+            .dequeue_many("kill9", 100, Duration::ZERO)
+            .await
+            .unwrap();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            let expected = next
+                .get(&m.partition)
+                .copied()
+                .unwrap_or_else(|| delivered.get(&m.partition).map_or(0, |o| o + 1));
+            assert_eq!(
+                m.offset, expected,
+                "partition {} did not resume at its offset",
+                m.partition
+            );
+            next.insert(m.partition, m.offset + 1);
+            assert!(
+                consumed.insert((m.partition, m.offset, m.message)),
+                "delivered twice"
+            );
+        }
+    }
+    assert_eq!(
+        consumed, stored,
+        "the consumer got every stored message exactly once"
+    );
+    // New messages go on after the recovered offsets.
+    let producer = queue.create_producer(&["kill9"]).await.unwrap();
+    let placed = producer.enqueue("kill9", "after restart").await.unwrap();
+    assert_eq!(
+        placed.offset,
+        next.get(&placed.partition).copied().unwrap_or(0)
     );
 }
 

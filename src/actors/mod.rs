@@ -8,6 +8,12 @@
 //!   routing table │          │     between front-ends      Publisher ──► SSE streams
 //!              Dispatcher ◄──┘ (tablets, add/kill front-ends)
 //!   ClusterKeeper (only with a private PostgreSQL)
+//!
+//!   queue (seed 004):
+//!   ingress ──► QueueRouter ──── enqueue / fetch ────► QueueBroker × B ──► PostgreSQL
+//!                 │   ▲ routing table                    (group commit, in-memory tail)
+//!                 │   └───── write manager ◄─ election, heartbeats ─► read managers
+//!                 └── where to read (rotation, consumer groups) ──► read managers
 //! ```
 //!
 //! - `database.rs`: the only actor that talks to PostgreSQL for the Olympic service.
@@ -15,6 +21,9 @@
 //! - `dispatcher.rs` + `router.rs`: tablet placement, membership, and the lock-free routing
 //!   table the ingress reads.
 //! - `publisher.rs`: pushes to tablets. `cluster_keeper.rs`: the private PostgreSQL.
+//! - `queue_broker.rs`, `queue_manager.rs`, `queue_router.rs`: the log queue's brokers (own
+//!   partitions, group commit), managers (the write manager and read managers, one elected
+//!   among them) and the ingress's routing table.
 //! - `supervisor.rs`, `registry.rs`, `messages.rs`: supervision, names, shared messages.
 
 pub mod cluster_keeper;
@@ -25,6 +34,9 @@ pub mod frontend_order;
 pub mod group;
 pub mod messages;
 pub mod publisher;
+pub mod queue_broker;
+pub mod queue_manager;
+pub mod queue_router;
 pub mod registry;
 pub mod router;
 pub mod supervisor;
@@ -36,12 +48,17 @@ use arc_swap::ArcSwap;
 use sqlx::PgPool;
 
 use crate::coordination::berkeley::SimulatedClock;
+use crate::queue::QueueError;
+use crate::queue::groups::GroupBook;
 use crate::settings::Settings;
 use database::{Database, Watch};
 use dispatcher::Dispatcher;
 use frontend::FrontendFactory;
 use group::GroupMember;
 use publisher::Publisher;
+use queue_broker::{BrokerLimits, PartitionSignals, QueueBroker};
+use queue_manager::QueueManager;
+use queue_router::{BrokerSlot, ManagerSlot, QueueRouter, QueueShared, QueueTable};
 use registry::Registry;
 use router::{FrontendSlot, Router, RoutingTable};
 use supervisor::{ActorCell, ShutdownSignal, start_supervised};
@@ -54,20 +71,58 @@ pub struct Tree {
     pub publisher: Addr<Publisher>,
     pub registry: Registry,
     pub shutdown: ShutdownSignal,
+    pub queue: QueueRouter,
     /// How long the ingress waits for an actor's answer.
     pub timeout: std::time::Duration,
 }
 
-/// Starts the Olympic service's actors on the current arbiter.
-pub fn boot(
+/// Starts every actor of the tree on the current arbiter: the Olympic service's, then the
+/// queue's (whose routing table is loaded from PostgreSQL first, so the first request finds it).
+/// `last_update_seq` is where the front-ends join the global order of updates.
+pub async fn boot(
     settings: &Settings,
     pool: PgPool,
     shutdown: ShutdownSignal,
     last_update_seq: u64,
-) -> Tree {
+) -> Result<Tree, QueueError> {
+    let registry = Registry::default();
+    let olympics = boot_olympics(
+        settings,
+        pool.clone(),
+        shutdown.clone(),
+        &registry,
+        last_update_seq,
+    );
+    let queue = boot_queue(settings, pool, shutdown.clone(), &registry).await?;
+    Ok(Tree {
+        router: olympics.router,
+        database: olympics.database,
+        publisher: olympics.publisher,
+        registry,
+        shutdown,
+        queue,
+        timeout: settings.olympics.request_timeout(),
+    })
+}
+
+/// The Olympic service's handles.
+struct Olympics {
+    router: Router,
+    database: Addr<Database>,
+    publisher: Addr<Publisher>,
+}
+
+/// Starts the Olympic service's actors on the current arbiter.
+fn boot_olympics(
+    settings: &Settings,
+    pool: PgPool,
+    shutdown: ShutdownSignal,
+    registry: &Registry,
+    last_update_seq: u64,
+) -> Olympics {
     let supervision = &settings.supervision;
     let timeout = settings.olympics.request_timeout();
-    let registry = Registry::default();
+    let registry = registry.clone();
 
     let db_cell = ActorCell::new("database");
     let database = start_supervised(db_cell.clone(), supervision, shutdown.clone(), |_| {
@@ -136,12 +191,83 @@ pub fn boot(
     database.do_send(Watch(publisher.clone().recipient()));
     registry.add(publisher_cell, publisher.clone());
 
-    Tree {
+    Olympics {
         publisher,
         router: Router::new(table, dispatcher, settings.olympics.balancing, timeout),
         database,
-        registry,
-        shutdown,
-        timeout,
     }
+}
+
+/// Starts the queue: brokers, then managers (the write manager has the highest id).
+async fn boot_queue(
+    settings: &Settings,
+    pool: PgPool,
+    shutdown: ShutdownSignal,
+    registry: &Registry,
+) -> Result<QueueRouter, QueueError> {
+    let q = &settings.queue;
+    let supervision = &settings.supervision;
+    let signals = Arc::new(PartitionSignals::default());
+    let limits = BrokerLimits {
+        tail_messages: q.tail_messages,
+        max_pending_messages: q.max_pending_messages,
+        retention_interval: std::time::Duration::from_millis(q.retention_interval_ms.max(1)),
+    };
+    let brokers: Vec<Arc<BrokerSlot>> = (1..=q.brokers as i32)
+        .map(|id| {
+            let cell = ActorCell::new(format!("queue-broker-{id}"));
+            let (actor_cell, pool, signals) = (cell.clone(), pool.clone(), signals.clone());
+            let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
+                QueueBroker::new(id, actor_cell, pool, limits, signals)
+            });
+            registry.add(cell.clone(), addr.clone());
+            Arc::new(BrokerSlot { id, addr, cell })
+        })
+        .collect();
+
+    let table = QueueTable::load(&pool).await?;
+    let groups = Arc::new(std::sync::Mutex::new(GroupBook::new(q.session_timeout_ms)));
+    {
+        let mut book = groups.lock().unwrap_or_else(|p| p.into_inner());
+        let now = group::now_ms();
+        for consumer in table.consumers.values() {
+            let Some(group) = &consumer.group else {
+                continue;
+            };
+            for topic_id in consumer.topics.keys() {
+                if let Some(topic) = table.topic_by_id(*topic_id) {
+                    book.join(group, topic.id, topic.partitions(), consumer.id, now);
+                }
+            }
+        }
+    }
+    let write_manager_id = q.read_managers as u64 + 1;
+    let shared = Arc::new(QueueShared {
+        settings: q.clone(),
+        table: ArcSwap::from_pointee(table),
+        brokers,
+        managers: Default::default(),
+        leader: std::sync::atomic::AtomicU64::new(write_manager_id),
+        signals,
+        groups,
+    });
+    let managers: Vec<Arc<ManagerSlot>> = (1..=write_manager_id)
+        .map(|id| {
+            let name = if id == write_manager_id {
+                "queue-write-manager".to_owned()
+            } else {
+                format!("queue-read-manager-{id}")
+            };
+            let cell = ActorCell::new(name);
+            let (actor_cell, pool, shared) = (cell.clone(), pool.clone(), shared.clone());
+            let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
+                QueueManager::new(id, actor_cell, pool, shared)
+            });
+            registry.add(cell.clone(), addr.clone());
+            Arc::new(ManagerSlot { id, addr, cell })
+        })
+        .collect();
+    // Before any manager runs (they start when this task yields): they find each other here.
+    let _ = shared.managers.set(managers);
+    Ok(QueueRouter::new(shared))
 }

@@ -1,7 +1,9 @@
-//! The command-line clients: `obelix tablet` (a stone tablet following games and teams) and
-//! `obelix cacofonix` (the reporter). They talk to a running Obelix over its REST API only.
+//! The command-line clients: `obelix tablet` (a stone tablet following games and teams),
+//! `obelix cacofonix` (the reporter) and `obelix queue` (the log queue's library and CLI). They
+//! talk to a running Obelix over its REST API only.
 
 pub mod cacofonix;
+pub mod queue;
 pub mod sse;
 pub mod tablet;
 
@@ -15,6 +17,8 @@ pub enum ClientError {
         url: String,
         body: String,
     },
+    #[error("unexpected answer: {0}")]
+    Decode(String),
 }
 
 /// A plain HTTP client (loopback and LANs; no proxy from the environment).

@@ -8,11 +8,14 @@ use serde::Serialize;
 
 use crate::actors::registry::UnknownActor;
 use crate::olympics::OlympicsError;
+use crate::queue::QueueError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
     Olympics(#[from] OlympicsError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     #[error(transparent)]
     UnknownActor(#[from] UnknownActor),
     #[error("malformed JSON: {0}")]
@@ -55,6 +58,7 @@ impl ApiError {
         match self {
             ApiError::InvalidField { field, .. } => Some(field),
             ApiError::Olympics(OlympicsError::Invalid { field, .. }) => Some(field),
+            ApiError::Queue(QueueError::Invalid { field, .. }) => Some(field),
             ApiError::BadHeader { header, .. } => Some(header),
             ApiError::BadParameter { field, .. } => Some(field),
             _ => None,
@@ -74,6 +78,18 @@ impl ResponseError for ApiError {
                 | O::UnknownFrontend(_) => StatusCode::NOT_FOUND,
                 O::Invalid { .. } | O::IdempotencyConflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 O::Unavailable(_) | O::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::Queue(e) => match e {
+                QueueError::UnknownTopic(_)
+                | QueueError::UnknownPartition { .. }
+                | QueueError::UnknownProducer(_)
+                | QueueError::UnknownConsumer(_) => StatusCode::NOT_FOUND,
+                QueueError::TopicExists(_) => StatusCode::CONFLICT,
+                QueueError::NotRegistered { .. } => StatusCode::FORBIDDEN,
+                QueueError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                QueueError::PartitionUnavailable { .. }
+                | QueueError::Unavailable(_)
+                | QueueError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::UnknownActor(_) | ApiError::AdminDisabled | ApiError::NoRoute(_) => {
                 StatusCode::NOT_FOUND

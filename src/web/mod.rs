@@ -10,6 +10,9 @@ pub mod games;
 pub mod health;
 pub mod json;
 pub mod olympics_common;
+pub mod queue_consumers;
+pub mod queue_producers;
+pub mod queue_topics;
 pub mod raffle;
 pub mod tablets;
 pub mod teams;
@@ -40,6 +43,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/olympics/tablets/{id}").route(web::delete().to(tablets::unregister)))
         .service(resource("/olympics/tablets/{id}/events").route(web::get().to(events::stream)))
         .service(resource("/olympics/raffle/winners").route(web::get().to(raffle::winners)))
+        .service(
+            resource("/queue/topics")
+                .route(web::post().to(queue_topics::create))
+                .route(web::get().to(queue_topics::list)),
+        )
+        .service(resource("/queue/producers").route(web::post().to(queue_producers::register)))
+        .service(
+            resource("/queue/producers/{id}/messages")
+                .route(web::post().to(queue_producers::enqueue)),
+        )
+        .service(resource("/queue/consumers").route(web::post().to(queue_consumers::register)))
+        .service(resource("/queue/consumers/{id}").route(web::delete().to(queue_consumers::leave)))
+        .service(
+            resource("/queue/consumers/{id}/messages")
+                .route(web::get().to(queue_consumers::dequeue)),
+        )
+        .service(resource("/queue/consumers/{id}/size").route(web::get().to(queue_consumers::size)))
+        .service(
+            resource("/queue/consumers/{id}/offsets")
+                .route(web::post().to(queue_consumers::commit)),
+        )
         .service(resource("/cluster").route(web::get().to(cluster::members)))
         .service(resource("/cluster/members/{id}/updates").route(web::get().to(cluster::updates)))
         .service(resource("/admin/frontends").route(web::post().to(admin::add_frontend)))

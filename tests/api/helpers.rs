@@ -188,6 +188,19 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// The queue's client library, pointed at this app.
+    pub fn queue(&self) -> obelix::clients::queue::MyQueue {
+        obelix::clients::queue::MyQueue::with_client(&self.address, self.client.clone())
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
     pub async fn get_as_tablet(&self, path: &str, tablet: &str) -> Response {
         self.request(Method::GET, path)
             .header("X-Tablet-Id", tablet)

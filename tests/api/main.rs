@@ -9,5 +9,7 @@ mod helpers;
 mod olympics;
 mod order;
 mod push;
+mod queue;
+mod queue_crashes;
 mod raffle;
 mod tablets;

@@ -22,7 +22,13 @@ async fn health_and_readiness_answer() {
             "frontend-1",
             "frontend-2",
             "frontend-3",
-            "publisher"
+            "publisher",
+            "queue-broker-1",
+            "queue-broker-2",
+            "queue-broker-3",
+            "queue-read-manager-1",
+            "queue-read-manager-2",
+            "queue-write-manager"
         ]
     );
 }

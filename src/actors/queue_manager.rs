@@ -1,0 +1,710 @@
+//! Queue managers (seed 004): one write manager and read managers, all of this one actor type.
+//!
+//! As in seed 004's third assignment, every manager is a read manager and the elected one also
+//! plays the write manager: "we consider each of the managers as an RM and give one of them the
+//! special privilege of WM using leader election". The managers elect it with the bully
+//! algorithm ([`crate::coordination::bully`]: the highest live id wins; the manager started as
+//! `queue-write-manager` has the highest id) and every other manager pings it
+//! ([`crate::coordination::heartbeat`]). When the write manager dies and stays down, the next
+//! highest read manager is elected and takes over its role; when it comes back it bullies its
+//! way back.
+//!
+//! - Write manager: creates topics and assigns their partitions to brokers (fewest partitions
+//!   first), registers producers and consumers, publishes the routing table the ingress reads
+//!   (enqueues then go straight to brokers), health-checks brokers (a [`Ping`] with a deadline,
+//!   logged when it fails and when it recovers), expires silent consumer-group members.
+//! - Read managers: decide where each dequeue reads ([`RouteRead`]): seed 004's `(i + j) % n`
+//!   rotation for consumers of a whole topic, or the member's leased share of its group.
+//!
+//! Everything a manager knows is in PostgreSQL or rebuilt from it: a manager that becomes the
+//! write manager reloads the table first.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix::prelude::*;
+use sqlx::PgPool;
+
+use crate::actors::group::now_ms;
+use crate::actors::queue_broker::{AssignPartition, Ping};
+use crate::actors::queue_router::{
+    ConsumerRoute, QueueShared, QueueTable, ReadRoute, Registrations, TopicRoute,
+};
+use crate::actors::supervisor::ActorCell;
+use crate::coordination::bully::{self, BullyNode, BullyTimeouts, Outgoing};
+use crate::coordination::heartbeat::HeartbeatMonitor;
+use crate::queue::groups::{Leases, Rebalance};
+use crate::queue::retention::Retention;
+use crate::queue::store::{self, PartitionRow, Registration};
+use crate::queue::{PartitionKey, QueueError, Reader, TopicInfo, routing};
+
+/// Why a manager did not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManagerError {
+    /// Only the write manager does that; ask the one elected.
+    NotLeader,
+    Queue(QueueError),
+}
+
+impl From<QueueError> for ManagerError {
+    fn from(e: QueueError) -> Self {
+        ManagerError::Queue(e)
+    }
+}
+
+/// A bully election message from manager `from`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ManagerElection {
+    pub from: u64,
+    pub msg: bully::Message,
+}
+
+/// A heartbeat to the write manager; answered at once.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Heartbeat;
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<TopicInfo, ManagerError>")]
+pub struct CreateTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<i64, ManagerError>")]
+pub struct RegisterProducer {
+    pub registrations: Vec<Registration>,
+}
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<i64, ManagerError>")]
+pub struct RegisterConsumer {
+    pub registrations: Vec<Registration>,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ManagerError>")]
+pub struct LeaveConsumer {
+    pub id: i64,
+}
+
+/// Where a consumer's dequeue reads (a read manager's job).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<ReadRoute, QueueError>")]
+pub struct RouteRead {
+    pub consumer: Arc<ConsumerRoute>,
+    pub topic: Arc<TopicRoute>,
+}
+
+pub struct QueueManager {
+    id: u64,
+    cell: Arc<ActorCell>,
+    pool: PgPool,
+    shared: Arc<QueueShared>,
+    election: BullyNode,
+    /// Our view of the write manager's liveness (when it is not us).
+    leader_monitor: Option<(u64, HeartbeatMonitor)>,
+    heartbeat_in_flight: bool,
+    was_leader: bool,
+    next_health_check: u64,
+    /// Brokers whose last health check failed, and checks in flight.
+    failing_brokers: HashSet<i32>,
+    checks_in_flight: HashSet<i32>,
+}
+
+impl QueueManager {
+    pub fn new(id: u64, cell: Arc<ActorCell>, pool: PgPool, shared: Arc<QueueShared>) -> Self {
+        let election = Self::new_election(id, &shared);
+        Self {
+            id,
+            cell,
+            pool,
+            shared,
+            election,
+            leader_monitor: None,
+            heartbeat_in_flight: false,
+            was_leader: false,
+            next_health_check: 0,
+            failing_brokers: HashSet::new(),
+            checks_in_flight: HashSet::new(),
+        }
+    }
+
+    fn new_election(id: u64, shared: &QueueShared) -> BullyNode {
+        BullyNode::with_timeouts(
+            id,
+            BullyTimeouts {
+                answer_ms: shared.settings.election_answer_ms,
+                coordinator_ms: shared.settings.election_coordinator_ms,
+            },
+        )
+    }
+
+    fn leads(&self) -> bool {
+        self.election.leader() == Some(self.id)
+    }
+
+    fn name(&self) -> &str {
+        self.cell.name()
+    }
+
+    fn name_of(&self, id: u64) -> String {
+        self.shared
+            .managers()
+            .iter()
+            .find(|m| m.id == id)
+            .map_or_else(|| format!("manager {id}"), |m| m.cell.name().to_owned())
+    }
+
+    fn send(&self, actions: Vec<Outgoing>) {
+        for action in actions {
+            let (to, msg) = match action {
+                Outgoing::Send { to, msg } => (Some(to), msg),
+                Outgoing::Broadcast { msg } => (None, msg),
+            };
+            for peer in self.shared.managers() {
+                if peer.id != self.id && to.is_none_or(|to| to == peer.id) {
+                    peer.addr.do_send(ManagerElection { from: self.id, msg });
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let actions = self.election.on_timeout(now);
+        self.send(actions);
+        let leads = self.leads();
+        if leads && !self.was_leader {
+            self.became_write_manager(ctx);
+        } else if !leads && self.was_leader {
+            tracing::warn!(
+                manager = self.name(),
+                "{} is no longer the write manager",
+                self.name()
+            );
+        }
+        self.was_leader = leads;
+        if leads {
+            self.leader_monitor = None;
+            if now >= self.next_health_check {
+                self.next_health_check = now + self.shared.settings.health_interval_ms;
+                self.check_brokers(ctx);
+                let rebalances = self.shared.groups().expire(now);
+                self.log_rebalances(rebalances, "a member stopped polling");
+            }
+            return;
+        }
+        self.watch_leader(now, ctx);
+    }
+
+    /// Pings the write manager; suspects it after a silence past the deadline.
+    fn watch_leader(&mut self, now: u64, ctx: &mut Context<Self>) {
+        let Some(leader) = self.election.leader() else {
+            if !self.election.is_electing() {
+                let actions = self.election.start_election(now);
+                self.send(actions);
+            }
+            return;
+        };
+        let settings = &self.shared.settings;
+        let (interval, deadline) = (
+            settings.heartbeat_interval_ms,
+            settings.heartbeat_deadline_ms,
+        );
+        if self
+            .leader_monitor
+            .as_ref()
+            .is_none_or(|(id, _)| *id != leader)
+        {
+            self.leader_monitor = HeartbeatMonitor::new(interval, deadline, now)
+                .ok()
+                .map(|m| (leader, m));
+        }
+        let Some((_, monitor)) = self.leader_monitor.as_mut() else {
+            return;
+        };
+        if monitor.is_suspect(now) {
+            tracing::warn!(
+                manager = self.name(),
+                "Heartbeat to write manager {} failed (from {}); electing a new one",
+                self.name_of(leader),
+                self.name()
+            );
+            self.leader_monitor = None;
+            let actions = self.election.leader_suspected(leader, now);
+            self.send(actions);
+            return;
+        }
+        if self.heartbeat_in_flight || now < monitor.next_ping_at() {
+            return;
+        }
+        monitor.ping_sent(now);
+        let Some(slot) = self
+            .shared
+            .managers()
+            .iter()
+            .find(|m| m.id == leader)
+            .cloned()
+        else {
+            return;
+        };
+        self.heartbeat_in_flight = true;
+        let ping = slot
+            .addr
+            .send(Heartbeat)
+            .timeout(Duration::from_millis(deadline));
+        ctx.spawn(ping.into_actor(self).map(move |result, act, _| {
+            act.heartbeat_in_flight = false;
+            if result.is_ok()
+                && let Some((id, monitor)) = act.leader_monitor.as_mut()
+                && *id == leader
+            {
+                monitor.record(now_ms());
+            }
+        }));
+    }
+
+    fn became_write_manager(&mut self, ctx: &mut Context<Self>) {
+        self.shared.leader.store(self.id, Ordering::Release);
+        tracing::warn!(
+            manager = self.name(),
+            "Election completed: {} is the write manager",
+            self.name()
+        );
+        // Whatever the previous write manager published last, PostgreSQL has it all.
+        let (pool, shared, name) = (
+            self.pool.clone(),
+            self.shared.clone(),
+            self.name().to_owned(),
+        );
+        ctx.spawn(
+            async move {
+                match QueueTable::load(&pool).await {
+                    Ok(loaded) => {
+                        let current = shared.table.load_full();
+                        let table = loaded.merged_with(&current);
+                        assign_all(&shared, &table);
+                        shared.table.store(Arc::new(table));
+                        tracing::info!(manager = %name, "write manager {name} reloaded the routing table");
+                    }
+                    Err(e) => tracing::error!(manager = %name, error = %e, "write manager {name} could not reload the routing table"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn check_brokers(&mut self, ctx: &mut Context<Self>) {
+        let deadline = Duration::from_millis(self.shared.settings.health_deadline_ms);
+        for broker in self.shared.brokers.clone() {
+            if !self.checks_in_flight.insert(broker.id) {
+                continue;
+            }
+            let ping = broker.addr.send(Ping).timeout(deadline);
+            ctx.spawn(ping.into_actor(self).map(move |result, act, _| {
+                act.checks_in_flight.remove(&broker.id);
+                let name = broker.cell.name();
+                match result {
+                    Ok(health) => {
+                        if act.failing_brokers.remove(&broker.id) {
+                            tracing::info!(manager = act.name(), broker = name, partitions = health.partitions, "health check: broker {name} answers again (checked by {})", act.name());
+                        }
+                    }
+                    Err(e) => {
+                        if act.failing_brokers.insert(broker.id) {
+                            let why = match e {
+                                MailboxError::Timeout => format!("no answer within {} ms", deadline.as_millis()),
+                                MailboxError::Closed => "its mailbox is closed".to_owned(),
+                            };
+                            tracing::warn!(manager = act.name(), broker = name, "health check: broker {name} failed: {why} (checked by {}); its partitions answer 503 while it is down", act.name());
+                        }
+                    }
+                }
+            }));
+        }
+    }
+
+    fn log_rebalances(&self, rebalances: Vec<Rebalance>, why: &str) {
+        for r in rebalances {
+            let table = self.shared.table.load();
+            let topic = table
+                .topic_by_id(r.topic_id)
+                .map_or_else(|| r.topic_id.to_string(), |t| t.name.to_string());
+            let assignment: Vec<String> = r
+                .assignment
+                .iter()
+                .enumerate()
+                .map(|(p, m)| match m {
+                    Some(m) => format!("{p}→{m}"),
+                    None => format!("{p}→none"),
+                })
+                .collect();
+            tracing::info!(
+                manager = self.name(),
+                group = %r.group,
+                topic = %topic,
+                generation = r.generation,
+                "group {} rebalanced on {topic} ({why}): members {:?}, partitions [{}] (by {})",
+                r.group,
+                r.live,
+                assignment.join(", "),
+                self.name()
+            );
+        }
+    }
+
+    fn not_leader<T: 'static>() -> ResponseFuture<Result<T, ManagerError>> {
+        Box::pin(async { Err(ManagerError::NotLeader) })
+    }
+}
+
+/// Tells every broker which partitions it owns (idempotent: brokers ignore known ones).
+fn assign_all(shared: &QueueShared, table: &QueueTable) {
+    for topic in table.topics.values() {
+        for (p, broker) in topic.brokers.iter().enumerate() {
+            if let Some(slot) = shared.broker(*broker) {
+                slot.addr
+                    .do_send(AssignPartition(new_partition_row(topic, p)));
+            }
+        }
+    }
+}
+
+fn new_partition_row(topic: &TopicRoute, partition: usize) -> PartitionRow {
+    PartitionRow {
+        key: PartitionKey {
+            topic_id: topic.id,
+            partition: partition as i32,
+        },
+        topic: topic.name.to_string(),
+        start_offset: 0,
+        next_offset: 0,
+        retention: topic.retention,
+    }
+}
+
+impl QueueTable {
+    /// The whole table from PostgreSQL.
+    pub async fn load(pool: &PgPool) -> Result<QueueTable, QueueError> {
+        let topics = store::load_topics(pool).await?;
+        let mut table = QueueTable::default();
+        for row in &topics {
+            let route = Arc::new(TopicRoute::from_row(row));
+            table.topics.insert(route.name.clone(), route);
+        }
+        let mut producers: HashMap<i64, Registrations> = HashMap::new();
+        for (id, topic, partition) in store::load_producers(pool).await? {
+            producers.entry(id).or_default().insert(topic, partition);
+        }
+        table.producers = producers
+            .into_iter()
+            .map(|(k, v)| (k, Arc::new(v)))
+            .collect();
+        let mut consumers: HashMap<i64, ConsumerRoute> = HashMap::new();
+        for (id, group, topic, partition) in store::load_consumers(pool).await? {
+            consumers
+                .entry(id)
+                .or_insert_with(|| ConsumerRoute {
+                    id,
+                    group: group.map(|g| g.into()),
+                    topics: Registrations::new(),
+                })
+                .topics
+                .insert(topic, partition);
+        }
+        table.consumers = consumers
+            .into_iter()
+            .map(|(k, v)| (k, Arc::new(v)))
+            .collect();
+        Ok(table)
+    }
+}
+
+impl Actor for QueueManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        tracing::info!(
+            manager = self.name(),
+            id = self.id,
+            "queue manager {} started",
+            self.name()
+        );
+        let actions = self.election.start_election(now_ms());
+        self.send(actions);
+        ctx.run_interval(
+            Duration::from_millis(self.shared.settings.tick_ms),
+            |act, ctx| act.tick(ctx),
+        );
+    }
+}
+
+impl actix::Supervised for QueueManager {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        tracing::warn!(
+            manager = self.name(),
+            "queue manager {} restarting; it joins the election anew",
+            self.name()
+        );
+        self.election = Self::new_election(self.id, &self.shared);
+        self.leader_monitor = None;
+        self.heartbeat_in_flight = false;
+        self.was_leader = false;
+        self.checks_in_flight.clear();
+    }
+}
+
+crate::supervised_actor_handlers!(QueueManager);
+
+impl Handler<ManagerElection> for QueueManager {
+    type Result = ();
+    fn handle(&mut self, msg: ManagerElection, _ctx: &mut Self::Context) {
+        if msg.msg == bully::Message::Election && msg.from < self.id {
+            tracing::info!(
+                manager = self.name(),
+                "{} is running an election initiated by {}",
+                self.name(),
+                self.name_of(msg.from)
+            );
+        }
+        let actions = self.election.on_message(msg.from, msg.msg, now_ms());
+        self.send(actions);
+    }
+}
+
+impl Handler<Heartbeat> for QueueManager {
+    type Result = ();
+    fn handle(&mut self, _: Heartbeat, _ctx: &mut Self::Context) {}
+}
+
+impl Handler<CreateTopic> for QueueManager {
+    type Result = ResponseFuture<Result<TopicInfo, ManagerError>>;
+
+    fn handle(&mut self, msg: CreateTopic, _ctx: &mut Self::Context) -> Self::Result {
+        if !self.leads() {
+            return Self::not_leader();
+        }
+        let (pool, shared) = (self.pool.clone(), self.shared.clone());
+        let name = self.name().to_owned();
+        Box::pin(async move {
+            let table = shared.table.load_full();
+            let mut counts = vec![0usize; shared.brokers.len()];
+            for topic in table.topics.values() {
+                for broker in &topic.brokers {
+                    if let Some(i) = shared.brokers.iter().position(|b| b.id == *broker) {
+                        counts[i] += 1;
+                    }
+                }
+            }
+            let brokers: Vec<i32> = routing::spread(msg.partitions as usize, counts)
+                .into_iter()
+                .map(|i| shared.brokers[i].id)
+                .collect();
+            let row = match store::create_topic(&pool, &msg.name, msg.retention, &brokers).await {
+                Ok(row) => row,
+                Err(QueueError::TopicExists(topic)) => {
+                    // Perhaps created by a write manager that died before publishing it.
+                    if let Ok(loaded) = QueueTable::load(&pool).await {
+                        let table = loaded.merged_with(&shared.table.load_full());
+                        assign_all(&shared, &table);
+                        shared.table.store(Arc::new(table));
+                    }
+                    return Err(QueueError::TopicExists(topic).into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let route = Arc::new(TopicRoute::from_row(&row));
+            // Brokers first: a request can only reach them once the table names the topic.
+            for (p, broker) in route.brokers.iter().enumerate() {
+                if let Some(slot) = shared.broker(*broker) {
+                    slot.addr
+                        .do_send(AssignPartition(new_partition_row(&route, p)));
+                }
+            }
+            shared.table.rcu(|t| {
+                let mut t = QueueTable::clone(t);
+                t.topics.insert(route.name.clone(), route.clone());
+                t
+            });
+            tracing::info!(manager = %name, topic = %row.name, "write manager {name} created topic {} with partitions on brokers {:?}", row.name, row.brokers);
+            Ok(route.info())
+        })
+    }
+}
+
+fn registrations_map(registrations: &[Registration]) -> Registrations {
+    registrations
+        .iter()
+        .map(|r| (r.topic_id, r.partition))
+        .collect()
+}
+
+impl Handler<RegisterProducer> for QueueManager {
+    type Result = ResponseFuture<Result<i64, ManagerError>>;
+
+    fn handle(&mut self, msg: RegisterProducer, _ctx: &mut Self::Context) -> Self::Result {
+        if !self.leads() {
+            return Self::not_leader();
+        }
+        let (pool, shared) = (self.pool.clone(), self.shared.clone());
+        Box::pin(async move {
+            let id = store::create_producer(&pool, &msg.registrations).await?;
+            let registrations = Arc::new(registrations_map(&msg.registrations));
+            shared.table.rcu(|t| {
+                let mut t = QueueTable::clone(t);
+                t.producers.insert(id, registrations.clone());
+                t
+            });
+            Ok(id)
+        })
+    }
+}
+
+impl Handler<RegisterConsumer> for QueueManager {
+    type Result = ResponseActFuture<Self, Result<i64, ManagerError>>;
+
+    fn handle(&mut self, msg: RegisterConsumer, _ctx: &mut Self::Context) -> Self::Result {
+        if !self.leads() {
+            return Box::pin(fut::ready(Err(ManagerError::NotLeader)));
+        }
+        let (pool, shared) = (self.pool.clone(), self.shared.clone());
+        let work = async move {
+            let id =
+                store::create_consumer(&pool, msg.group.as_deref(), &msg.registrations).await?;
+            let route = Arc::new(ConsumerRoute {
+                id,
+                group: msg.group.map(Into::into),
+                topics: registrations_map(&msg.registrations),
+            });
+            shared.table.rcu(|t| {
+                let mut t = QueueTable::clone(t);
+                t.consumers.insert(id, route.clone());
+                t
+            });
+            Ok::<_, QueueError>(route)
+        };
+        Box::pin(work.into_actor(self).map(|result, act, _| {
+            let route = result?;
+            if let Some(group) = &route.group {
+                let table = act.shared.table.load();
+                let mut rebalances = Vec::new();
+                for topic_id in route.topics.keys() {
+                    if let Some(topic) = table.topic_by_id(*topic_id) {
+                        rebalances.extend(act.shared.groups().join(
+                            group,
+                            topic.id,
+                            topic.partitions(),
+                            route.id,
+                            now_ms(),
+                        ));
+                    }
+                }
+                act.log_rebalances(rebalances, &format!("consumer {} joined", route.id));
+            }
+            Ok(route.id)
+        }))
+    }
+}
+
+impl Handler<LeaveConsumer> for QueueManager {
+    type Result = ResponseActFuture<Self, Result<(), ManagerError>>;
+
+    fn handle(&mut self, msg: LeaveConsumer, _ctx: &mut Self::Context) -> Self::Result {
+        if !self.leads() {
+            return Box::pin(fut::ready(Err(ManagerError::NotLeader)));
+        }
+        let (pool, shared, id) = (self.pool.clone(), self.shared.clone(), msg.id);
+        let work = async move {
+            if !store::leave_consumer(&pool, id).await? {
+                return Err(QueueError::UnknownConsumer(id));
+            }
+            let mut gone = None;
+            shared.table.rcu(|t| {
+                let mut t = QueueTable::clone(t);
+                gone = t.consumers.remove(&id);
+                t
+            });
+            Ok(gone)
+        };
+        Box::pin(work.into_actor(self).map(move |result, act, _| {
+            let gone = result?;
+            if let Some(group) = gone.and_then(|c| c.group.clone()) {
+                let rebalances = act.shared.groups().leave(&group, id, now_ms());
+                act.log_rebalances(rebalances, &format!("consumer {id} left"));
+            }
+            Ok(())
+        }))
+    }
+}
+
+impl Handler<RouteRead> for QueueManager {
+    type Result = Result<ReadRoute, QueueError>;
+
+    fn handle(&mut self, msg: RouteRead, _ctx: &mut Self::Context) -> Self::Result {
+        let RouteRead { consumer, topic } = msg;
+        let n = topic.partitions();
+        let registered = consumer.topics.get(&topic.id).copied().flatten();
+        let Some(group) = consumer.group.clone() else {
+            let partitions = match registered {
+                Some(p) => vec![p as usize],
+                None => {
+                    let j = topic.next_read.fetch_add(1, Ordering::Relaxed);
+                    routing::rotation(consumer.id as u64, j, n).collect()
+                }
+            };
+            return Ok(ReadRoute {
+                reader: Reader::Consumer(consumer.id),
+                partitions,
+                leases: None,
+                handing_over: false,
+            });
+        };
+        let now = now_ms();
+        let acquired = {
+            let mut book = self.shared.groups();
+            match book.acquire(&group, topic.id, consumer.id, now) {
+                Ok(acquired) => Ok(acquired),
+                Err(_) => {
+                    // Registered (the table says so) but unknown to the book: a member from
+                    // before a restart. It joins now.
+                    let joined = book.join(&group, topic.id, n, consumer.id, now);
+                    book.acquire(&group, topic.id, consumer.id, now)
+                        .map(|(grant, r)| (grant, r.or(joined)))
+                }
+            }
+        };
+        let Ok((mut grant, rebalance)) = acquired else {
+            return Err(QueueError::Unavailable(format!(
+                "consumer {} could not join group {group}",
+                consumer.id
+            )));
+        };
+        self.log_rebalances(
+            rebalance.into_iter().collect(),
+            &format!("consumer {} polled", consumer.id),
+        );
+        let leases = Leases::new(
+            self.shared.groups.clone(),
+            group.clone(),
+            topic.id,
+            consumer.id,
+            grant.partitions.clone(),
+        );
+        if let Some(p) = registered {
+            grant.partitions.retain(|&q| q == p as usize);
+        }
+        Ok(ReadRoute {
+            reader: Reader::Group(group),
+            partitions: grant.partitions,
+            leases: Some(leases),
+            handing_over: !grant.handing_over.is_empty(),
+        })
+    }
+}

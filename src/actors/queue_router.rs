@@ -1,0 +1,752 @@
+//! The queue's read side for the ingress: a lock-free routing table the write manager publishes
+//! (topics, their partitions' brokers, producers, consumers), read on every request to send
+//! enqueues straight to the owning broker, and the way to the managers for everything else.
+//!
+//! - Enqueue: table → partition (explicit, by key, or round-robin over live partitions) →
+//!   [`Append`] to its broker → answer after the broker's group commit.
+//! - Dequeue: a read manager (spread round-robin) decides the reader and the partitions to visit
+//!   (seed 004's rotation, or the member's share of its group); the ingress then fetches from the
+//!   brokers itself and, when nothing is there, waits on the partitions' commit signals (long
+//!   poll) until `wait_ms`.
+//! - Topic creation and registrations: the write manager (whichever manager the election made
+//!   it), retried while an election is under way.
+//!
+//! A partition whose broker is down answers 503 (`PartitionUnavailable`), never an empty or
+//! wrong answer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use actix::{Addr, Handler, MailboxError, Message};
+use arc_swap::ArcSwap;
+use futures_util::FutureExt;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::actors::queue_broker::{
+    Append, CommitOffset, Fetch, PartitionSignals, QueueBroker, Size,
+};
+use crate::actors::queue_manager::{
+    CreateTopic, LeaveConsumer, ManagerError, QueueManager, RegisterConsumer, RegisterProducer,
+    RouteRead,
+};
+use crate::actors::supervisor::ActorCell;
+use crate::queue::groups::{GroupBook, Leases};
+use crate::queue::retention::Retention;
+use crate::queue::routing;
+use crate::queue::store::{Registration, TopicRow};
+use crate::queue::{PartitionKey, QueueError, Reader, StoredMessage, TopicInfo};
+use crate::settings::QueueSettings;
+
+/// One broker as the ingress sees it.
+#[derive(Debug)]
+pub struct BrokerSlot {
+    pub id: i32,
+    pub addr: Addr<QueueBroker>,
+    pub cell: Arc<ActorCell>,
+}
+
+/// One manager as the ingress and its peers see it.
+#[derive(Debug)]
+pub struct ManagerSlot {
+    pub id: u64,
+    pub addr: Addr<QueueManager>,
+    pub cell: Arc<ActorCell>,
+}
+
+/// A topic in the routing table.
+#[derive(Debug)]
+pub struct TopicRoute {
+    pub id: i32,
+    pub name: Arc<str>,
+    pub retention: Retention,
+    /// The broker id of each partition.
+    pub brokers: Vec<i32>,
+    /// Round-robin ticket for unkeyed enqueues.
+    pub next_write: AtomicU64,
+    /// Seed 004's `j`: the rotation index of whole-topic consumers.
+    pub next_read: AtomicU64,
+}
+
+impl TopicRoute {
+    pub fn from_row(row: &TopicRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name.as_str().into(),
+            retention: row.retention,
+            brokers: row.brokers.clone(),
+            next_write: AtomicU64::new(0),
+            next_read: AtomicU64::new(0),
+        }
+    }
+
+    pub fn partitions(&self) -> usize {
+        self.brokers.len()
+    }
+
+    pub fn key(&self, partition: usize) -> PartitionKey {
+        PartitionKey {
+            topic_id: self.id,
+            partition: partition as i32,
+        }
+    }
+
+    pub fn info(&self) -> TopicInfo {
+        TopicInfo {
+            name: self.name.to_string(),
+            partitions: self.brokers.len() as i32,
+            retention_ms: self.retention.max_age_ms,
+            retention_messages: self.retention.max_messages,
+            brokers: self.brokers.clone(),
+        }
+    }
+}
+
+/// What a producer or consumer may use: topic id → a single partition, or all (`None`).
+pub type Registrations = HashMap<i32, Option<i32>>;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerRoute {
+    pub id: i64,
+    pub group: Option<Arc<str>>,
+    pub topics: Registrations,
+}
+
+impl ConsumerRoute {
+    pub fn reader(&self) -> Reader {
+        match &self.group {
+            Some(group) => Reader::Group(group.clone()),
+            None => Reader::Consumer(self.id),
+        }
+    }
+}
+
+/// What the write manager publishes after every change.
+#[derive(Debug, Default, Clone)]
+pub struct QueueTable {
+    pub topics: HashMap<Arc<str>, Arc<TopicRoute>>,
+    pub producers: HashMap<i64, Arc<Registrations>>,
+    pub consumers: HashMap<i64, Arc<ConsumerRoute>>,
+}
+
+impl QueueTable {
+    pub fn topic_by_id(&self, id: i32) -> Option<&Arc<TopicRoute>> {
+        self.topics.values().find(|t| t.id == id)
+    }
+
+    /// `self` plus what `other` has that `self` lacks (a reload racing a registration).
+    pub fn merged_with(mut self, other: &QueueTable) -> QueueTable {
+        for (name, topic) in &other.topics {
+            self.topics
+                .entry(name.clone())
+                .or_insert_with(|| topic.clone());
+        }
+        for (id, p) in &other.producers {
+            self.producers.entry(*id).or_insert_with(|| p.clone());
+        }
+        for (id, c) in &other.consumers {
+            self.consumers.entry(*id).or_insert_with(|| c.clone());
+        }
+        self
+    }
+}
+
+/// Everything the queue's actors and the ingress share.
+pub struct QueueShared {
+    pub settings: QueueSettings,
+    pub table: ArcSwap<QueueTable>,
+    pub brokers: Vec<Arc<BrokerSlot>>,
+    /// Set once every manager has started.
+    pub managers: OnceLock<Vec<Arc<ManagerSlot>>>,
+    /// The manager id of the write manager, as the last one elected announced it.
+    pub leader: AtomicU64,
+    pub signals: Arc<PartitionSignals>,
+    pub groups: Arc<Mutex<GroupBook>>,
+}
+
+impl QueueShared {
+    pub fn broker(&self, id: i32) -> Option<&Arc<BrokerSlot>> {
+        self.brokers.iter().find(|b| b.id == id)
+    }
+
+    pub fn managers(&self) -> &[Arc<ManagerSlot>] {
+        self.managers.get().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn groups(&self) -> std::sync::MutexGuard<'_, GroupBook> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What a read manager decides for one dequeue.
+#[derive(Debug)]
+pub struct ReadRoute {
+    pub reader: Reader,
+    /// Partitions to visit, in order.
+    pub partitions: Vec<usize>,
+    /// A group member's leases on them, released when the dequeue ends.
+    pub leases: Option<Leases>,
+    /// A group member waiting for partitions being handed over to it.
+    pub handing_over: bool,
+}
+
+/// One message's place, as an enqueue answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Placed {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Which partition an enqueue asks for.
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueTarget {
+    pub partition: Option<i32>,
+    pub key: Option<String>,
+}
+
+/// A dequeue's parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct DequeueParams {
+    pub max: usize,
+    pub wait: Duration,
+    /// Move the consumer's offset past what it gets (the default); `false` to commit later.
+    pub advance: bool,
+}
+
+/// A consumer, a topic it reads, and the one partition it registered for (if not all).
+type Resolved = (Arc<ConsumerRoute>, Arc<TopicRoute>, Option<i32>);
+
+#[derive(Clone)]
+pub struct QueueRouter {
+    shared: Arc<QueueShared>,
+    next_read_manager: Arc<AtomicUsize>,
+}
+
+/// How long writes to the managers are retried while an election runs.
+const ELECTION_PATIENCE: Duration = Duration::from_secs(3);
+
+impl QueueRouter {
+    pub fn new(shared: Arc<QueueShared>) -> Self {
+        Self {
+            shared,
+            next_read_manager: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<QueueShared> {
+        &self.shared
+    }
+
+    pub fn settings(&self) -> &QueueSettings {
+        &self.shared.settings
+    }
+
+    fn timeout(&self) -> Duration {
+        self.shared.settings.request_timeout()
+    }
+
+    fn topic(&self, table: &QueueTable, name: &str) -> Result<Arc<TopicRoute>, QueueError> {
+        table
+            .topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| QueueError::UnknownTopic(name.to_owned()))
+    }
+
+    pub fn list_topics(&self) -> Vec<TopicInfo> {
+        let table = self.shared.table.load();
+        let mut topics: Vec<TopicInfo> = table.topics.values().map(|t| t.info()).collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    pub async fn create_topic(
+        &self,
+        name: String,
+        partitions: i32,
+        retention: Retention,
+    ) -> Result<TopicInfo, QueueError> {
+        crate::queue::validate_name("name", &name)?;
+        let max = self.shared.settings.max_partitions;
+        if !(1..=max).contains(&partitions) {
+            return Err(QueueError::invalid(
+                "partitions",
+                format!("must be between 1 and {max}"),
+            ));
+        }
+        if self.shared.table.load().topics.contains_key(name.as_str()) {
+            return Err(QueueError::TopicExists(name));
+        }
+        self.ask_write_manager(CreateTopic {
+            name,
+            partitions,
+            retention,
+        })
+        .await
+    }
+
+    /// Resolves `(topic name, partition)` pairs against the table.
+    fn registrations(
+        &self,
+        wanted: &[(String, Option<i32>)],
+    ) -> Result<Vec<Registration>, QueueError> {
+        if wanted.is_empty() {
+            return Err(QueueError::invalid("topics", "name at least one topic"));
+        }
+        let table = self.shared.table.load();
+        let mut seen = std::collections::HashSet::new();
+        wanted
+            .iter()
+            .map(|(name, partition)| {
+                let topic = self.topic(&table, name)?;
+                if !seen.insert(topic.id) {
+                    return Err(QueueError::invalid(
+                        "topics",
+                        format!("`{name}` is named twice"),
+                    ));
+                }
+                if let Some(p) = *partition
+                    && (p < 0 || p as usize >= topic.partitions())
+                {
+                    return Err(QueueError::UnknownPartition {
+                        topic: name.clone(),
+                        partition: p,
+                    });
+                }
+                Ok(Registration {
+                    topic_id: topic.id,
+                    partition: *partition,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn register_producer(
+        &self,
+        wanted: Vec<(String, Option<i32>)>,
+    ) -> Result<i64, QueueError> {
+        let registrations = self.registrations(&wanted)?;
+        self.ask_write_manager(RegisterProducer { registrations })
+            .await
+    }
+
+    pub async fn register_consumer(
+        &self,
+        wanted: Vec<(String, Option<i32>)>,
+        group: Option<String>,
+    ) -> Result<i64, QueueError> {
+        if let Some(group) = &group {
+            crate::queue::validate_name("group", group)?;
+        }
+        let registrations = self.registrations(&wanted)?;
+        self.ask_write_manager(RegisterConsumer {
+            registrations,
+            group,
+        })
+        .await
+    }
+
+    pub async fn leave(&self, consumer: i64) -> Result<(), QueueError> {
+        if !self.shared.table.load().consumers.contains_key(&consumer) {
+            return Err(QueueError::UnknownConsumer(consumer));
+        }
+        self.ask_write_manager(LeaveConsumer { id: consumer }).await
+    }
+
+    /// The broker of a topic's partition, if it is up.
+    fn live_broker(
+        &self,
+        topic: &TopicRoute,
+        partition: usize,
+    ) -> Result<&Arc<BrokerSlot>, QueueError> {
+        let down = |reason: &str| QueueError::PartitionUnavailable {
+            topic: topic.name.to_string(),
+            partition: partition as i32,
+            reason: reason.to_owned(),
+        };
+        let slot = self
+            .shared
+            .broker(topic.brokers[partition])
+            .ok_or_else(|| down("its broker is unknown"))?;
+        if !slot.cell.is_alive() {
+            return Err(down(&format!("{} is down", slot.cell.name())));
+        }
+        Ok(slot)
+    }
+
+    fn broker_is_up(&self, topic: &TopicRoute, partition: usize) -> bool {
+        self.live_broker(topic, partition).is_ok()
+    }
+
+    /// Appends `messages` for `producer` and answers where each went, once committed.
+    pub async fn enqueue(
+        &self,
+        producer: i64,
+        topic_name: &str,
+        messages: Vec<String>,
+        target: EnqueueTarget,
+    ) -> Result<Vec<Placed>, QueueError> {
+        let limits = &self.shared.settings;
+        if messages.is_empty() {
+            return Err(QueueError::invalid("messages", "send at least one message"));
+        }
+        if messages.len() > limits.max_batch {
+            return Err(QueueError::invalid(
+                "messages",
+                format!("at most {} messages per request", limits.max_batch),
+            ));
+        }
+        for (i, m) in messages.iter().enumerate() {
+            if m.is_empty() || m.len() > limits.max_message_bytes {
+                return Err(QueueError::invalid(
+                    if messages.len() == 1 {
+                        "message".to_owned()
+                    } else {
+                        format!("messages[{i}]")
+                    },
+                    format!("must be 1 to {} bytes", limits.max_message_bytes),
+                ));
+            }
+        }
+        let table = self.shared.table.load();
+        let registrations = table
+            .producers
+            .get(&producer)
+            .ok_or(QueueError::UnknownProducer(producer))?;
+        let topic = self.topic(&table, topic_name)?;
+        let registered = registrations
+            .get(&topic.id)
+            .ok_or_else(|| QueueError::NotRegistered {
+                client: format!("producer {producer}"),
+                what: format!("topic `{topic_name}`"),
+            })?;
+        let n = topic.partitions();
+        let partition = match (*registered, target.partition) {
+            (_, Some(p)) if p < 0 || p as usize >= n => {
+                return Err(QueueError::UnknownPartition {
+                    topic: topic_name.to_owned(),
+                    partition: p,
+                });
+            }
+            (Some(mine), Some(p)) if p != mine => {
+                return Err(QueueError::NotRegistered {
+                    client: format!("producer {producer}"),
+                    what: format!("partition {p} of `{topic_name}`"),
+                });
+            }
+            (_, Some(p)) | (Some(p), None) => p as usize,
+            (None, None) => match &target.key {
+                Some(key) => routing::partition_for_key(key, n),
+                None => {
+                    let ticket = topic.next_write.fetch_add(1, Ordering::Relaxed);
+                    routing::round_robin(n, ticket, |p| self.broker_is_up(&topic, p))
+                        .unwrap_or((ticket % n as u64) as usize)
+                }
+            },
+        };
+        let broker = self.live_broker(&topic, partition)?;
+        let count = messages.len();
+        let (reply, answer) = oneshot::channel();
+        broker.addr.do_send(Append {
+            key: topic.key(partition),
+            messages,
+            reply,
+        });
+        let first = self.await_broker(&topic, partition, broker, answer).await?;
+        Ok((0..count as i64)
+            .map(|i| Placed {
+                partition: partition as i32,
+                offset: first + i,
+            })
+            .collect())
+    }
+
+    /// Waits for a broker's answer; a closed channel (the broker crashed) or no answer in time
+    /// is a 503.
+    async fn await_broker<T>(
+        &self,
+        topic: &TopicRoute,
+        partition: usize,
+        broker: &BrokerSlot,
+        answer: oneshot::Receiver<Result<T, QueueError>>,
+    ) -> Result<T, QueueError> {
+        let down = |reason: String| QueueError::PartitionUnavailable {
+            topic: topic.name.to_string(),
+            partition: partition as i32,
+            reason,
+        };
+        match tokio::time::timeout(self.timeout(), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(down(format!("{} restarted", broker.cell.name()))),
+            Err(_) => Err(down(format!(
+                "{} did not answer in time",
+                broker.cell.name()
+            ))),
+        }
+    }
+
+    fn consumer_and_topic(&self, consumer: i64, topic_name: &str) -> Result<Resolved, QueueError> {
+        let table = self.shared.table.load();
+        let route = table
+            .consumers
+            .get(&consumer)
+            .cloned()
+            .ok_or(QueueError::UnknownConsumer(consumer))?;
+        let topic = self.topic(&table, topic_name)?;
+        let registered = *route
+            .topics
+            .get(&topic.id)
+            .ok_or_else(|| QueueError::NotRegistered {
+                client: format!("consumer {consumer}"),
+                what: format!("topic `{topic_name}`"),
+            })?;
+        Ok((route, topic, registered))
+    }
+
+    /// The next messages for `consumer` from one partition of `topic_name`, waiting up to
+    /// `params.wait` for some to be committed.
+    pub async fn dequeue(
+        &self,
+        consumer: i64,
+        topic_name: &str,
+        params: DequeueParams,
+    ) -> Result<Vec<Arc<StoredMessage>>, QueueError> {
+        let limits = &self.shared.settings;
+        if params.max == 0 || params.max > limits.max_batch {
+            return Err(QueueError::invalid(
+                "max",
+                format!("must be between 1 and {}", limits.max_batch),
+            ));
+        }
+        if params.wait > Duration::from_millis(limits.max_wait_ms) {
+            return Err(QueueError::invalid(
+                "wait_ms",
+                format!("at most {}", limits.max_wait_ms),
+            ));
+        }
+        let (consumer_route, topic, _) = self.consumer_and_topic(consumer, topic_name)?;
+        let deadline = Instant::now() + params.wait;
+        loop {
+            let route = self.route_read(&consumer_route, &topic).await?;
+            // Subscribed before fetching: a commit between the fetch and the wait still wakes us.
+            let mut signals: Vec<_> = route
+                .partitions
+                .iter()
+                .map(|&p| self.shared.signals.subscribe(topic.key(p)))
+                .collect();
+            let mut unavailable = None;
+            for &p in &route.partitions {
+                match self.fetch(&topic, p, &route.reader, params).await {
+                    Ok(messages) if !messages.is_empty() => return Ok(messages),
+                    Ok(_) => {}
+                    Err(e) if e.is_unavailable() => unavailable = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(e) = unavailable {
+                return Err(e);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let mut remaining = deadline - now;
+            if route.handing_over || route.partitions.is_empty() {
+                // A group member waits for its partitions: look again soon.
+                remaining = remaining.min(Duration::from_millis(50));
+            }
+            drop(route);
+            let mut wakers: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>> =
+                signals
+                    .iter_mut()
+                    .map(|rx| Box::pin(rx.changed().map(|_| ())) as _)
+                    .collect();
+            wakers.push(Box::pin(futures_util::future::pending::<()>()));
+            let woken = futures_util::future::select_all(wakers);
+            let _ = tokio::time::timeout(remaining, woken).await;
+        }
+    }
+
+    async fn fetch(
+        &self,
+        topic: &TopicRoute,
+        partition: usize,
+        reader: &Reader,
+        params: DequeueParams,
+    ) -> Result<Vec<Arc<StoredMessage>>, QueueError> {
+        let broker = self.live_broker(topic, partition)?;
+        let (reply, answer) = oneshot::channel();
+        broker.addr.do_send(Fetch {
+            key: topic.key(partition),
+            reader: reader.clone(),
+            max: params.max,
+            advance: params.advance,
+            reply,
+        });
+        self.await_broker(topic, partition, broker, answer).await
+    }
+
+    /// Asks a read manager (round-robin over the live ones, then the write manager) where to read.
+    async fn route_read(
+        &self,
+        consumer: &Arc<ConsumerRoute>,
+        topic: &Arc<TopicRoute>,
+    ) -> Result<ReadRoute, QueueError> {
+        let managers = self.shared.managers();
+        let leader = self.shared.leader.load(Ordering::Acquire);
+        let mut candidates: Vec<&Arc<ManagerSlot>> = managers
+            .iter()
+            .filter(|m| m.id != leader && m.cell.is_alive())
+            .collect();
+        if !candidates.is_empty() {
+            let start = self.next_read_manager.fetch_add(1, Ordering::Relaxed) % candidates.len();
+            candidates.rotate_left(start);
+        }
+        candidates.extend(
+            managers
+                .iter()
+                .filter(|m| m.id == leader && m.cell.is_alive()),
+        );
+        let mut last = String::from("no queue manager is up");
+        for manager in candidates {
+            let msg = RouteRead {
+                consumer: consumer.clone(),
+                topic: topic.clone(),
+            };
+            match manager.addr.send(msg).timeout(self.timeout()).await {
+                Ok(result) => return result,
+                Err(e) => {
+                    tracing::warn!(manager = manager.cell.name(), error = %e, "read manager {} failed a request; trying the next", manager.cell.name());
+                    last = format!("{}: {e}", manager.cell.name());
+                }
+            }
+        }
+        Err(QueueError::Unavailable(last))
+    }
+
+    /// How many messages remain for `consumer` in `topic_name` (its partition, or all).
+    pub async fn size(&self, consumer: i64, topic_name: &str) -> Result<i64, QueueError> {
+        let (route, topic, registered) = self.consumer_and_topic(consumer, topic_name)?;
+        let partitions: Vec<usize> = match registered {
+            Some(p) => vec![p as usize],
+            None => (0..topic.partitions()).collect(),
+        };
+        let reader = route.reader();
+        let asks = partitions.iter().map(|&p| {
+            let (topic, reader) = (topic.clone(), reader.clone());
+            async move {
+                let broker = self.live_broker(&topic, p)?;
+                match broker
+                    .addr
+                    .send(Size {
+                        key: topic.key(p),
+                        reader,
+                    })
+                    .timeout(self.timeout())
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(e) => Err(QueueError::PartitionUnavailable {
+                        topic: topic.name.to_string(),
+                        partition: p as i32,
+                        reason: format!("{}: {e}", broker.cell.name()),
+                    }),
+                }
+            }
+        });
+        let sizes = futures_util::future::join_all(asks).await;
+        sizes.into_iter().sum()
+    }
+
+    /// Sets `consumer`'s next offset in one partition (after fetching with `commit=false`).
+    pub async fn commit(
+        &self,
+        consumer: i64,
+        topic_name: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), QueueError> {
+        let (route, topic, registered) = self.consumer_and_topic(consumer, topic_name)?;
+        if partition < 0 || partition as usize >= topic.partitions() {
+            return Err(QueueError::UnknownPartition {
+                topic: topic_name.to_owned(),
+                partition,
+            });
+        }
+        if registered.is_some_and(|mine| mine != partition) {
+            return Err(QueueError::NotRegistered {
+                client: format!("consumer {consumer}"),
+                what: format!("partition {partition} of `{topic_name}`"),
+            });
+        }
+        if offset < 0 {
+            return Err(QueueError::invalid("offset", "must not be negative"));
+        }
+        let p = partition as usize;
+        let broker = self.live_broker(&topic, p)?;
+        let (reply, answer) = oneshot::channel();
+        broker.addr.do_send(CommitOffset {
+            key: topic.key(p),
+            reader: route.reader(),
+            offset,
+            reply,
+        });
+        self.await_broker(&topic, p, broker, answer).await
+    }
+
+    /// Sends `msg` to the write manager, following the election: a manager that no longer
+    /// leads, or a leader that is down, means waiting for the election's outcome.
+    async fn ask_write_manager<M, R>(&self, msg: M) -> Result<R, QueueError>
+    where
+        M: Message<Result = Result<R, ManagerError>> + Clone + Send + 'static,
+        R: Send + 'static,
+        QueueManager: Handler<M>,
+    {
+        let deadline = Instant::now() + ELECTION_PATIENCE;
+        let mut last;
+        loop {
+            let leader = self.shared.leader.load(Ordering::Acquire);
+            let slot = self
+                .shared
+                .managers()
+                .iter()
+                .find(|m| m.id == leader)
+                .cloned();
+            if let Some(slot) = slot.filter(|s| s.cell.is_alive()) {
+                match slot.addr.send(msg.clone()).timeout(self.timeout()).await {
+                    Ok(Ok(reply)) => return Ok(reply),
+                    Ok(Err(ManagerError::Queue(e))) => return Err(e),
+                    Ok(Err(ManagerError::NotLeader)) => {
+                        last = format!(
+                            "{} is not the write manager (an election is running)",
+                            slot.cell.name()
+                        );
+                    }
+                    Err(MailboxError::Timeout) => {
+                        return Err(QueueError::Unavailable(format!(
+                            "{} did not answer in time",
+                            slot.cell.name()
+                        )));
+                    }
+                    Err(MailboxError::Closed) => {
+                        last = format!("{} crashed", slot.cell.name());
+                    }
+                }
+            } else {
+                last = format!("write manager {leader} is down; waiting for the election");
+            }
+            if Instant::now() >= deadline {
+                return Err(QueueError::Unavailable(last));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl std::fmt::Debug for QueueRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueRouter").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,130 @@
+//! `/queue/consumers`: register a consumer (alone or in a group), dequeue (long poll), size,
+//! commit offsets, leave.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::actors::Tree;
+use crate::actors::queue_router::DequeueParams;
+use crate::queue::StoredMessage;
+use crate::web::error::ApiError;
+use crate::web::json::ValidJson;
+use crate::web::queue_producers::registrations;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewConsumer {
+    topics: Option<Vec<String>>,
+    topic: Option<String>,
+    partition: Option<i32>,
+    /// Consumers of one group share the partitions and the offsets.
+    group: Option<String>,
+}
+
+/// `POST /queue/consumers` → 201 `{"consumer_id": 1}`
+pub async fn register(
+    tree: web::Data<Tree>,
+    ValidJson(new): ValidJson<NewConsumer>,
+) -> Result<HttpResponse, ApiError> {
+    let wanted = registrations(new.topics, new.topic, new.partition)?;
+    let id = tree.queue.register_consumer(wanted, new.group).await?;
+    Ok(HttpResponse::Created().json(json!({ "consumer_id": id })))
+}
+
+/// `DELETE /queue/consumers/{id}` → 204; a group member's partitions go to the others.
+pub async fn leave(tree: web::Data<Tree>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    tree.queue.leave(id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DequeueQuery {
+    topic: String,
+    /// At most this many messages (default 1).
+    #[serde(default = "one")]
+    max: usize,
+    /// Wait this long for messages when there are none (default 0: answer at once).
+    #[serde(default)]
+    wait_ms: u64,
+    /// `false`: fetch without moving the offset; commit with `POST …/offsets`.
+    #[serde(default = "yes")]
+    commit: bool,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Serialize)]
+struct Messages<'a> {
+    messages: Vec<&'a StoredMessage>,
+}
+
+/// `GET /queue/consumers/{id}/messages?topic=logs&max=100&wait_ms=1000&commit=true` →
+/// `{"messages":[{"partition":0,"offset":0,"message":"…","produced_at":"…"}]}`
+pub async fn dequeue(
+    tree: web::Data<Tree>,
+    id: web::Path<i64>,
+    query: web::Query<DequeueQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let params = DequeueParams {
+        max: query.max,
+        wait: Duration::from_millis(query.wait_ms),
+        advance: query.commit,
+    };
+    let messages = tree
+        .queue
+        .dequeue(id.into_inner(), &query.topic, params)
+        .await?;
+    Ok(HttpResponse::Ok().json(Messages {
+        messages: messages.iter().map(|m| m.as_ref()).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeQuery {
+    topic: String,
+}
+
+/// `GET /queue/consumers/{id}/size?topic=logs` → `{"size": 12}`: messages left for it.
+pub async fn size(
+    tree: web::Data<Tree>,
+    id: web::Path<i64>,
+    query: web::Query<SizeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let size = tree.queue.size(id.into_inner(), &query.topic).await?;
+    Ok(HttpResponse::Ok().json(json!({ "size": size })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commit {
+    topic: String,
+    partition: i32,
+    /// The next offset to read (one past the last message processed).
+    offset: i64,
+}
+
+/// `POST /queue/consumers/{id}/offsets` `{"topic":"logs","partition":0,"offset":42}` → 200
+/// once committed.
+pub async fn commit(
+    tree: web::Data<Tree>,
+    id: web::Path<i64>,
+    ValidJson(body): ValidJson<Commit>,
+) -> Result<HttpResponse, ApiError> {
+    tree.queue
+        .commit(id.into_inner(), &body.topic, body.partition, body.offset)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({ "topic": body.topic, "partition": body.partition, "offset": body.offset })))
+}

@@ -1,0 +1,105 @@
+//! `/queue/producers`: register a producer for topics (or one partition), and enqueue.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::actors::Tree;
+use crate::actors::queue_router::EnqueueTarget;
+use crate::web::error::ApiError;
+use crate::web::json::ValidJson;
+
+/// `{"topics":["logs","audit"]}` or `{"topic":"logs","partition":1}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProducer {
+    topics: Option<Vec<String>>,
+    topic: Option<String>,
+    partition: Option<i32>,
+}
+
+/// The `(topic, partition)` pairs of a registration body, shared with consumers.
+pub fn registrations(
+    topics: Option<Vec<String>>,
+    topic: Option<String>,
+    partition: Option<i32>,
+) -> Result<Vec<(String, Option<i32>)>, ApiError> {
+    let invalid = |field: &str, message: &str| ApiError::InvalidField {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    };
+    match (topics, topic, partition) {
+        (Some(_), Some(_), _) => Err(invalid(
+            "topic",
+            "give either `topics` or `topic`, not both",
+        )),
+        (Some(_), None, Some(_)) => Err(invalid(
+            "partition",
+            "a partition goes with a single `topic`",
+        )),
+        (Some(topics), None, None) => Ok(topics.into_iter().map(|t| (t, None)).collect()),
+        (None, Some(topic), partition) => Ok(vec![(topic, partition)]),
+        (None, None, _) => Err(invalid("topics", "name the topics to register for")),
+    }
+}
+
+/// `POST /queue/producers` → 201 `{"producer_id": 1}`
+pub async fn register(
+    tree: web::Data<Tree>,
+    ValidJson(new): ValidJson<NewProducer>,
+) -> Result<HttpResponse, ApiError> {
+    let wanted = registrations(new.topics, new.topic, new.partition)?;
+    let id = tree.queue.register_producer(wanted).await?;
+    Ok(HttpResponse::Created().json(json!({ "producer_id": id })))
+}
+
+/// `{"topic":"logs","message":"…"}` or `{"topic":"logs","messages":["…","…"]}`, with an
+/// optional `"key"` (one key, one partition) or `"partition"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enqueue {
+    topic: String,
+    message: Option<String>,
+    messages: Option<Vec<String>>,
+    key: Option<String>,
+    partition: Option<i32>,
+}
+
+/// `POST /queue/producers/{id}/messages` → `{"messages":[{"partition":0,"offset":41}],
+/// "partition":0,"offset":41}` (the last two for a single message), once committed.
+pub async fn enqueue(
+    tree: web::Data<Tree>,
+    id: web::Path<i64>,
+    ValidJson(body): ValidJson<Enqueue>,
+) -> Result<HttpResponse, ApiError> {
+    let (messages, single) = match (body.message, body.messages) {
+        (Some(m), None) => (vec![m], true),
+        (None, Some(ms)) => (ms, false),
+        _ => {
+            return Err(ApiError::InvalidField {
+                field: "message".into(),
+                message: "give either `message` or `messages`".into(),
+            });
+        }
+    };
+    if body.key.is_some() && body.partition.is_some() {
+        return Err(ApiError::InvalidField {
+            field: "key".into(),
+            message: "give either `key` or `partition`, not both".into(),
+        });
+    }
+    let target = EnqueueTarget {
+        partition: body.partition,
+        key: body.key,
+    };
+    let placed = tree
+        .queue
+        .enqueue(id.into_inner(), &body.topic, messages, target)
+        .await?;
+    let reply = if single {
+        json!({ "messages": placed, "partition": placed[0].partition, "offset": placed[0].offset })
+    } else {
+        json!({ "messages": placed })
+    };
+    Ok(HttpResponse::Ok().json(reply))
+}

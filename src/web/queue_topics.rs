@@ -1,0 +1,58 @@
+//! `/queue/topics`: create a topic of partitions (the write manager spreads them over brokers),
+//! list topics.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::actors::Tree;
+use crate::queue::retention::Retention;
+use crate::web::error::ApiError;
+use crate::web::json::ValidJson;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTopic {
+    name: String,
+    #[serde(default = "one")]
+    partitions: i32,
+    /// Delete messages older than this (ms); absent keeps them.
+    retention_ms: Option<u64>,
+    /// Keep at most this many messages per partition; absent keeps them all.
+    retention_messages: Option<u64>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+fn positive(field: &str, value: Option<u64>) -> Result<Option<i64>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v > 0 && v <= i64::MAX as u64 => Ok(Some(v as i64)),
+        Some(_) => Err(ApiError::InvalidField {
+            field: field.to_owned(),
+            message: "must be positive".into(),
+        }),
+    }
+}
+
+/// `POST /queue/topics` `{"name":"logs","partitions":3,"retention_ms":60000}` → 201, or 409.
+pub async fn create(
+    tree: web::Data<Tree>,
+    ValidJson(new): ValidJson<NewTopic>,
+) -> Result<HttpResponse, ApiError> {
+    let retention = Retention {
+        max_age_ms: positive("retention_ms", new.retention_ms)?,
+        max_messages: positive("retention_messages", new.retention_messages)?,
+    };
+    let topic = tree
+        .queue
+        .create_topic(new.name, new.partitions, retention)
+        .await?;
+    Ok(HttpResponse::Created().json(topic))
+}
+
+/// `GET /queue/topics` → every topic with its partitions' brokers.
+pub async fn list(tree: web::Data<Tree>) -> HttpResponse {
+    HttpResponse::Ok().json(tree.queue.list_topics())
+}

@@ -1,0 +1,806 @@
+//! The log queue (seed 004) through its REST API and client library: real HTTP, real actors,
+//! real PostgreSQL.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use obelix::clients::ClientError;
+use obelix::clients::queue::{Consumer, Subscription, TopicOptions};
+use obelix::queue::StoredMessage;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_body, eventually, spawn_app, spawn_app_with};
+
+/// Reads everything `consumer` can get of `topic` until it has `expected` messages.
+pub async fn drain(consumer: &Consumer, topic: &str, expected: usize) -> Vec<StoredMessage> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "consumer {} got {} of {expected}",
+            consumer.id,
+            got.len()
+        );
+        got.extend(
+            consumer
+                .dequeue_many(topic, 100, Duration::from_millis(500))
+                .await
+                .unwrap(),
+        );
+    }
+    got
+}
+
+/// Each partition's messages arrive in offset order, densely, from `first[p]` on.
+pub fn assert_in_order(messages: &[StoredMessage]) {
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for m in messages {
+        if let Some(prev) = last.insert(m.partition, m.offset) {
+            assert_eq!(
+                m.offset,
+                prev + 1,
+                "partition {} out of order: {} after {prev}",
+                m.partition,
+                m.offset
+            );
+        }
+    }
+}
+
+fn status_of(e: ClientError) -> u16 {
+    match e {
+        ClientError::Refused { status, .. } => status.as_u16(),
+        other => panic!("expected a refusal, got {other}"),
+    }
+}
+
+#[actix_web::test]
+async fn topics_producers_and_consumers_as_in_seed_004() {
+    let app = spawn_app().await;
+    let queue = app.queue();
+
+    let topic = queue.create_topic("logs", 3).await.unwrap();
+    assert_eq!(topic.partitions, 3);
+    assert_eq!(topic.brokers.len(), 3, "one broker per partition");
+    let again = app
+        .post_json("/queue/topics", json!({"name": "logs", "partitions": 3}))
+        .await;
+    error_body(again, 409).await;
+    queue.create_topic("audit", 1).await.unwrap();
+    let names: Vec<String> = queue
+        .topics()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["audit", "logs"]);
+
+    let producer = queue.create_producer(&["logs"]).await.unwrap();
+    let consumer = queue.create_consumer(&["logs"]).await.unwrap();
+    let first = producer.enqueue("logs", "one").await.unwrap();
+    let batch = producer
+        .enqueue_batch("logs", &["two".into(), "three".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        batch[0].partition, batch[1].partition,
+        "a batch stays together"
+    );
+    assert_eq!(batch[1].offset, batch[0].offset + 1);
+    assert_ne!(first.partition, batch[0].partition, "round-robin");
+    assert_eq!(consumer.size("logs").await.unwrap(), 3);
+
+    let got = drain(&consumer, "logs", 3).await;
+    let texts: BTreeSet<&str> = got.iter().map(|m| m.message.as_str()).collect();
+    assert_eq!(texts, BTreeSet::from(["one", "two", "three"]));
+    assert_in_order(&got);
+    assert_eq!(consumer.size("logs").await.unwrap(), 0);
+    assert_eq!(consumer.dequeue("logs").await.unwrap(), None);
+
+    // The single-message reply has the placement at the top too (for the benchmark's clients).
+    let reply: Value = app
+        .post_json(
+            &format!("/queue/producers/{}/messages", producer.id),
+            json!({"topic": "logs", "message": "four"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["messages"][0]["offset"], reply["offset"]);
+
+    // Everything is in PostgreSQL, readable as it is.
+    let stored: Vec<(String, i32, i64, String)> = sqlx::query_as(
+        "SELECT t.name, m.partition, m.\"offset\", m.payload FROM queue_messages m \
+         JOIN queue_topics t ON t.id = m.topic_id ORDER BY m.partition, m.\"offset\"",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 4);
+    let brokers: i64 = sqlx::query_scalar("SELECT count(DISTINCT broker_id) FROM queue_partitions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(brokers, 3);
+}
+
+#[actix_web::test]
+async fn partitions_keys_and_registrations_to_one_partition() {
+    let app = spawn_app().await;
+    let queue = app.queue();
+    queue.create_topic("orders", 4).await.unwrap();
+    let producer = queue.create_producer(&["orders"]).await.unwrap();
+    // One key, one partition, in order.
+    let mut partitions = BTreeSet::new();
+    let mut offsets = Vec::new();
+    for i in 0..10 {
+        let placed = producer
+            .enqueue_keyed("orders", "customer-7", &format!("order {i}"))
+            .await
+            .unwrap();
+        partitions.insert(placed.partition);
+        offsets.push(placed.offset);
+    }
+    assert_eq!(partitions.len(), 1);
+    assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1));
+    let keyed_partition = *partitions.iter().next().unwrap();
+
+    // A producer and a consumer of one partition.
+    let other = (keyed_partition + 1) % 4;
+    let narrow = queue
+        .create_producer_for(Subscription::Partition {
+            topic: "orders".into(),
+            partition: other,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        narrow.enqueue("orders", "x").await.unwrap().partition,
+        other
+    );
+    let refused = narrow
+        .enqueue_to("orders", keyed_partition, "y")
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(refused), 403);
+    let reader = queue
+        .create_consumer_for(
+            Subscription::Partition {
+                topic: "orders".into(),
+                partition: keyed_partition,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let got = drain(&reader, "orders", 10).await;
+    assert!(got.iter().all(|m| m.partition == keyed_partition));
+    let texts: Vec<&str> = got.iter().map(|m| m.message.as_str()).collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("order {i}")).collect();
+    assert_eq!(texts, expected);
+}
+
+#[actix_web::test]
+async fn bad_input_gets_clear_4xx_json_errors() {
+    let app = spawn_app_with(|s| s.queue.max_message_bytes = 32).await;
+    let queue = app.queue();
+    queue.create_topic("logs", 2).await.unwrap();
+    queue.create_topic("other", 1).await.unwrap();
+    let producer = queue.create_producer(&["logs"]).await.unwrap();
+    let consumer = queue.create_consumer(&["logs"]).await.unwrap();
+    let enqueue = |id: i64, body: Value| {
+        let app = &app;
+        async move {
+            app.post_json(&format!("/queue/producers/{id}/messages"), body)
+                .await
+        }
+    };
+
+    let cases: Vec<(&str, reqwest::Response, u16)> = vec![
+        (
+            "unknown producer",
+            enqueue(9999, json!({"topic":"logs","message":"m"})).await,
+            404,
+        ),
+        (
+            "unregistered topic",
+            enqueue(producer.id, json!({"topic":"other","message":"m"})).await,
+            403,
+        ),
+        (
+            "unknown topic",
+            enqueue(producer.id, json!({"topic":"nope","message":"m"})).await,
+            404,
+        ),
+        (
+            "empty message",
+            enqueue(producer.id, json!({"topic":"logs","message":""})).await,
+            422,
+        ),
+        (
+            "oversized message",
+            enqueue(
+                producer.id,
+                json!({"topic":"logs","message":"x".repeat(33)}),
+            )
+            .await,
+            422,
+        ),
+        (
+            "empty batch",
+            enqueue(producer.id, json!({"topic":"logs","messages":[]})).await,
+            422,
+        ),
+        (
+            "both message and messages",
+            enqueue(
+                producer.id,
+                json!({"topic":"logs","message":"a","messages":["b"]}),
+            )
+            .await,
+            422,
+        ),
+        (
+            "no message",
+            enqueue(producer.id, json!({"topic":"logs"})).await,
+            422,
+        ),
+        (
+            "a number as message",
+            enqueue(producer.id, json!({"topic":"logs","message":5})).await,
+            422,
+        ),
+        (
+            "unknown partition",
+            enqueue(
+                producer.id,
+                json!({"topic":"logs","partition":7,"message":"m"}),
+            )
+            .await,
+            404,
+        ),
+        (
+            "unknown field",
+            enqueue(
+                producer.id,
+                json!({"topic":"logs","message":"m","colour":"red"}),
+            )
+            .await,
+            422,
+        ),
+        (
+            "topic of 0 partitions",
+            app.post_json("/queue/topics", json!({"name":"zero","partitions":0}))
+                .await,
+            422,
+        ),
+        (
+            "topic with a bad name",
+            app.post_json("/queue/topics", json!({"name":"a b","partitions":1}))
+                .await,
+            422,
+        ),
+        (
+            "negative retention",
+            app.post_json("/queue/topics", json!({"name":"r","retention_ms":-1}))
+                .await,
+            422,
+        ),
+        (
+            "producer of an unknown topic",
+            app.post_json("/queue/producers", json!({"topics":["nope"]}))
+                .await,
+            404,
+        ),
+        (
+            "producer of nothing",
+            app.post_json("/queue/producers", json!({})).await,
+            422,
+        ),
+        (
+            "producer of no topics",
+            app.post_json("/queue/producers", json!({"topics":[]}))
+                .await,
+            422,
+        ),
+        (
+            "consumer of an unknown partition",
+            app.post_json("/queue/consumers", json!({"topic":"logs","partition":2}))
+                .await,
+            404,
+        ),
+        (
+            "consumer in a bad group",
+            app.post_json("/queue/consumers", json!({"topics":["logs"],"group":""}))
+                .await,
+            422,
+        ),
+        (
+            "unknown consumer",
+            app.get("/queue/consumers/9999/messages?topic=logs").await,
+            404,
+        ),
+        (
+            "unknown consumer's size",
+            app.get("/queue/consumers/9999/size?topic=logs").await,
+            404,
+        ),
+        (
+            "consumer of another topic",
+            app.get(&format!(
+                "/queue/consumers/{}/messages?topic=other",
+                consumer.id
+            ))
+            .await,
+            403,
+        ),
+        (
+            "max of 0",
+            app.get(&format!(
+                "/queue/consumers/{}/messages?topic=logs&max=0",
+                consumer.id
+            ))
+            .await,
+            422,
+        ),
+        (
+            "wait too long",
+            app.get(&format!(
+                "/queue/consumers/{}/messages?topic=logs&wait_ms=99999999",
+                consumer.id
+            ))
+            .await,
+            422,
+        ),
+        (
+            "no topic",
+            app.get(&format!("/queue/consumers/{}/messages", consumer.id))
+                .await,
+            400,
+        ),
+        (
+            "id not a number",
+            app.get("/queue/consumers/abc/messages?topic=logs").await,
+            400,
+        ),
+        (
+            "commit past the end",
+            app.post_json(
+                &format!("/queue/consumers/{}/offsets", consumer.id),
+                json!({"topic":"logs","partition":0,"offset":5}),
+            )
+            .await,
+            422,
+        ),
+        (
+            "commit to an unknown partition",
+            app.post_json(
+                &format!("/queue/consumers/{}/offsets", consumer.id),
+                json!({"topic":"logs","partition":9,"offset":0}),
+            )
+            .await,
+            404,
+        ),
+        (
+            "leave twice",
+            {
+                let c = queue.create_consumer(&["logs"]).await.unwrap();
+                c.leave().await.unwrap();
+                app.request(
+                    reqwest::Method::DELETE,
+                    &format!("/queue/consumers/{}", c.id),
+                )
+                .send()
+                .await
+                .unwrap()
+            },
+            404,
+        ),
+    ];
+    for (what, response, status) in cases {
+        assert_eq!(response.status(), status, "{what}");
+        let body = error_body(response, status).await;
+        assert!(!body["error"].as_str().unwrap().is_empty(), "{what}");
+    }
+    let broken = app
+        .request(reqwest::Method::POST, "/queue/topics")
+        .header("content-type", "application/json")
+        .body("{\"name\":")
+        .send()
+        .await
+        .unwrap();
+    error_body(broken, 400).await;
+    // Nothing was stored by any of that.
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM queue_messages")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+}
+
+#[actix_web::test]
+async fn producers_and_consumers_concurrently_lose_nothing_and_keep_order() {
+    const PRODUCERS: usize = 4;
+    const EACH: usize = 60;
+    const CONSUMERS: usize = 3;
+    let app = spawn_app().await;
+    let queue = app.queue();
+    queue.create_topic("events", 3).await.unwrap();
+    let mut consumers = Vec::new();
+    for _ in 0..CONSUMERS {
+        consumers.push(queue.create_consumer(&["events"]).await.unwrap());
+    }
+    let producers = (0..PRODUCERS).map(|p| {
+        let queue = queue.clone();
+        async move {
+            let producer = queue.create_producer(&["events"]).await.unwrap();
+            let mut sent = Vec::new();
+            let mut i = 0;
+            while i < EACH {
+                if i % 3 == 0 {
+                    // A batch of 5 now and then.
+                    let batch: Vec<String> = (i..i + 5).map(|k| format!("p{p}-m{k}")).collect();
+                    producer.enqueue_batch("events", &batch).await.unwrap();
+                    sent.extend(batch);
+                    i += 5;
+                } else {
+                    let m = format!("p{p}-m{i}");
+                    producer.enqueue("events", &m).await.unwrap();
+                    sent.push(m);
+                    i += 1;
+                }
+            }
+            sent
+        }
+    });
+    let total: usize = (0..PRODUCERS)
+        .map(|_| {
+            let mut n = 0;
+            let mut i = 0;
+            while i < EACH {
+                if i % 3 == 0 {
+                    n += 5;
+                    i += 5;
+                } else {
+                    n += 1;
+                    i += 1;
+                }
+            }
+            n
+        })
+        .sum();
+    let readers = consumers.iter().map(|c| drain(c, "events", total));
+    let (sent, got) = tokio::join!(
+        futures_util::future::join_all(producers),
+        futures_util::future::join_all(readers)
+    );
+    let produced: BTreeSet<String> = sent.into_iter().flatten().collect();
+    assert_eq!(produced.len(), total);
+    for (c, messages) in consumers.iter().zip(got) {
+        assert_in_order(&messages);
+        let positions: BTreeSet<(i32, i64)> =
+            messages.iter().map(|m| (m.partition, m.offset)).collect();
+        assert_eq!(
+            positions.len(),
+            messages.len(),
+            "consumer {} got duplicates",
+            c.id
+        );
+        let texts: BTreeSet<String> = messages.into_iter().map(|m| m.message).collect();
+        assert_eq!(
+            texts, produced,
+            "consumer {} did not get exactly what was produced",
+            c.id
+        );
+        assert_eq!(c.size("events").await.unwrap(), 0);
+    }
+    // Offsets are dense from 0 in every partition, as PostgreSQL has them.
+    let holes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT partition, max(\"offset\") + 1 - count(*) AS gap \
+         FROM queue_messages GROUP BY partition) g WHERE gap <> 0",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(holes, 0);
+}
+
+#[actix_web::test]
+async fn consumers_read_independently_and_size_counts_what_is_left() {
+    let app = spawn_app().await;
+    let queue = app.queue();
+    queue.create_topic("logs", 2).await.unwrap();
+    let producer = queue.create_producer(&["logs"]).await.unwrap();
+    let batch: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    producer.enqueue_batch("logs", &batch).await.unwrap();
+    let fast = queue.create_consumer(&["logs"]).await.unwrap();
+    let slow = queue.create_consumer(&["logs"]).await.unwrap();
+    assert_eq!(fast.size("logs").await.unwrap(), 10);
+    let got = fast.dequeue_many("logs", 4, Duration::ZERO).await.unwrap();
+    assert_eq!(got.len(), 4);
+    assert_eq!(fast.size("logs").await.unwrap(), 6);
+    assert_eq!(
+        slow.size("logs").await.unwrap(),
+        10,
+        "another consumer's offsets are its own"
+    );
+    let all = drain(&slow, "logs", 10).await;
+    let texts: Vec<&str> = all.iter().map(|m| m.message.as_str()).collect();
+    assert_eq!(texts, batch.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(fast.size("logs").await.unwrap(), 6);
+    let offsets: Vec<(String, i64)> =
+        sqlx::query_as("SELECT reader, next_offset FROM queue_offsets ORDER BY reader")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert!(
+        offsets.contains(&(format!("consumer:{}", fast.id), 4)),
+        "{offsets:?}"
+    );
+    assert!(
+        offsets.contains(&(format!("consumer:{}", slow.id), 10)),
+        "{offsets:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_long_poll_is_woken_by_an_enqueue() {
+    let app = spawn_app().await;
+    let queue = app.queue();
+    queue.create_topic("logs", 2).await.unwrap();
+    let producer = queue.create_producer(&["logs"]).await.unwrap();
+    let consumer = queue.create_consumer(&["logs"]).await.unwrap();
+    let wait = Duration::from_secs(20);
+    let started = Instant::now();
+    let (got, _) = tokio::join!(consumer.dequeue_many("logs", 10, wait), async {
+        tokio::task::yield_now().await;
+        producer.enqueue("logs", "wake up").await.unwrap()
+    });
+    let got = got.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message, "wake up");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}, not woken by the enqueue",
+        started.elapsed()
+    );
+    // And with nothing to come, it waits for wait_ms and answers empty.
+    let started = Instant::now();
+    let none = consumer
+        .dequeue_many("logs", 10, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[actix_web::test]
+async fn fetch_without_advancing_then_commit() {
+    let app = spawn_app().await;
+    let queue = app.queue();
+    queue.create_topic("jobs", 1).await.unwrap();
+    let producer = queue.create_producer(&["jobs"]).await.unwrap();
+    let batch: Vec<String> = (0..6).map(|i| format!("job {i}")).collect();
+    producer.enqueue_batch("jobs", &batch).await.unwrap();
+    let worker = queue.create_consumer(&["jobs"]).await.unwrap();
+
+    let first = worker.fetch("jobs", 3, Duration::ZERO).await.unwrap();
+    let again = worker.fetch("jobs", 3, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        first, again,
+        "a fetch without commit does not move the offset"
+    );
+    assert_eq!(worker.size("jobs").await.unwrap(), 6);
+    // Processed the first two: commit past them.
+    worker.commit("jobs", 0, 2).await.unwrap();
+    let next = worker.fetch("jobs", 3, Duration::ZERO).await.unwrap();
+    assert_eq!(next[0].offset, 2);
+    assert_eq!(worker.size("jobs").await.unwrap(), 4);
+    let committed: i64 =
+        sqlx::query_scalar("SELECT next_offset FROM queue_offsets WHERE reader = $1")
+            .bind(format!("consumer:{}", worker.id))
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(committed, 2, "the commit is persisted");
+    // Rewind is allowed (replay); past the end is not.
+    worker.commit("jobs", 0, 0).await.unwrap();
+    assert_eq!(worker.size("jobs").await.unwrap(), 6);
+    assert_eq!(
+        status_of(worker.commit("jobs", 0, 7).await.unwrap_err()),
+        422
+    );
+}
+
+#[actix_web::test]
+async fn a_consumer_group_shares_partitions_and_hands_them_over() {
+    let app = spawn_app_with(|s| s.queue.session_timeout_ms = 400).await;
+    let queue = app.queue();
+    queue.create_topic("work", 4).await.unwrap();
+    let producer = queue.create_producer(&["work"]).await.unwrap();
+    for p in 0..4 {
+        let batch: Vec<String> = (0..5).map(|i| format!("p{p}-{i}")).collect();
+        for m in &batch {
+            producer.enqueue_to("work", p, m).await.unwrap();
+        }
+    }
+    let topics = Subscription::Topics(vec!["work".into()]);
+    let a = queue
+        .create_consumer_for(topics.clone(), Some("crew"))
+        .await
+        .unwrap();
+    let b = queue
+        .create_consumer_for(topics.clone(), Some("crew"))
+        .await
+        .unwrap();
+    // Each member reads only its own share; together, every message once.
+    let mut by_member: BTreeMap<i64, BTreeSet<i32>> = BTreeMap::new();
+    let mut all = Vec::new();
+    for _ in 0..20 {
+        for member in [&a, &b] {
+            for m in member
+                .dequeue_many("work", 2, Duration::ZERO)
+                .await
+                .unwrap()
+            {
+                by_member.entry(member.id).or_default().insert(m.partition);
+                all.push(m);
+            }
+        }
+    }
+    assert_eq!(all.len(), 20);
+    let ids: BTreeSet<(i32, i64)> = all.iter().map(|m| (m.partition, m.offset)).collect();
+    assert_eq!(ids.len(), 20, "no message twice within the group");
+    assert_in_order(&all);
+    let (mine, theirs) = (&by_member[&a.id], &by_member[&b.id]);
+    assert!(mine.is_disjoint(theirs), "{mine:?} and {theirs:?} overlap");
+    assert_eq!(mine.len() + theirs.len(), 4);
+
+    // The group's offsets are shared and persisted.
+    let shared: i64 = sqlx::query_scalar(
+        "SELECT sum(next_offset)::bigint FROM queue_offsets WHERE reader = 'group:crew'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(shared, 20);
+
+    // A leaves: B takes over all partitions.
+    for p in 0..4 {
+        producer
+            .enqueue_to("work", p, &format!("after-leave-{p}"))
+            .await
+            .unwrap();
+    }
+    a.leave().await.unwrap();
+    let rest = drain(&b, "work", 4).await;
+    let partitions: BTreeSet<i32> = rest.iter().map(|m| m.partition).collect();
+    assert_eq!(partitions, BTreeSet::from([0, 1, 2, 3]));
+
+    // C joins and never polls: after the session timeout, B gets C's share again.
+    let c = queue
+        .create_consumer_for(topics, Some("crew"))
+        .await
+        .unwrap();
+    for p in 0..4 {
+        producer
+            .enqueue_to("work", p, &format!("after-join-{p}"))
+            .await
+            .unwrap();
+    }
+    let seen = std::sync::Mutex::new(BTreeSet::new());
+    eventually(Duration::from_secs(10), || async {
+        let messages = b
+            .dequeue_many("work", 10, Duration::from_millis(50))
+            .await
+            .unwrap();
+        let mut seen = seen.lock().unwrap();
+        seen.extend(messages.iter().map(|m| m.partition));
+        seen.len() == 4
+    })
+    .await;
+    assert_eq!(
+        c.size("work").await.unwrap(),
+        0,
+        "the group read everything"
+    );
+}
+
+#[actix_web::test]
+async fn retention_deletes_old_messages_in_bulk_and_offsets_go_on() {
+    let app = spawn_app_with(|s| s.queue.retention_interval_ms = 50).await;
+    let queue = app.queue();
+    queue
+        .create_topic_with(
+            "recent",
+            1,
+            TopicOptions {
+                retention_messages: Some(5),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    queue
+        .create_topic_with(
+            "fleeting",
+            1,
+            TopicOptions {
+                retention_ms: Some(200),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    queue.create_topic("forever", 1).await.unwrap();
+    let producer = queue
+        .create_producer(&["recent", "fleeting", "forever"])
+        .await
+        .unwrap();
+    let batch: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    for topic in ["recent", "fleeting", "forever"] {
+        producer.enqueue_batch(topic, &batch).await.unwrap();
+    }
+    let count = |topic: &'static str| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM queue_messages m JOIN queue_topics t ON t.id = m.topic_id \
+                 WHERE t.name = $1",
+            )
+            .bind(topic)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    eventually(Duration::from_secs(10), || async {
+        count("recent").await == 5
+    })
+    .await;
+    eventually(Duration::from_secs(10), || async {
+        count("fleeting").await == 0
+    })
+    .await;
+    assert_eq!(count("forever").await, 20, "the default keeps everything");
+
+    // A new consumer starts at the first message kept; offsets are never reused.
+    let consumer = queue
+        .create_consumer(&["recent", "fleeting"])
+        .await
+        .unwrap();
+    let kept = drain(&consumer, "recent", 5).await;
+    assert_eq!(kept[0].offset, 15);
+    assert_eq!(consumer.size("fleeting").await.unwrap(), 0);
+    let next = producer.enqueue("fleeting", "new").await.unwrap();
+    assert_eq!(next.offset, 20, "an emptied partition goes on from its end");
+    let start: i64 = sqlx::query_scalar(
+        "SELECT p.start_offset FROM queue_partitions p JOIN queue_topics t ON t.id = p.topic_id \
+         WHERE t.name = 'recent'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(start, 15);
+}
+
+/// Used by the crash tests too: the acknowledged messages are all in PostgreSQL.
+pub async fn assert_stored(app: &TestApp, topic: &str, acked: &[(i32, i64, String)]) {
+    let stored: Vec<(i32, i64, String)> = sqlx::query_as(
+        "SELECT m.partition, m.\"offset\", m.payload FROM queue_messages m \
+         JOIN queue_topics t ON t.id = m.topic_id WHERE t.name = $1",
+    )
+    .bind(topic)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let stored: BTreeSet<(i32, i64, String)> = stored.into_iter().collect();
+    let missing: Vec<&(i32, i64, String)> = acked.iter().filter(|a| !stored.contains(*a)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
+}
