@@ -112,12 +112,6 @@ impl AppliedUpdates {
     }
 }
 
-impl Hash for SequencedUpdate {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self.seq, &self.kind, &self.subject, &self.entered_via).hash(state);
-    }
-}
-
 /// Tablet requests waiting to be reported to the raffle, and the wins to tell tablets.
 #[derive(Debug, Default)]
 pub struct RaffleReport {
