@@ -210,6 +210,7 @@ async fn boot_queue(
     let signals = Arc::new(PartitionSignals::default());
     let limits = BrokerLimits {
         tail_messages: q.tail_messages,
+        read_cache_bytes: q.read_cache_bytes,
         max_pending_messages: q.max_pending_messages,
         retention_interval: std::time::Duration::from_millis(q.retention_interval_ms.max(1)),
     };
