@@ -199,6 +199,9 @@ pub struct QueueSettings {
     /// Recently committed messages each broker keeps in memory per partition, to serve reads
     /// without PostgreSQL.
     pub tail_messages: usize,
+    /// Bytes of older messages (read from PostgreSQL in blocks) each broker keeps in memory
+    /// for the other readers of the same range; least recently used blocks go first.
+    pub read_cache_bytes: usize,
     /// Messages a broker accepts waiting for their flush before answering 503.
     pub max_pending_messages: usize,
     /// The longest long poll (`wait_ms`) accepted.
@@ -230,6 +233,7 @@ impl Default for QueueSettings {
             max_batch: 1_000,
             max_partitions: 256,
             tail_messages: 8_192,
+            read_cache_bytes: 64 * 1024 * 1024,
             max_pending_messages: 200_000,
             max_wait_ms: 30_000,
             request_timeout_ms: 5_000,

@@ -63,6 +63,10 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageErro
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(std::time::Duration::from_secs(10))
+        // No ping (a round trip, and a wakeup of the backend) before every use of a pooled
+        // connection: a broken one fails its statement instead, which every caller handles
+        // (the queue answers 503 and its brokers reload), and the pool then drops it.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(StorageError::Connect)?;

@@ -56,7 +56,7 @@ use dispatcher::Dispatcher;
 use frontend::FrontendFactory;
 use group::GroupMember;
 use publisher::Publisher;
-use queue_broker::{BrokerLimits, PartitionSignals, QueueBroker};
+use queue_broker::{BrokerLimits, OffsetCommitter, PartitionSignals, QueueBroker};
 use queue_manager::QueueManager;
 use queue_router::{BrokerSlot, ManagerSlot, QueueRouter, QueueShared, QueueTable};
 use registry::Registry;
@@ -210,15 +210,18 @@ async fn boot_queue(
     let signals = Arc::new(PartitionSignals::default());
     let limits = BrokerLimits {
         tail_messages: q.tail_messages,
+        read_cache_bytes: q.read_cache_bytes,
         max_pending_messages: q.max_pending_messages,
         retention_interval: std::time::Duration::from_millis(q.retention_interval_ms.max(1)),
     };
+    let committer = OffsetCommitter::new(pool.clone());
     let brokers: Vec<Arc<BrokerSlot>> = (1..=q.brokers as i32)
         .map(|id| {
             let cell = ActorCell::new(format!("queue-broker-{id}"));
             let (actor_cell, pool, signals) = (cell.clone(), pool.clone(), signals.clone());
+            let committer = committer.clone();
             let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
-                QueueBroker::new(id, actor_cell, pool, limits, signals)
+                QueueBroker::new(id, actor_cell, pool, limits, signals, committer.clone())
             });
             registry.add(cell.clone(), addr.clone());
             Arc::new(BrokerSlot { id, addr, cell })

@@ -73,10 +73,92 @@ impl PartitionSignals {
     }
 }
 
+/// Offset commits of every broker, grouped: while one upsert is in flight, the batches brokers
+/// submit wait, and the next upsert carries them all (one statement, one commit, one fsync for
+/// all brokers instead of one per broker). Each batch is answered with the outcome of the
+/// statement that carried it. Brokers own disjoint partitions and a broker has at most one batch
+/// submitted at a time (its `offsets_lock`), so no row appears twice in one statement.
+pub struct OffsetCommitter {
+    pool: PgPool,
+    state: std::sync::Mutex<CommitterState>,
+}
+
+#[derive(Default)]
+struct CommitterState {
+    waiting: Vec<(OffsetRows, oneshot::Sender<Result<(), QueueError>>)>,
+    running: bool,
+}
+
+impl OffsetCommitter {
+    pub fn new(pool: PgPool) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            state: Default::default(),
+        })
+    }
+
+    /// Upserts `rows`, with whatever other brokers submit meanwhile; resolves once committed.
+    async fn commit(self: &Arc<Self>, rows: OffsetRows) -> Result<(), QueueError> {
+        let (done, answer) = oneshot::channel();
+        let start = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.waiting.push((rows, done));
+            !std::mem::replace(&mut state.running, true)
+        };
+        if start {
+            let this = self.clone();
+            actix_rt::spawn(async move { this.run().await });
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(QueueError::Unavailable("offset committer stopped".into())))
+    }
+
+    async fn run(&self) {
+        /// If this task is dropped (its arbiter stopping), the next batch starts another.
+        struct Stopped<'a>(&'a OffsetCommitter, bool);
+        impl Drop for Stopped<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+                    state.running = false;
+                }
+            }
+        }
+        let mut stopped = Stopped(self, true);
+        loop {
+            let batches = {
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                if state.waiting.is_empty() {
+                    state.running = false;
+                    stopped.1 = false;
+                    return;
+                }
+                std::mem::take(&mut state.waiting)
+            };
+            let mut rows = OffsetRows::default();
+            let mut replies = Vec::with_capacity(batches.len());
+            for (batch, reply) in batches {
+                rows.readers.extend(batch.readers);
+                rows.topic_ids.extend(batch.topic_ids);
+                rows.partitions.extend(batch.partitions);
+                rows.offsets.extend(batch.offsets);
+                replies.push(reply);
+            }
+            let result = store::commit_offsets(&self.pool, &rows).await;
+            for reply in replies {
+                let _ = reply.send(result.clone());
+            }
+        }
+    }
+}
+
 /// The broker's limits.
 #[derive(Debug, Clone, Copy)]
 pub struct BrokerLimits {
     pub tail_messages: usize,
+    /// Bytes of older messages (read from PostgreSQL) the broker keeps for other readers.
+    pub read_cache_bytes: usize,
     pub max_pending_messages: usize,
     pub retention_interval: Duration,
 }
@@ -99,7 +181,32 @@ struct PartitionState {
     next: i64,
     retention: Retention,
     tail: VecDeque<Arc<StoredMessage>>,
+    /// Blocks of older messages read from PostgreSQL, by block index (`offset / CACHE_BLOCK`).
+    blocks: HashMap<i64, Block>,
     readers: HashMap<Reader, ReaderPosition>,
+}
+
+/// Offsets per block of the read cache.
+const CACHE_BLOCK: i64 = 1024;
+
+/// A block of the read cache: like a page cache, older messages read once from PostgreSQL
+/// serve every reader that comes by. Committed messages never change, and nothing below the
+/// partition's start is served (fetches begin at `start` or later), so a block is never stale;
+/// it lives in the partition's state, which a recovery rebuilds from scratch.
+enum Block {
+    /// Contiguous messages (the first may be past the block's start: retention, or the start).
+    Loaded {
+        messages: Arc<[Arc<StoredMessage>]>,
+        bytes: usize,
+        used: u64,
+    },
+    /// Being read; these fetches run again when it is there.
+    Loading(Vec<Fetch>),
+}
+
+/// What a cached message is accounted for (payload, its JSON, the struct, pointers).
+fn cached_bytes(m: &StoredMessage) -> usize {
+    2 * m.message.len() + 192
 }
 
 impl PartitionState {
@@ -111,6 +218,7 @@ impl PartitionState {
             next: row.next_offset,
             retention: row.retention,
             tail: VecDeque::new(),
+            blocks: HashMap::new(),
             readers: HashMap::new(),
         }
     }
@@ -140,6 +248,38 @@ impl PartitionState {
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// Messages of `[from, to)` from the read cache, as far as consecutive loaded blocks go;
+    /// `None` when the block holding `from` is not there.
+    fn cached_range(&mut self, from: i64, to: i64, clock: u64) -> Option<Vec<Arc<StoredMessage>>> {
+        let mut out = Vec::new();
+        let mut at = from;
+        while at < to {
+            let Some(Block::Loaded { messages, used, .. }) =
+                self.blocks.get_mut(&(at / CACHE_BLOCK))
+            else {
+                break;
+            };
+            let first = messages.first()?.offset;
+            let last = first + messages.len() as i64;
+            if at >= last {
+                // A block read before the end moved on: read it again.
+                break;
+            }
+            *used = clock;
+            if to <= first {
+                // Deleted by retention meanwhile (the broker learns its new start soon).
+                return Some(out);
+            }
+            // Below `first`: deleted by retention meanwhile (a range scan skips them too).
+            let skip = (at - first).max(0) as usize;
+            let upto = to.min(last);
+            let take = (upto - at.max(first)) as usize;
+            out.extend(messages[skip..skip + take].iter().cloned());
+            at = upto;
+        }
+        if out.is_empty() { None } else { Some(out) }
     }
 }
 
@@ -225,11 +365,10 @@ struct OffsetsCommitted {
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct ReadDone {
+struct BlockRead {
     generation: Generation,
-    fetch: Fetch,
-    from: i64,
-    to: i64,
+    key: PartitionKey,
+    block: i64,
     result: Result<Vec<StoredMessage>, QueueError>,
 }
 
@@ -280,6 +419,7 @@ pub struct QueueBroker {
     pool: PgPool,
     limits: BrokerLimits,
     signals: Arc<PartitionSignals>,
+    committer: Arc<OffsetCommitter>,
     /// Held by a flush in flight; recovery takes it, so it reads PostgreSQL after that flush.
     write_lock: Arc<AsyncMutex<()>>,
     /// The same for offset commits.
@@ -293,6 +433,9 @@ pub struct QueueBroker {
     committing: bool,
     retention_running: bool,
     recovering: bool,
+    /// Bytes the read caches of all partitions hold, and their LRU clock.
+    cache_used: usize,
+    cache_clock: u64,
 }
 
 impl QueueBroker {
@@ -302,6 +445,7 @@ impl QueueBroker {
         pool: PgPool,
         limits: BrokerLimits,
         signals: Arc<PartitionSignals>,
+        committer: Arc<OffsetCommitter>,
     ) -> Self {
         Self {
             id,
@@ -309,6 +453,7 @@ impl QueueBroker {
             pool,
             limits,
             signals,
+            committer,
             write_lock: Arc::default(),
             offsets_lock: Arc::default(),
             generation: 0,
@@ -320,6 +465,8 @@ impl QueueBroker {
             committing: false,
             retention_running: false,
             recovering: false,
+            cache_used: 0,
+            cache_clock: 0,
         }
     }
 
@@ -373,14 +520,33 @@ impl QueueBroker {
             }
         };
         ctx.wait(load.into_actor(self).map(|(rows, offsets), act, ctx| {
-            act.install(rows, offsets);
+            let orphans = act.install(rows, offsets);
             act.recovering = false;
+            // Fetches that waited for a block read of the previous state start over.
+            for fetch in orphans {
+                act.fetch(fetch, ctx);
+            }
             act.maybe_flush(ctx);
             act.maybe_commit(ctx);
         }));
     }
 
-    fn install(&mut self, rows: Vec<PartitionRow>, offsets: Vec<(Reader, PartitionKey, i64)>) {
+    fn install(
+        &mut self,
+        rows: Vec<PartitionRow>,
+        offsets: Vec<(Reader, PartitionKey, i64)>,
+    ) -> Vec<Fetch> {
+        let orphans: Vec<Fetch> = self
+            .partitions
+            .values_mut()
+            .flat_map(|p| p.blocks.drain())
+            .filter_map(|(_, block)| match block {
+                Block::Loading(waiting) => Some(waiting),
+                Block::Loaded { .. } => None,
+            })
+            .flatten()
+            .collect();
+        self.cache_used = 0;
         self.partitions = rows
             .into_iter()
             .map(|row| (row.key, PartitionState::new(row)))
@@ -413,6 +579,7 @@ impl QueueBroker {
             self.cell.name(),
             summary.join(", ")
         );
+        orphans
     }
 
     /// Starts a flush of everything pending unless one is in flight.
@@ -510,11 +677,12 @@ impl QueueBroker {
             entries.push((reader, key, offset));
         }
         self.committing = true;
-        let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
+        let (committer, addr, generation) =
+            (self.committer.clone(), ctx.address(), self.generation);
         let name = self.cell.name().to_owned();
         actix_rt::spawn(async move {
             let _guard = guard;
-            let result = store::commit_offsets(&pool, &rows).await;
+            let result = committer.commit(rows).await;
             if let Err(e) = &result {
                 tracing::error!(broker = %name, error = %e, "broker {name} failed to commit offsets; those reads get 503");
             }
@@ -534,6 +702,8 @@ impl QueueBroker {
     }
 
     fn fetch(&mut self, fetch: Fetch, ctx: &mut Context<Self>) {
+        self.cache_clock += 1;
+        let clock = self.cache_clock;
         let Some(p) = self.partitions.get_mut(&fetch.key) else {
             let e = self.unavailable(fetch.key, "does not own it");
             let _ = fetch.reply.send(Err(e));
@@ -547,35 +717,92 @@ impl QueueBroker {
             let _ = fetch.reply.send(Ok(Vec::new()));
             return;
         }
-        match p.tail_range(from, to) {
-            Some(messages) => {
-                if fetch.advance {
-                    p.reader(&fetch.reader).position = to;
-                    self.pending_commits.push(PendingCommit {
-                        reader: fetch.reader,
-                        key: fetch.key,
-                        offset: to,
-                        then: AfterCommit::Deliver(messages, fetch.reply),
-                    });
-                    self.maybe_commit(ctx);
-                } else {
-                    let _ = fetch.reply.send(Ok(messages));
+        // The tail, else the read cache, else a range scan of the block (and back here).
+        let messages = match p.tail_range(from, to) {
+            Some(messages) => messages,
+            None => match p.cached_range(from, to, clock) {
+                Some(messages) => messages,
+                None => {
+                    self.read_block(fetch, from, ctx);
+                    return;
                 }
+            },
+        };
+        let Some(last) = messages.last() else {
+            let _ = fetch.reply.send(Ok(messages));
+            return;
+        };
+        let to = last.offset + 1;
+        if fetch.advance {
+            p.reader(&fetch.reader).position = to;
+            self.pending_commits.push(PendingCommit {
+                reader: fetch.reader,
+                key: fetch.key,
+                offset: to,
+                then: AfterCommit::Deliver(messages, fetch.reply),
+            });
+            self.maybe_commit(ctx);
+        } else {
+            let _ = fetch.reply.send(Ok(messages));
+        }
+    }
+
+    /// Reads the cache block holding `from` (one range scan for every reader that needs it);
+    /// `fetch` runs again once it is there.
+    fn read_block(&mut self, fetch: Fetch, from: i64, ctx: &mut Context<Self>) {
+        let key = fetch.key;
+        let Some(p) = self.partitions.get_mut(&key) else {
+            return;
+        };
+        let block = from / CACHE_BLOCK;
+        match p.blocks.get_mut(&block) {
+            Some(Block::Loading(waiting)) => {
+                waiting.push(fetch);
+                return;
             }
-            None => {
-                // Older than the tail: a range scan, then back here to take the range if no
-                // other fetch of this reader took it meanwhile.
-                let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
-                actix_rt::spawn(async move {
-                    let result = store::read_range(&pool, fetch.key, from, to).await;
-                    addr.do_send(ReadDone {
-                        generation,
-                        fetch,
-                        from,
-                        to,
-                        result,
-                    });
-                });
+            Some(Block::Loaded { bytes, .. }) => {
+                // Read before the end moved past it: read again, whole.
+                self.cache_used -= *bytes;
+            }
+            None => {}
+        }
+        let lo = (block * CACHE_BLOCK).max(p.start);
+        let hi = ((block + 1) * CACHE_BLOCK).min(p.end);
+        p.blocks.insert(block, Block::Loading(vec![fetch]));
+        let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
+        actix_rt::spawn(async move {
+            let result = store::read_range(&pool, key, lo, hi).await;
+            addr.do_send(BlockRead {
+                generation,
+                key,
+                block,
+                result,
+            });
+        });
+    }
+
+    /// Drops the least recently used blocks until the read cache fits its budget.
+    fn evict(&mut self) {
+        while self.cache_used > self.limits.read_cache_bytes {
+            let victim = self
+                .partitions
+                .iter()
+                .flat_map(|(key, p)| {
+                    p.blocks.iter().filter_map(move |(b, block)| match block {
+                        Block::Loaded { used, .. } => Some((*used, *key, *b)),
+                        Block::Loading(_) => None,
+                    })
+                })
+                .min();
+            let Some((_, key, b)) = victim else {
+                break;
+            };
+            if let Some(Block::Loaded { bytes, .. }) = self
+                .partitions
+                .get_mut(&key)
+                .and_then(|p| p.blocks.remove(&b))
+            {
+                self.cache_used -= bytes;
             }
         }
     }
@@ -652,6 +879,7 @@ impl actix::Supervised for QueueBroker {
         self.pending_messages = 0;
         self.pending_commits.clear();
         self.partitions.clear();
+        self.cache_used = 0;
         self.retention_running = false;
         tracing::warn!(
             broker = self.cell.name(),
@@ -721,12 +949,12 @@ impl Handler<Flushed> for QueueBroker {
                 if p.tail.back().is_some_and(|last| last.offset + 1 != offset) {
                     p.tail.clear();
                 }
-                p.tail.push_back(Arc::new(StoredMessage {
+                p.tail.push_back(Arc::new(StoredMessage::new(
                     partition,
                     offset,
                     message,
-                    produced_at: msg.produced_at,
-                }));
+                    msg.produced_at,
+                )));
                 while p.tail.len() > tail_cap {
                     p.tail.pop_front();
                 }
@@ -753,54 +981,53 @@ impl Handler<Fetch> for QueueBroker {
     }
 }
 
-impl Handler<ReadDone> for QueueBroker {
+impl Handler<BlockRead> for QueueBroker {
     type Result = ();
-    fn handle(&mut self, msg: ReadDone, ctx: &mut Self::Context) {
-        let ReadDone {
-            generation,
-            fetch,
-            from,
-            to,
-            result,
-        } = msg;
-        if generation != self.generation {
-            // A life ago: read again with what this life knows.
-            self.fetch(fetch, ctx);
+    fn handle(&mut self, msg: BlockRead, ctx: &mut Self::Context) {
+        if msg.generation != self.generation {
+            // A life ago: its waiting fetches were started over by the recovery.
             return;
         }
-        let messages = match result {
-            Ok(rows) => rows.into_iter().map(Arc::new).collect::<Vec<_>>(),
+        let Some(p) = self.partitions.get_mut(&msg.key) else {
+            return;
+        };
+        let Some(Block::Loading(waiting)) = p.blocks.remove(&msg.block) else {
+            return;
+        };
+        let rows = match msg.result {
+            Ok(rows) => rows,
             Err(e) => {
-                let _ = fetch
-                    .reply
-                    .send(Err(QueueError::Unavailable(format!("read failed: {e}"))));
+                for fetch in waiting {
+                    let _ = fetch
+                        .reply
+                        .send(Err(QueueError::Unavailable(format!("read failed: {e}"))));
+                }
                 return;
             }
         };
-        let Some(p) = self.partitions.get_mut(&fetch.key) else {
-            let e = self.unavailable(fetch.key, "does not own it");
-            let _ = fetch.reply.send(Err(e));
+        if rows.is_empty() {
+            // Deleted by retention meanwhile: nothing to give until the new start is known.
+            for fetch in waiting {
+                let _ = fetch.reply.send(Ok(Vec::new()));
+            }
             return;
-        };
-        let start = p.start;
-        let reader = p.reader(&fetch.reader);
-        if reader.position.max(start) != from {
-            // Another fetch of this reader moved it meanwhile: start over from there.
+        }
+        let bytes = rows.iter().map(cached_bytes).sum();
+        let messages: Arc<[Arc<StoredMessage>]> = rows.into_iter().map(Arc::new).collect();
+        self.cache_clock += 1;
+        p.blocks.insert(
+            msg.block,
+            Block::Loaded {
+                messages,
+                bytes,
+                used: self.cache_clock,
+            },
+        );
+        self.cache_used += bytes;
+        for fetch in waiting {
             self.fetch(fetch, ctx);
-            return;
         }
-        if !fetch.advance {
-            let _ = fetch.reply.send(Ok(messages));
-            return;
-        }
-        reader.position = to;
-        self.pending_commits.push(PendingCommit {
-            reader: fetch.reader,
-            key: fetch.key,
-            offset: to,
-            then: AfterCommit::Deliver(messages, fetch.reply),
-        });
-        self.maybe_commit(ctx);
+        self.evict();
     }
 }
 
@@ -921,6 +1148,14 @@ impl Handler<RetentionDone> for QueueBroker {
             while p.tail.front().is_some_and(|m| m.offset < p.start) {
                 p.tail.pop_front();
             }
+            let start = p.start;
+            p.blocks.retain(|b, block| match block {
+                Block::Loaded { bytes, .. } if (b + 1) * CACHE_BLOCK <= start => {
+                    self.cache_used -= *bytes;
+                    false
+                }
+                _ => true,
+            });
             tracing::info!(
                 broker = self.cell.name(),
                 deleted,

@@ -644,27 +644,41 @@ impl Handler<LeaveConsumer> for QueueManager {
     }
 }
 
+/// Where a consumer that is in no group reads: its registered partition, or every partition in
+/// its rotation. Pure (the rotation's counter is an atomic of the topic's route), so the ingress
+/// computes it itself without a round trip to a read manager; `None` for a group member (the
+/// read manager's group book decides).
+pub fn plain_read_route(consumer: &ConsumerRoute, topic: &TopicRoute) -> Option<ReadRoute> {
+    if consumer.group.is_some() {
+        return None;
+    }
+    let partitions = match consumer.topics.get(&topic.id).copied().flatten() {
+        Some(p) => vec![p as usize],
+        None => {
+            let j = topic.next_read.fetch_add(1, Ordering::Relaxed);
+            routing::rotation(consumer.id as u64, j, topic.partitions()).collect()
+        }
+    };
+    Some(ReadRoute {
+        reader: Reader::Consumer(consumer.id),
+        partitions,
+        leases: None,
+        handing_over: false,
+    })
+}
+
 impl Handler<RouteRead> for QueueManager {
     type Result = Result<ReadRoute, QueueError>;
 
     fn handle(&mut self, msg: RouteRead, _ctx: &mut Self::Context) -> Self::Result {
         let RouteRead { consumer, topic } = msg;
+        if let Some(route) = plain_read_route(&consumer, &topic) {
+            return Ok(route);
+        }
         let n = topic.partitions();
         let registered = consumer.topics.get(&topic.id).copied().flatten();
         let Some(group) = consumer.group.clone() else {
-            let partitions = match registered {
-                Some(p) => vec![p as usize],
-                None => {
-                    let j = topic.next_read.fetch_add(1, Ordering::Relaxed);
-                    routing::rotation(consumer.id as u64, j, n).collect()
-                }
-            };
-            return Ok(ReadRoute {
-                reader: Reader::Consumer(consumer.id),
-                partitions,
-                leases: None,
-                handing_over: false,
-            });
+            unreachable!("a consumer without a group has a plain route");
         };
         let now = now_ms();
         let acquired = {

@@ -30,7 +30,7 @@ use crate::actors::queue_broker::{
 };
 use crate::actors::queue_manager::{
     CreateTopic, LeaveConsumer, ManagerError, QueueManager, RegisterConsumer, RegisterProducer,
-    RouteRead,
+    RouteRead, plain_read_route,
 };
 use crate::actors::supervisor::ActorCell;
 use crate::queue::groups::{GroupBook, Leases};
@@ -595,6 +595,13 @@ impl QueueRouter {
         topic: &Arc<TopicRoute>,
     ) -> Result<ReadRoute, QueueError> {
         let managers = self.shared.managers();
+        // A consumer outside any group needs no manager's state: no round trip (as long as
+        // some manager is up, so that availability is what it is through them).
+        if managers.iter().any(|m| m.cell.is_alive())
+            && let Some(route) = plain_read_route(consumer, topic)
+        {
+            return Ok(route);
+        }
         let leader = self.shared.leader.load(Ordering::Acquire);
         let mut candidates: Vec<&Arc<ManagerSlot>> = managers
             .iter()

@@ -17,7 +17,9 @@ pub mod retention;
 pub mod routing;
 pub mod store;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -115,6 +117,49 @@ pub struct StoredMessage {
     pub offset: i64,
     pub message: String,
     pub produced_at: DateTime<Utc>,
+    /// Its JSON, rendered once and shared by every reply that carries it (brokers share one
+    /// `Arc<StoredMessage>` between all readers).
+    #[serde(skip)]
+    json: RenderedJson,
+}
+
+impl StoredMessage {
+    pub fn new(partition: i32, offset: i64, message: String, produced_at: DateTime<Utc>) -> Self {
+        Self {
+            partition,
+            offset,
+            message,
+            produced_at,
+            json: RenderedJson::default(),
+        }
+    }
+
+    /// `{"partition":0,"offset":0,"message":"…","produced_at":"…"}`, rendered on first use.
+    pub fn json(&self) -> &Bytes {
+        self.json.0.get_or_init(|| {
+            serde_json::to_vec(self)
+                .expect("a message renders as JSON")
+                .into()
+        })
+    }
+}
+
+/// A lazily rendered JSON fragment; not part of the message's identity.
+#[derive(Clone, Default)]
+struct RenderedJson(OnceLock<Bytes>);
+
+impl PartialEq for RenderedJson {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for RenderedJson {}
+
+impl std::fmt::Debug for RenderedJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 /// A topic as `GET /queue/topics` lists it.

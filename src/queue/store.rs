@@ -338,11 +338,8 @@ pub async fn read_range(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(offset, message, produced_at)| StoredMessage {
-            partition: key.partition,
-            offset,
-            message,
-            produced_at,
+        .map(|(offset, message, produced_at)| {
+            StoredMessage::new(key.partition, offset, message, produced_at)
         })
         .collect())
 }

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use bytes::BytesMut;
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::actors::Tree;
 use crate::actors::queue_router::DequeueParams;
-use crate::queue::StoredMessage;
 use crate::web::error::ApiError;
 use crate::web::json::ValidJson;
 use crate::web::queue_producers::registrations;
@@ -63,11 +64,6 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Serialize)]
-struct Messages<'a> {
-    messages: Vec<&'a StoredMessage>,
-}
-
 /// `GET /queue/consumers/{id}/messages?topic=logs&max=100&wait_ms=1000&commit=true` →
 /// `{"messages":[{"partition":0,"offset":0,"message":"…","produced_at":"…"}]}`
 pub async fn dequeue(
@@ -85,9 +81,20 @@ pub async fn dequeue(
         .queue
         .dequeue(id.into_inner(), &query.topic, params)
         .await?;
-    Ok(HttpResponse::Ok().json(Messages {
-        messages: messages.iter().map(|m| m.as_ref()).collect(),
-    }))
+    // Each message's JSON is rendered once and shared by every reader that gets it.
+    let len: usize = messages.iter().map(|m| m.json().len() + 1).sum();
+    let mut body = BytesMut::with_capacity(len + 16);
+    body.extend_from_slice(b"{\"messages\":[");
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            body.extend_from_slice(b",");
+        }
+        body.extend_from_slice(m.json());
+    }
+    body.extend_from_slice(b"]}");
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body.freeze()))
 }
 
 #[derive(Debug, Deserialize)]

@@ -804,3 +804,93 @@ pub async fn assert_stored(app: &TestApp, topic: &str, acked: &[(i32, i64, Strin
         "acknowledged but not stored: {missing:?}"
     );
 }
+
+#[actix_web::test]
+async fn readers_older_than_the_tail_share_a_small_read_cache() {
+    // A tail of 10 and room for about one block: most reads come from the read cache, blocks
+    // are evicted and read again, readers run at different speeds.
+    let app = spawn_app_with(|s| {
+        s.queue.tail_messages = 10;
+        s.queue.read_cache_bytes = 300 * 1024;
+    })
+    .await;
+    let queue = app.queue();
+    queue.create_topic("old", 2).await.unwrap();
+    let producer = queue.create_producer(&["old"]).await.unwrap();
+    let total = 5_000;
+    for chunk in (0..total).collect::<Vec<_>>().chunks(500) {
+        let batch: Vec<String> = chunk.iter().map(|i| format!("m{i}")).collect();
+        producer.enqueue_batch("old", &batch).await.unwrap();
+    }
+    let mut consumers = Vec::new();
+    for _ in 0..3 {
+        consumers.push(queue.create_consumer(&["old"]).await.unwrap());
+    }
+    let reads = consumers.iter().map(|c| drain(c, "old", total));
+    for got in futures_util::future::join_all(reads).await {
+        assert_eq!(got.len(), total);
+        assert_in_order(&got);
+        let texts: BTreeSet<&str> = got.iter().map(|m| m.message.as_str()).collect();
+        assert_eq!(texts.len(), total, "every message once");
+        for m in &got {
+            assert!(m.message.starts_with('m'), "{m:?}");
+        }
+    }
+    for c in &consumers {
+        assert_eq!(c.size("old").await.unwrap(), 0);
+    }
+}
+
+#[actix_web::test]
+async fn the_read_cache_serves_nothing_retention_deleted() {
+    let app = spawn_app_with(|s| {
+        s.queue.retention_interval_ms = 50;
+        s.queue.tail_messages = 0;
+    })
+    .await;
+    let queue = app.queue();
+    queue
+        .create_topic_with(
+            "short",
+            1,
+            TopicOptions {
+                retention_messages: Some(1_500),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let producer = queue.create_producer(&["short"]).await.unwrap();
+    let early = queue.create_consumer(&["short"]).await.unwrap();
+    let batch: Vec<String> = (0..1_000).map(|i| format!("a{i}")).collect();
+    producer.enqueue_batch("short", &batch).await.unwrap();
+    // Read through the read cache (the tail keeps nothing): block 0 holds offsets 0..1000.
+    assert_eq!(drain(&early, "short", 1_000).await.len(), 1_000);
+    let batch: Vec<String> = (1_000..3_000).map(|i| format!("b{i}")).collect();
+    producer
+        .enqueue_batch("short", &batch[..1_000])
+        .await
+        .unwrap();
+    producer
+        .enqueue_batch("short", &batch[1_000..])
+        .await
+        .unwrap();
+    let start = || {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT p.start_offset FROM queue_partitions p JOIN queue_topics t \
+                 ON t.id = p.topic_id WHERE t.name = 'short'",
+            )
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    eventually(Duration::from_secs(10), || async { start().await == 1_500 }).await;
+    let late = queue.create_consumer(&["short"]).await.unwrap();
+    let got = drain(&late, "short", 1_500).await;
+    assert_eq!(got[0].offset, 1_500, "nothing below the start");
+    assert_in_order(&got);
+    assert_eq!(late.size("short").await.unwrap(), 0);
+}
