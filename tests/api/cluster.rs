@@ -13,16 +13,11 @@ use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app, spawn_app_with};
 
 const AGREEMENT: Duration = Duration::from_secs(2);
 
-async fn members(app: &TestApp) -> Vec<Value> {
-    let cluster: Value = app.get_json("/cluster").await;
-    cluster["members"].as_array().unwrap().clone()
-}
-
 /// Waits until every live member names `leader` and none is electing; returns how long it took.
 async fn await_agreement(app: &TestApp, leader: u64) -> Duration {
     let start = Instant::now();
     loop {
-        let members = members(app).await;
+        let members = app.cluster_members().await;
         let agreed = members
             .iter()
             .filter(|m| m["alive"] == true)
@@ -38,30 +33,6 @@ async fn await_agreement(app: &TestApp, leader: u64) -> Duration {
     }
 }
 
-/// `POST /admin/frontends` with `body`, as the admin.
-async fn post_frontend(app: &TestApp, body: Value) -> reqwest::Response {
-    app.request(reqwest::Method::POST, "/admin/frontends")
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn add_frontend(app: &TestApp, id: u64) {
-    assert_eq!(post_frontend(app, json!({ "id": id })).await.status(), 201);
-}
-
-async fn kill_frontend(app: &TestApp, id: u64) {
-    let response = app
-        .request(reqwest::Method::DELETE, &format!("/admin/frontends/{id}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
-}
-
 async fn seed_003_group() -> TestApp {
     spawn_app_with(|s| s.olympics.frontend_ids = vec![41220, 9152]).await
 }
@@ -70,7 +41,8 @@ async fn seed_003_group() -> TestApp {
 async fn the_highest_id_leads_from_the_start() {
     let app = seed_003_group().await;
     await_agreement(&app, 41220).await;
-    let ids: Vec<u64> = members(&app)
+    let ids: Vec<u64> = app
+        .cluster_members()
         .await
         .iter()
         .map(|m| m["id"].as_u64().unwrap())
@@ -82,9 +54,10 @@ async fn the_highest_id_leads_from_the_start() {
 async fn a_a_new_server_with_a_lower_id_joins_and_the_leader_stays() {
     let app = seed_003_group().await;
     await_agreement(&app, 41220).await;
-    add_frontend(&app, 100).await;
+    app.add_frontend(100).await;
     await_agreement(&app, 41220).await;
-    let newcomer = members(&app)
+    let newcomer = app
+        .cluster_members()
         .await
         .into_iter()
         .find(|m| m["id"] == 100)
@@ -99,19 +72,20 @@ async fn a_a_new_server_with_a_lower_id_joins_and_the_leader_stays() {
 async fn b_a_new_server_with_the_highest_id_becomes_leader_everywhere() {
     let app = seed_003_group().await;
     await_agreement(&app, 41220).await;
-    add_frontend(&app, 45000).await;
+    app.add_frontend(45000).await;
     await_agreement(&app, 45000).await;
-    assert_eq!(members(&app).await.len(), 3);
+    assert_eq!(app.cluster_members().await.len(), 3);
 }
 
 #[actix_web::test]
 async fn c_the_leader_is_killed_and_the_next_highest_takes_over() {
     let app = seed_003_group().await;
-    add_frontend(&app, 45000).await;
+    app.add_frontend(45000).await;
     await_agreement(&app, 45000).await;
-    kill_frontend(&app, 45000).await;
+    app.kill_frontend(45000).await;
     await_agreement(&app, 41220).await;
-    let ids: Vec<u64> = members(&app)
+    let ids: Vec<u64> = app
+        .cluster_members()
         .await
         .iter()
         .map(|m| m["id"].as_u64().unwrap())
@@ -169,7 +143,7 @@ async fn killing_the_leader_under_load_fails_no_request() {
             served.load(Ordering::SeqCst) >= 40
         })
         .await;
-        kill_frontend(&app, 3).await;
+        app.kill_frontend(3).await;
     };
     tokio::join!(futures_util::future::join_all(readers), writer, killer);
     await_agreement(&app, 2).await;
@@ -180,7 +154,7 @@ async fn killing_the_leader_under_load_fails_no_request() {
 #[actix_web::test]
 async fn adding_an_existing_id_or_killing_an_unknown_one_is_refused() {
     let app = seed_003_group().await;
-    let response = post_frontend(&app, json!({ "id": 9152 })).await;
+    let response = app.post_frontend(json!({ "id": 9152 })).await;
     crate::helpers::error_body(response, 409).await;
     let response = app
         .request(reqwest::Method::DELETE, "/admin/frontends/7")
@@ -211,7 +185,8 @@ async fn skewed_clocks_converge_on_their_average() {
     let skews: [i64; 3] = [0, 800, -900];
     let average = skews.iter().sum::<i64>() / 3;
     crate::helpers::eventually(Duration::from_secs(10), || async {
-        let offsets: Vec<i64> = members(&app)
+        let offsets: Vec<i64> = app
+            .cluster_members()
             .await
             .iter()
             .filter_map(|m| m["clock_offset_ms"].as_i64())
@@ -225,14 +200,13 @@ async fn skewed_clocks_converge_on_their_average() {
 async fn a_newcomer_s_skewed_clock_is_pulled_in() {
     let app = spawn_app_with(|s| s.group.clock_sync_interval_ms = 100).await;
     await_agreement(&app, 3).await;
-    let response = post_frontend(
-        &app,
-        json!({ "id": 2_000_000_000u64, "clock_skew_ms": 3000 }),
-    )
-    .await;
+    let response = app
+        .post_frontend(json!({ "id": 2_000_000_000u64, "clock_skew_ms": 3000 }))
+        .await;
     assert_eq!(response.status(), 201);
     crate::helpers::eventually(Duration::from_secs(10), || async {
-        let offsets: Vec<i64> = members(&app)
+        let offsets: Vec<i64> = app
+            .cluster_members()
             .await
             .iter()
             .filter_map(|m| m["clock_offset_ms"].as_i64())
@@ -256,12 +230,13 @@ async fn vector_clocks_count_requests_and_spread_to_the_leader() {
         )
         .await;
     }
-    let members_now = members(&app).await;
+    let members_now = app.cluster_members().await;
     let first = members_now.iter().find(|m| m["id"] == 1).unwrap();
     assert_eq!(first["vector_clock"]["1"], 5, "{first}");
     // Heartbeats carry it to the leader.
     crate::helpers::eventually(Duration::from_secs(5), || async {
-        let leader = members(&app)
+        let leader = app
+            .cluster_members()
             .await
             .into_iter()
             .find(|m| m["id"] == 3)
@@ -283,18 +258,18 @@ async fn ring_group() -> TestApp {
 async fn ring_the_highest_id_leads_and_a_higher_newcomer_takes_over() {
     let app = ring_group().await;
     await_agreement(&app, 41220).await;
-    add_frontend(&app, 100).await;
+    app.add_frontend(100).await;
     await_agreement(&app, 41220).await;
-    add_frontend(&app, 45000).await;
+    app.add_frontend(45000).await;
     await_agreement(&app, 45000).await;
 }
 
 #[actix_web::test]
 async fn ring_a_killed_leader_is_replaced_by_the_next_highest() {
     let app = ring_group().await;
-    add_frontend(&app, 45000).await;
+    app.add_frontend(45000).await;
     await_agreement(&app, 45000).await;
-    kill_frontend(&app, 45000).await;
+    app.kill_frontend(45000).await;
     await_agreement(&app, 41220).await;
 }
 
@@ -303,12 +278,12 @@ async fn a_dispatcher_restarted_with_every_frontend_killed_keeps_working() {
     let app = spawn_app().await;
     app.register_tablet().await;
     for id in [1, 2, 3] {
-        kill_frontend(&app, id).await;
+        app.kill_frontend(id).await;
     }
     app.crash("dispatcher", "mode=panic").await;
     app.await_restart("dispatcher", 1).await;
     // It serves again: a new front-end joins and takes new tablets.
-    add_frontend(&app, 9).await;
+    app.add_frontend(9).await;
     assert_eq!(app.register_tablet().await["frontend"], "frontend-9");
     assert_eq!(
         app.actor_status("dispatcher").await["restarts"],

@@ -265,6 +265,39 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no actor {actor}"))
     }
 
+    /// Every front-end of the group as `GET /cluster` shows it.
+    pub async fn cluster_members(&self) -> Vec<Value> {
+        let cluster: Value = self.get_json("/cluster").await;
+        cluster["members"].as_array().unwrap().clone()
+    }
+
+    /// `POST /admin/frontends` with `body`, as the admin.
+    pub async fn post_frontend(&self, body: Value) -> Response {
+        self.request(Method::POST, "/admin/frontends")
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /admin/frontends")
+    }
+
+    /// Starts front-end `id` in the group.
+    pub async fn add_frontend(&self, id: u64) {
+        let response = self.post_frontend(serde_json::json!({ "id": id })).await;
+        assert_eq!(response.status(), 201, "start front-end {id}");
+    }
+
+    /// Kills front-end `id` (a crash; it is not restarted).
+    pub async fn kill_frontend(&self, id: u64) {
+        let response = self
+            .request(Method::DELETE, &format!("/admin/frontends/{id}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("DELETE /admin/frontends/{id}");
+        assert_eq!(response.status(), 204, "kill front-end {id}");
+    }
+
     /// Waits until `actor` has been restarted at least `restarts` times and is alive again.
     pub async fn await_restart(&self, actor: &str, restarts: u64) {
         eventually(Duration::from_secs(10), || async {

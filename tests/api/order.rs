@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, eventually, spawn_app_with};
+use crate::helpers::{TestApp, eventually, spawn_app_with};
 
 const UPDATES: usize = 60;
 
@@ -35,11 +35,6 @@ async fn applied_by(app: &TestApp, id: u64) -> Vec<(i64, String, String, String)
             )
         })
         .collect()
-}
-
-async fn members(app: &TestApp) -> Vec<Value> {
-    let cluster: Value = app.get_json("/cluster").await;
-    cluster["members"].as_array().unwrap().clone()
 }
 
 /// Sends UPDATES reporter updates at once (scores of two games, medals of two teams); returns
@@ -112,7 +107,7 @@ async fn concurrent_updates_through_every_frontend_are_applied_in_one_order_ever
 
     // 3. Every front-end applied all of them, and in exactly that order.
     eventually(Duration::from_secs(5), || async {
-        members(&app)
+        app.cluster_members()
             .await
             .iter()
             .all(|m| m["updates"]["last_seq"] == UPDATES)
@@ -121,7 +116,8 @@ async fn concurrent_updates_through_every_frontend_are_applied_in_one_order_ever
     for id in [1, 2, 3] {
         assert_eq!(applied_by(&app, id).await, log, "front-end {id}");
     }
-    let digests: BTreeSet<String> = members(&app)
+    let digests: BTreeSet<String> = app
+        .cluster_members()
         .await
         .iter()
         .map(|m| m["updates"]["digest"].as_str().unwrap().to_owned())
@@ -135,14 +131,7 @@ async fn a_frontend_started_later_catches_up_from_the_log_in_the_same_order() {
     concurrent_updates(&app).await;
 
     // A front-end joins after the updates: it never received them.
-    let response = app
-        .request(reqwest::Method::POST, "/admin/frontends")
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "id": 10 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    app.add_frontend(10).await;
 
     // The next update reaches it with a gap before it; it fetches the gap from the log.
     assert_eq!(
@@ -152,7 +141,7 @@ async fn a_frontend_started_later_catches_up_from_the_log_in_the_same_order() {
         200
     );
     eventually(Duration::from_secs(5), || async {
-        members(&app)
+        app.cluster_members()
             .await
             .iter()
             .all(|m| m["updates"]["last_seq"] == UPDATES + 1)

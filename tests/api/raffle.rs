@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, error_body, eventually, spawn_app_with};
+use crate::helpers::{TestApp, error_body, eventually, spawn_app_with};
 
 const READS: [&str; 4] = [
     "/olympics/games",
@@ -93,10 +93,8 @@ async fn standing(app: &TestApp, query: &str) -> (u64, Vec<(u64, String)>) {
 /// Waits until every live front-end has reported all it served; returns the raffle then.
 async fn settled(app: &TestApp) -> (u64, Vec<(u64, String)>) {
     eventually(Duration::from_secs(5), || async {
-        let cluster: Value = app.get_json("/cluster").await;
-        cluster["members"]
-            .as_array()
-            .unwrap()
+        app.cluster_members()
+            .await
             .iter()
             .filter(|m| m["alive"] == true)
             .all(|m| m["raffle_uncounted"] == 0)
@@ -179,15 +177,7 @@ async fn the_raffle_keeps_one_winner_per_n_through_crashes_and_a_leader_change()
     //    reported is lost with it (a crash), but never counted twice: the count lies between
     //    what the survivors served and everything served, and the winners are still exactly
     //    one per 5.
-    let kill = async {
-        let response = app
-            .request(reqwest::Method::DELETE, "/admin/frontends/3")
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 204);
-    };
+    let kill = app.kill_frontend(3);
     let (second, ()) = futures_util::future::join(burst(&app, &tablets, 30), kill).await;
     let (total, winners) = settled(&app).await;
     let by_survivors: usize = second
@@ -205,14 +195,7 @@ async fn the_raffle_keeps_one_winner_per_n_through_crashes_and_a_leader_change()
     assert_one_winner_per_block(5, total, &winners);
 
     // 3. A front-end started again with the id of the killed one: its requests count too.
-    let response = app
-        .request(reqwest::Method::POST, "/admin/frontends")
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "id": 3 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    app.add_frontend(3).await;
     // New tablets go to it, the least loaded.
     let newcomers = register_tablets(&app, 2).await;
     let third = burst(&app, &newcomers, 10).await;
