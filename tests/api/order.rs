@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, eventually, spawn_app_with};
+use crate::helpers::{TestApp, error_body, eventually, spawn_app_with};
 
 const UPDATES: usize = 60;
 
@@ -151,4 +151,15 @@ async fn a_frontend_started_later_catches_up_from_the_log_in_the_same_order() {
     assert_eq!(log.len(), UPDATES + 1);
     assert_eq!(applied_by(&app, 10).await, log);
     assert_eq!(applied_by(&app, 1).await, log);
+}
+
+#[actix_web::test]
+async fn a_bad_or_unknown_member_id_is_refused() {
+    let app = spawn_app_with(|_| {}).await;
+    let bad = error_body(app.get("/cluster/members/abc/updates").await, 422).await;
+    assert!(
+        bad["error"].as_str().unwrap().contains("front-end id"),
+        "{bad}"
+    );
+    error_body(app.get("/cluster/members/99/updates").await, 404).await;
 }
