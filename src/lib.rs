@@ -1,27 +1,33 @@
 //! Obelix: the distributed systems of the seeds as one supervised actix actor tree on PostgreSQL.
 //!
-//! A map of the house:
+//! A map of the house, by service: every service has a folder of the same name in [`actors`]
+//! (its actors, one per file, and its `boot`), in [`web`] (its routes, one resource per file)
+//! and, for its domain types and plain logic, at the top (`olympics`, `queue`).
+//!
+//! | service | actors | routes | domain and logic |
+//! |---|---|---|---|
+//! | Olympic results (seeds 000, 001) | `actors::olympics` | `web::olympics` | [`olympics`] |
+//! | log queue (seed 004) | `actors::queue` | `web::queue` | [`queue`] |
+//!
+//! Shared machinery, once:
 //! - [`startup`]: builds the tree (PostgreSQL, actors, HTTP) and runs it until a signal.
 //! - [`settings`]: `config.toml` then `OBELIX__…` environment variables.
-//! - [`storage`] and [`pg_cluster`]: the configured PostgreSQL, or a private cluster of our own.
-//! - [`actors`]: one actor per file (Dispatcher, Frontend, Database, Publisher, ClusterKeeper),
-//!   the supervisor that restarts them after a stop or a panic, and the router the ingress uses.
-//! - [`web`]: the HTTP ingress, one resource per file, errors mapped to HTTP in `web::error`.
-//! - Plain algorithms, free of actix and unit-tested: [`balance`] (load balancing),
-//!   [`push_log`] (the replayable log of updates pushed to tablets), [`coordination`] (the
-//!   front-end group's election, failure detection, clocks, total order and raffle).
-//! - [`queue`]: the log queue of seed 004 (topics, partitions, consumer groups, retention): its
-//!   domain types, its plain logic and its SQL; its actors are `actors::queue_*`.
-//! - [`olympics`]: the domain types of the Olympic results service.
-//! - [`clients`]: `obelix tablet` and `obelix cacofonix`, REST clients of a running server.
+//! - [`storage`]: the configured PostgreSQL, or a private cluster of our own.
+//! - [`actors`]: the tree's boot, the supervisor that restarts actors after a stop or a panic,
+//!   the registry of actors by name, and the server group (election, heartbeats) that the
+//!   Olympic front-ends and the queue managers embed.
+//! - [`web`]: the HTTP ingress; errors mapped to HTTP in `web::error`.
+//! - [`coordination`]: plain algorithms, free of actix and unit-tested: elections (bully, ring),
+//!   failure detection, Berkeley and vector clocks, the hold-back queue of a total order, load
+//!   balancing.
+//! - [`clients`]: `obelix tablet`, `obelix cacofonix` and `obelix queue`, REST clients of a
+//!   running server.
+//! - [`telemetry`]: logs.
 
 pub mod actors;
-pub mod balance;
 pub mod clients;
 pub mod coordination;
 pub mod olympics;
-pub mod pg_cluster;
-pub mod push_log;
 pub mod queue;
 pub mod settings;
 pub mod startup;

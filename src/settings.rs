@@ -42,8 +42,8 @@ impl Default for RaffleSettings {
 }
 
 impl RaffleSettings {
-    pub fn raffle(&self) -> crate::coordination::raffle::Raffle {
-        crate::coordination::raffle::Raffle::new(self.every).expect("validated: every > 0")
+    pub fn raffle(&self) -> crate::olympics::raffle::Raffle {
+        crate::olympics::raffle::Raffle::new(self.every).expect("validated: every > 0")
     }
 
     pub fn report_interval(&self) -> Duration {

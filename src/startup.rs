@@ -8,7 +8,7 @@ use actix_web::{App, HttpServer, web};
 
 use secrecy::ExposeSecret;
 
-use crate::actors::cluster_keeper::ClusterKeeper;
+use crate::actors::postgres_keeper::PostgresKeeper;
 use crate::actors::supervisor::{ActorCell, ShutdownSignal, start_supervised};
 use crate::actors::{self, Tree};
 use crate::settings::Settings;
@@ -59,7 +59,7 @@ impl Application {
                 cell.clone(),
                 &settings.supervision,
                 shutdown.clone(),
-                move |_| ClusterKeeper::new(cluster, actor_cell, shutdown),
+                move |_| PostgresKeeper::new(cluster, actor_cell, shutdown),
             );
             tree.registry.add(cell, keeper);
         }

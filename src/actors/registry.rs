@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Context, Handler, Recipient};
 
-use crate::actors::messages::{Crash, Stop};
+use crate::actors::lifecycle::{Crash, Stop};
 use crate::actors::supervisor::{ActorCell, ActorStatus};
 
 #[derive(Clone)]

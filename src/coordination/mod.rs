@@ -1,4 +1,4 @@
-//! Pure algorithms for the behaviour of the front-end group, free of actix, tokio and I/O.
+//! Pure algorithms shared by the services' server groups, free of actix, tokio and I/O.
 //!
 //! Each is a deterministic state machine or function: events and the current time (plain
 //! milliseconds) go in, the messages to send come out, and actors do the sending. Each module's
@@ -9,12 +9,12 @@
 //! - [`berkeley`]: Berkeley clock synchronisation and a simulated drifting clock (seed 000).
 //! - [`vector_clock`]: vector clocks counting the requests each server handles (seed 001).
 //! - [`sequencer`]: totally ordered multicast through a sequencer: the hold-back queue.
-//! - [`raffle`]: every Nth request of the global order wins (seed 000).
+//! - [`balance`]: load balancing (round-robin, least loaded) over live servers.
 
+pub mod balance;
 pub mod berkeley;
 pub mod bully;
 pub mod heartbeat;
-pub mod raffle;
 pub mod ring;
 pub mod sequencer;
 pub mod vector_clock;

@@ -8,9 +8,9 @@
 //! - [`retention`]: where retention cuts a partition.
 //! - [`store`]: the SQL (sqlx) of the queue, shared by its actors.
 //!
-//! The actors are `actors::queue_broker` (owns partitions, does the reads and writes),
-//! `actors::queue_manager` (write manager and read managers) and `actors::queue_router` (what
-//! the ingress uses to reach them).
+//! The actors are in `actors::queue`: the brokers (own partitions, do the reads and writes),
+//! the managers (write manager and read managers) and the router (what the ingress uses to
+//! reach them). The routes are in `web::queue`, the client in `clients::queue`.
 
 pub mod groups;
 pub mod retention;

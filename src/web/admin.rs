@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::actors::Tree;
-use crate::actors::messages::{Crash, CrashMode};
+use crate::actors::lifecycle::{Crash, CrashMode};
 use crate::web::auth::Admin;
 use crate::web::error::ApiError;
 use crate::web::json::ValidJson;

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::actors::Tree;
-use crate::actors::database::Ping;
+use crate::actors::olympics::database::DatabaseCheck;
 use crate::web::error::ApiError;
 
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -18,7 +18,12 @@ pub async fn alive() -> HttpResponse {
 
 /// `GET /readyz`
 pub async fn ready(tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
-    match tree.database.send(Ping).timeout(PING_TIMEOUT).await {
+    match tree
+        .database
+        .send(DatabaseCheck)
+        .timeout(PING_TIMEOUT)
+        .await
+    {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(ApiError::NotReady(format!("database: {e}"))),
         Err(e) => return Err(ApiError::NotReady(format!("database actor: {e}"))),

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use obelix::pg_cluster::{ClusterOptions, PrivateCluster};
 use obelix::settings::Settings;
 use obelix::startup::Application;
+use obelix::storage::pg_cluster::{ClusterOptions, PrivateCluster};
 use reqwest::{Method, RequestBuilder, Response};
 use secrecy::SecretString;
 use serde_json::Value;

@@ -12,11 +12,11 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::actors::messages::{
+use crate::actors::olympics::messages::{
     Changed, Command, CommandReply, Query, QueryReply, SequencedUpdate, Write,
 };
 use crate::actors::supervisor::ActorCell;
-use crate::coordination::raffle::Raffle;
+use crate::olympics::raffle::Raffle;
 use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, Team, TeamScore};
 
 pub struct Database {
@@ -228,11 +228,11 @@ impl Handler<ReadRaffle> for Database {
 /// Is PostgreSQL reachable? (`/readyz`)
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), OlympicsError>")]
-pub struct Ping;
+pub struct DatabaseCheck;
 
-impl Handler<Ping> for Database {
+impl Handler<DatabaseCheck> for Database {
     type Result = ResponseFuture<Result<(), OlympicsError>>;
-    fn handle(&mut self, _: Ping, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: DatabaseCheck, _ctx: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
         Box::pin(async move {
             sqlx::query("SELECT 1").execute(&pool).await?;

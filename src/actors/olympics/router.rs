@@ -5,7 +5,6 @@
 //! policy picks; when that front-end is down or its mailbox fails, the request moves on to the
 //! next live one, so a client never sees a front-end's crash.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -14,63 +13,18 @@ use actix::{Addr, Handler, Message};
 use arc_swap::ArcSwap;
 use uuid::Uuid;
 
-use crate::actors::dispatcher::{
+use crate::actors::olympics::dispatcher::{
     AddFrontend, Dispatcher, KillFrontend, RegisterTablet, UnregisterTablet,
 };
-use crate::actors::frontend::{Frontend, RecentUpdates};
-use crate::actors::group::{DescribeMember, MemberState};
-use crate::actors::messages::{Answer, Command, CommandReply, Query, Read, SequencedUpdate};
-use crate::actors::supervisor::ActorCell;
-use crate::balance::{ServerLoad, candidate_order};
+use crate::actors::olympics::frontend::{Frontend, RecentUpdates};
+use crate::actors::olympics::frontend_clocks::{DescribeMember, MemberState};
+use crate::actors::olympics::messages::{
+    Answer, Command, CommandReply, Query, Read, SequencedUpdate,
+};
+use crate::actors::olympics::routing_table::RoutingTable;
+use crate::coordination::balance::{ServerLoad, candidate_order};
 use crate::olympics::{OlympicsError, TabletAssignment};
 use crate::settings::BalancingPolicy;
-
-/// One front-end as the router sees it.
-#[derive(Debug)]
-pub struct FrontendSlot {
-    /// Its numeric id in the group (the highest live one leads).
-    pub id: u64,
-    pub addr: Addr<Frontend>,
-    pub cell: Arc<ActorCell>,
-    /// Requests sent and not yet answered: the load for anonymous least-loaded balancing.
-    pub in_flight: AtomicUsize,
-}
-
-/// What the dispatcher publishes after every change.
-#[derive(Debug, Default)]
-pub struct RoutingTable {
-    frontends: Vec<Arc<FrontendSlot>>,
-    tablets: HashMap<Uuid, usize>,
-}
-
-impl RoutingTable {
-    pub fn new(frontends: Vec<Arc<FrontendSlot>>, tablets: HashMap<Uuid, usize>) -> Self {
-        Self { frontends, tablets }
-    }
-
-    pub fn frontends(&self) -> &[Arc<FrontendSlot>] {
-        &self.frontends
-    }
-
-    /// The front-end with group id `id`.
-    pub fn frontend(&self, id: u64) -> Option<&Arc<FrontendSlot>> {
-        self.frontends.iter().find(|s| s.id == id)
-    }
-
-    /// How many tablets each front-end has, in `frontends()` order.
-    pub fn tablet_counts(&self) -> Vec<usize> {
-        tablet_counts(self.frontends.len(), &self.tablets)
-    }
-}
-
-/// How many tablets each of `frontends` front-ends has, given tablet → front-end index.
-pub fn tablet_counts(frontends: usize, tablets: &HashMap<Uuid, usize>) -> Vec<usize> {
-    let mut counts = vec![0; frontends];
-    for &i in tablets.values() {
-        counts[i] += 1;
-    }
-    counts
-}
 
 /// One member of the front-end group, for `GET /cluster`.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -1,4 +1,4 @@
-//! The ClusterKeeper: watches the private PostgreSQL cluster (when Obelix runs one) and starts
+//! The PostgresKeeper (`postgres-keeper`): watches the private PostgreSQL cluster (when Obelix runs one) and starts
 //! the server again if it dies. The pool reconnects by itself once the server is back.
 
 use std::sync::Arc;
@@ -7,19 +7,19 @@ use std::time::Duration;
 use actix::{Actor, AsyncContext, Context, WrapFuture};
 
 use crate::actors::supervisor::{ActorCell, ShutdownSignal};
-use crate::pg_cluster::PrivateCluster;
+use crate::storage::pg_cluster::PrivateCluster;
 
 /// How often the keeper looks at the server process.
 const CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
-pub struct ClusterKeeper {
+pub struct PostgresKeeper {
     cluster: Arc<PrivateCluster>,
     cell: Arc<ActorCell>,
     /// Once shutdown begins the server is stopped on purpose: leave it stopped.
     shutdown: ShutdownSignal,
 }
 
-impl ClusterKeeper {
+impl PostgresKeeper {
     pub fn new(
         cluster: Arc<PrivateCluster>,
         cell: Arc<ActorCell>,
@@ -33,7 +33,7 @@ impl ClusterKeeper {
     }
 }
 
-impl Actor for ClusterKeeper {
+impl Actor for PostgresKeeper {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -58,6 +58,6 @@ impl Actor for ClusterKeeper {
     }
 }
 
-impl actix::Supervised for ClusterKeeper {}
+impl actix::Supervised for PostgresKeeper {}
 
-crate::supervised_actor_handlers!(ClusterKeeper);
+crate::supervised_actor_handlers!(PostgresKeeper);

@@ -2,16 +2,15 @@
 //!
 //! As in seed 004's third assignment, every manager is a read manager and the elected one also
 //! plays the write manager: "we consider each of the managers as an RM and give one of them the
-//! special privilege of WM using leader election". The managers elect it with the bully
-//! algorithm ([`crate::coordination::bully`]: the highest live id wins; the manager started as
-//! `queue-write-manager` has the highest id) and every other manager pings it
-//! ([`crate::coordination::heartbeat`]). When the write manager dies and stays down, the next
-//! highest read manager is elected and takes over its role; when it comes back it bullies its
-//! way back.
+//! special privilege of WM using leader election". The managers form a server group
+//! ([`crate::actors::server_group`]): they elect it with the bully algorithm (the highest live id
+//! wins; the manager started as `queue-write-manager` has the highest id) and every other
+//! manager sends it heartbeats. When the write manager dies and stays down, the next highest
+//! read manager is elected and takes over its role; when it comes back it bullies its way back.
 //!
 //! - Write manager: creates topics and assigns their partitions to brokers (fewest partitions
 //!   first), registers producers and consumers, publishes the routing table the ingress reads
-//!   (enqueues then go straight to brokers), health-checks brokers (a [`Ping`] with a deadline,
+//!   (enqueues then go straight to brokers), health-checks brokers (a [`HealthCheck`] with a deadline,
 //!   logged when it fails and when it recovers), expires silent consumer-group members.
 //! - Read managers: decide where each dequeue reads ([`RouteRead`]): seed 004's `(i + j) % n`
 //!   rotation for consumers of a whole topic, or the member's leased share of its group.
@@ -19,26 +18,89 @@
 //! Everything a manager knows is in PostgreSQL or rebuilt from it: a manager that becomes the
 //! write manager reloads the table first.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use actix::prelude::*;
+use arc_swap::ArcSwap;
 use sqlx::PgPool;
 
-use crate::actors::group::now_ms;
-use crate::actors::queue_broker::{AssignPartition, Ping};
-use crate::actors::queue_router::{
-    ConsumerRoute, QueueShared, QueueTable, ReadRoute, Registrations, TopicRoute,
-};
+use crate::actors::clock::now_ms;
+use crate::actors::queue::broker::{AssignPartition, BrokerSlot, HealthCheck, PartitionSignals};
+use crate::actors::queue::table::{ConsumerRoute, QueueTable, Registrations, TopicRoute};
+use crate::actors::server_group::{Duty, Election, GroupMember, GroupTiming, Members};
 use crate::actors::supervisor::ActorCell;
-use crate::coordination::bully::{self, BullyNode, BullyTimeouts, Outgoing};
-use crate::coordination::heartbeat::HeartbeatMonitor;
-use crate::queue::groups::{Leases, Rebalance};
+use crate::queue::groups::{GroupBook, Leases, Rebalance};
 use crate::queue::retention::Retention;
 use crate::queue::store::{self, PartitionRow, Registration};
 use crate::queue::{PartitionKey, QueueError, Reader, TopicInfo, routing};
+use crate::settings::QueueSettings;
+
+/// One manager as the ingress and its peers see it.
+#[derive(Debug)]
+pub struct ManagerSlot {
+    pub id: u64,
+    pub addr: Addr<QueueManager>,
+    pub cell: Arc<ActorCell>,
+}
+
+/// Everything the queue's actors and the ingress share.
+pub struct QueueShared {
+    pub settings: QueueSettings,
+    pub table: ArcSwap<QueueTable>,
+    pub brokers: Vec<Arc<BrokerSlot>>,
+    /// Set once every manager has started.
+    pub managers: OnceLock<Vec<Arc<ManagerSlot>>>,
+    /// The manager id of the write manager, as the last one elected announced it.
+    pub leader: AtomicU64,
+    pub signals: Arc<PartitionSignals>,
+    pub groups: Arc<Mutex<GroupBook>>,
+}
+
+impl QueueShared {
+    pub fn broker(&self, id: i32) -> Option<&Arc<BrokerSlot>> {
+        self.brokers.iter().find(|b| b.id == id)
+    }
+
+    pub fn managers(&self) -> &[Arc<ManagerSlot>] {
+        self.managers.get().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn groups(&self) -> MutexGuard<'_, GroupBook> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The managers' server group is the list of managers.
+impl Members<QueueManager> for QueueShared {
+    fn members(&self) -> Vec<(u64, Addr<QueueManager>)> {
+        self.managers()
+            .iter()
+            .map(|m| (m.id, m.addr.clone()))
+            .collect()
+    }
+
+    fn name(&self, id: u64) -> String {
+        self.managers()
+            .iter()
+            .find(|m| m.id == id)
+            .map_or_else(|| format!("manager {id}"), |m| m.cell.name().to_owned())
+    }
+}
+
+/// What a read manager decides for one dequeue.
+#[derive(Debug)]
+pub struct ReadRoute {
+    pub reader: Reader,
+    /// Partitions to visit, in order.
+    pub partitions: Vec<usize>,
+    /// A group member's leases on them, released when the dequeue ends.
+    pub leases: Option<Leases>,
+    /// A group member waiting for partitions being handed over to it.
+    pub handing_over: bool,
+}
 
 /// Why a manager did not do what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,18 +116,10 @@ impl From<QueueError> for ManagerError {
     }
 }
 
-/// A bully election message from manager `from`.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct ManagerElection {
-    pub from: u64,
-    pub msg: bully::Message,
-}
-
 /// A heartbeat to the write manager; answered at once.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct Heartbeat;
+pub struct ManagerHeartbeat;
 
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<TopicInfo, ManagerError>")]
@@ -107,10 +161,8 @@ pub struct QueueManager {
     cell: Arc<ActorCell>,
     pool: PgPool,
     shared: Arc<QueueShared>,
-    election: BullyNode,
-    /// Our view of the write manager's liveness (when it is not us).
-    leader_monitor: Option<(u64, HeartbeatMonitor)>,
-    heartbeat_in_flight: bool,
+    /// Election of the write manager and heartbeats to it.
+    group: GroupMember,
     was_leader: bool,
     next_health_check: u64,
     /// Brokers whose last health check failed, and checks in flight.
@@ -120,15 +172,13 @@ pub struct QueueManager {
 
 impl QueueManager {
     pub fn new(id: u64, cell: Arc<ActorCell>, pool: PgPool, shared: Arc<QueueShared>) -> Self {
-        let election = Self::new_election(id, &shared);
+        let group = GroupMember::new(id, "queue-managers", GroupTiming::from(&shared.settings));
         Self {
             id,
             cell,
             pool,
             shared,
-            election,
-            leader_monitor: None,
-            heartbeat_in_flight: false,
+            group,
             was_leader: false,
             next_health_check: 0,
             failing_brokers: HashSet::new(),
@@ -136,50 +186,17 @@ impl QueueManager {
         }
     }
 
-    fn new_election(id: u64, shared: &QueueShared) -> BullyNode {
-        BullyNode::with_timeouts(
-            id,
-            BullyTimeouts {
-                answer_ms: shared.settings.election_answer_ms,
-                coordinator_ms: shared.settings.election_coordinator_ms,
-            },
-        )
-    }
-
     fn leads(&self) -> bool {
-        self.election.leader() == Some(self.id)
+        self.group.leads()
     }
 
     fn name(&self) -> &str {
         self.cell.name()
     }
 
-    fn name_of(&self, id: u64) -> String {
-        self.shared
-            .managers()
-            .iter()
-            .find(|m| m.id == id)
-            .map_or_else(|| format!("manager {id}"), |m| m.cell.name().to_owned())
-    }
-
-    fn send(&self, actions: Vec<Outgoing>) {
-        for action in actions {
-            let (to, msg) = match action {
-                Outgoing::Send { to, msg } => (Some(to), msg),
-                Outgoing::Broadcast { msg } => (None, msg),
-            };
-            for peer in self.shared.managers() {
-                if peer.id != self.id && to.is_none_or(|to| to == peer.id) {
-                    peer.addr.do_send(ManagerElection { from: self.id, msg });
-                }
-            }
-        }
-    }
-
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        let now = now_ms();
-        let actions = self.election.on_timeout(now);
-        self.send(actions);
+        let shared = self.shared.clone();
+        let duty = self.group.tick(&*shared);
         let leads = self.leads();
         if leads && !self.was_leader {
             self.became_write_manager(ctx);
@@ -191,84 +208,28 @@ impl QueueManager {
             );
         }
         self.was_leader = leads;
-        if leads {
-            self.leader_monitor = None;
-            if now >= self.next_health_check {
-                self.next_health_check = now + self.shared.settings.health_interval_ms;
-                self.check_brokers(ctx);
-                let rebalances = self.shared.groups().expire(now);
-                self.log_rebalances(rebalances, "a member stopped polling");
+        match duty {
+            Duty::Lead => {
+                let now = now_ms();
+                if now >= self.next_health_check {
+                    self.next_health_check = now + self.shared.settings.health_interval_ms;
+                    self.check_brokers(ctx);
+                    let rebalances = self.shared.groups().expire(now);
+                    self.log_rebalances(rebalances, "a member stopped polling");
+                }
             }
-            return;
-        }
-        self.watch_leader(now, ctx);
-    }
-
-    /// Pings the write manager; suspects it after a silence past the deadline.
-    fn watch_leader(&mut self, now: u64, ctx: &mut Context<Self>) {
-        let Some(leader) = self.election.leader() else {
-            if !self.election.is_electing() {
-                let actions = self.election.start_election(now);
-                self.send(actions);
+            Duty::Heartbeat { leader, to } => {
+                let ping = to
+                    .send(ManagerHeartbeat)
+                    .timeout(self.group.heartbeat_timeout());
+                ctx.spawn(ping.into_actor(self).map(move |answer, act, _| {
+                    let shared = act.shared.clone();
+                    act.group
+                        .heartbeat_answered(leader, answer.is_ok(), &*shared);
+                }));
             }
-            return;
-        };
-        let settings = &self.shared.settings;
-        let (interval, deadline) = (
-            settings.heartbeat_interval_ms,
-            settings.heartbeat_deadline_ms,
-        );
-        if self
-            .leader_monitor
-            .as_ref()
-            .is_none_or(|(id, _)| *id != leader)
-        {
-            self.leader_monitor = HeartbeatMonitor::new(interval, deadline, now)
-                .ok()
-                .map(|m| (leader, m));
+            Duty::Wait => {}
         }
-        let Some((_, monitor)) = self.leader_monitor.as_mut() else {
-            return;
-        };
-        if monitor.is_suspect(now) {
-            tracing::warn!(
-                manager = self.name(),
-                "Heartbeat to write manager {} failed (from {}); electing a new one",
-                self.name_of(leader),
-                self.name()
-            );
-            self.leader_monitor = None;
-            let actions = self.election.leader_suspected(leader, now);
-            self.send(actions);
-            return;
-        }
-        if self.heartbeat_in_flight || now < monitor.next_ping_at() {
-            return;
-        }
-        monitor.ping_sent(now);
-        let Some(slot) = self
-            .shared
-            .managers()
-            .iter()
-            .find(|m| m.id == leader)
-            .cloned()
-        else {
-            return;
-        };
-        self.heartbeat_in_flight = true;
-        let ping = slot
-            .addr
-            .send(Heartbeat)
-            .timeout(Duration::from_millis(deadline));
-        ctx.spawn(ping.into_actor(self).map(move |result, act, _| {
-            act.heartbeat_in_flight = false;
-            if result.is_ok()
-                && let Some((id, monitor)) = act.leader_monitor.as_mut()
-                && *id == leader
-            {
-                monitor.record(now_ms());
-            }
-        }));
     }
 
     fn became_write_manager(&mut self, ctx: &mut Context<Self>) {
@@ -307,7 +268,7 @@ impl QueueManager {
             if !self.checks_in_flight.insert(broker.id) {
                 continue;
             }
-            let ping = broker.addr.send(Ping).timeout(deadline);
+            let ping = broker.addr.send(HealthCheck).timeout(deadline);
             ctx.spawn(ping.into_actor(self).map(move |result, act, _| {
                 act.checks_in_flight.remove(&broker.id);
                 let name = broker.cell.name();
@@ -390,43 +351,6 @@ fn new_partition_row(topic: &TopicRoute, partition: usize) -> PartitionRow {
     }
 }
 
-impl QueueTable {
-    /// The whole table from PostgreSQL.
-    pub async fn load(pool: &PgPool) -> Result<QueueTable, QueueError> {
-        let topics = store::load_topics(pool).await?;
-        let mut table = QueueTable::default();
-        for row in &topics {
-            let route = Arc::new(TopicRoute::from_row(row));
-            table.topics.insert(route.name.clone(), route);
-        }
-        let mut producers: HashMap<i64, Registrations> = HashMap::new();
-        for (id, topic, partition) in store::load_producers(pool).await? {
-            producers.entry(id).or_default().insert(topic, partition);
-        }
-        table.producers = producers
-            .into_iter()
-            .map(|(k, v)| (k, Arc::new(v)))
-            .collect();
-        let mut consumers: HashMap<i64, ConsumerRoute> = HashMap::new();
-        for (id, group, topic, partition) in store::load_consumers(pool).await? {
-            consumers
-                .entry(id)
-                .or_insert_with(|| ConsumerRoute {
-                    id,
-                    group: group.map(|g| g.into()),
-                    topics: Registrations::new(),
-                })
-                .topics
-                .insert(topic, partition);
-        }
-        table.consumers = consumers
-            .into_iter()
-            .map(|(k, v)| (k, Arc::new(v)))
-            .collect();
-        Ok(table)
-    }
-}
-
 impl Actor for QueueManager {
     type Context = Context<Self>;
 
@@ -437,12 +361,9 @@ impl Actor for QueueManager {
             "queue manager {} started",
             self.name()
         );
-        let actions = self.election.start_election(now_ms());
-        self.send(actions);
-        ctx.run_interval(
-            Duration::from_millis(self.shared.settings.tick_ms),
-            |act, ctx| act.tick(ctx),
-        );
+        let shared = self.shared.clone();
+        self.group.start(&*shared);
+        ctx.run_interval(self.group.tick_interval(), |act, ctx| act.tick(ctx));
     }
 }
 
@@ -453,9 +374,7 @@ impl actix::Supervised for QueueManager {
             "queue manager {} restarting; it joins the election anew",
             self.name()
         );
-        self.election = Self::new_election(self.id, &self.shared);
-        self.leader_monitor = None;
-        self.heartbeat_in_flight = false;
+        self.group.reset();
         self.was_leader = false;
         self.checks_in_flight.clear();
     }
@@ -463,25 +382,17 @@ impl actix::Supervised for QueueManager {
 
 crate::supervised_actor_handlers!(QueueManager);
 
-impl Handler<ManagerElection> for QueueManager {
+impl Handler<Election> for QueueManager {
     type Result = ();
-    fn handle(&mut self, msg: ManagerElection, _ctx: &mut Self::Context) {
-        if msg.msg == bully::Message::Election && msg.from < self.id {
-            tracing::info!(
-                manager = self.name(),
-                "{} is running an election initiated by {}",
-                self.name(),
-                self.name_of(msg.from)
-            );
-        }
-        let actions = self.election.on_message(msg.from, msg.msg, now_ms());
-        self.send(actions);
+    fn handle(&mut self, msg: Election, _ctx: &mut Self::Context) {
+        let shared = self.shared.clone();
+        self.group.on_election(msg, &*shared);
     }
 }
 
-impl Handler<Heartbeat> for QueueManager {
+impl Handler<ManagerHeartbeat> for QueueManager {
     type Result = ();
-    fn handle(&mut self, _: Heartbeat, _ctx: &mut Self::Context) {}
+    fn handle(&mut self, _: ManagerHeartbeat, _ctx: &mut Self::Context) {}
 }
 
 impl Handler<CreateTopic> for QueueManager {

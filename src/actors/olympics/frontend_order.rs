@@ -1,7 +1,7 @@
 //! A front-end's part in the one global order: the updates it applied, and the tablet requests
 //! it reports to the raffle. Plain state that the `Frontend` actor drives (no actix here).
 //!
-//! - [`AppliedUpdates`]: the reporter updates, delivered in sequence order through a
+//! - [`UpdateOrder`]: the reporter updates, delivered in sequence order through a
 //!   [`HoldBack`] queue; a gap that lasts is filled from `update_log`. Every front-end of the
 //!   process is anchored at the sequence number the process started with, so all of them
 //!   (including ones started later, which catch up from the log) apply the same sequence.
@@ -17,7 +17,7 @@ use std::ops::RangeInclusive;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::actors::messages::SequencedUpdate;
+use crate::actors::olympics::messages::SequencedUpdate;
 use crate::coordination::sequencer::HoldBack;
 
 /// How many applied updates a front-end keeps to show (`GET /cluster/members/{id}/updates`).
@@ -27,7 +27,7 @@ pub const FILL_BATCH: u64 = 1000;
 
 /// The reporter updates this front-end applied, in the global order.
 #[derive(Debug)]
-pub struct AppliedUpdates {
+pub struct UpdateOrder {
     queue: HoldBack<SequencedUpdate>,
     count: u64,
     digest: u64,
@@ -38,7 +38,7 @@ pub struct AppliedUpdates {
 
 /// What `GET /cluster` shows of a member's applied updates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AppliedSummary {
+pub struct UpdateSummary {
     /// Updates applied since this front-end started.
     pub count: u64,
     /// The number of the last one applied.
@@ -49,7 +49,7 @@ pub struct AppliedSummary {
     pub held: usize,
 }
 
-impl AppliedUpdates {
+impl UpdateOrder {
     /// Applies updates from number `after + 1` on.
     pub fn anchored_after(after: u64) -> Self {
         let mut queue = HoldBack::new();
@@ -97,8 +97,8 @@ impl AppliedUpdates {
         Some(first..=(*missing.end()).min(first + FILL_BATCH - 1))
     }
 
-    pub fn summary(&self) -> AppliedSummary {
-        AppliedSummary {
+    pub fn summary(&self) -> UpdateSummary {
+        UpdateSummary {
             count: self.count,
             last_seq: self.queue.last_delivered(),
             digest: format!("{:016x}", self.digest),
@@ -195,8 +195,8 @@ mod tests {
 
     #[test]
     fn members_receiving_in_different_orders_apply_the_same_sequence_and_digest() {
-        let mut a = AppliedUpdates::anchored_after(0);
-        let mut b = AppliedUpdates::anchored_after(0);
+        let mut a = UpdateOrder::anchored_after(0);
+        let mut b = UpdateOrder::anchored_after(0);
         for seq in [1, 2, 3, 4] {
             a.receive(update(seq), 0);
         }
@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(a.summary(), b.summary());
         assert_eq!(a.summary().count, 4);
         assert_eq!(a.recent(), b.recent());
-        let mut c = AppliedUpdates::anchored_after(0);
+        let mut c = UpdateOrder::anchored_after(0);
         for seq in [1, 2, 4] {
             c.receive(update(seq), 0);
         }
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn a_long_gap_is_fetched_in_bounded_batches() {
-        let mut member = AppliedUpdates::anchored_after(0);
+        let mut member = UpdateOrder::anchored_after(0);
         member.receive(update(5000), 10);
         assert_eq!(member.to_fetch(20, 100), None);
         assert_eq!(member.to_fetch(110, 100), Some(1..=FILL_BATCH));

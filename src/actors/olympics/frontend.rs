@@ -7,9 +7,10 @@
 //! no state that PostgreSQL does not also hold, so a restart loses nothing; it starts with an
 //! empty cache and a new election.
 //!
-//! Front-ends form a group (seed 003): each has a numeric id, they elect the highest live id as
-//! leader with the bully algorithm and ping their leader; see `group.rs`. Peers are found in the
-//! routing table the Dispatcher publishes.
+//! Front-ends form a server group (seed 003, [`crate::actors::server_group`]): each has a
+//! numeric id, they elect the highest live id as leader (bully by default) and send their leader
+//! heartbeats. The leader's only duty is the Berkeley clock sync (`frontend_clocks.rs`). Peers
+//! are found in the routing table the Dispatcher publishes.
 //!
 //! Every front-end applies the reporter updates in the one global order (the database actor
 //! numbers them), and reports the tablet requests it served to the raffle in batches, off the
@@ -24,24 +25,27 @@ use actix::{
 };
 use moka::sync::Cache;
 
-use arc_swap::ArcSwap;
-
-use crate::actors::database::{Database, LoadUpdates, RecordRequests, Watch, ask_database};
-use crate::actors::frontend_order::{AppliedUpdates, RaffleReport};
-use crate::actors::group::{
-    AdjustClock, DescribeMember, Election, GroupMember, Heartbeat, Outgoing, ReadClock, now_ms,
+use crate::actors::clock::now_ms;
+use crate::actors::olympics::database::{
+    Database, LoadUpdates, RecordRequests, Watch, ask_database,
 };
-use crate::actors::messages::{
+use crate::actors::olympics::frontend_clocks::{
+    AdjustClock, DescribeMember, FrontendClocks, HeartbeatWithClock, MemberState, ReadClock,
+};
+use crate::actors::olympics::frontend_order::{RaffleReport, UpdateOrder};
+use crate::actors::olympics::messages::{
     Answer, Changed, Command, CommandReply, Query, Read, SequencedUpdate, SharedReply, Write,
 };
 use crate::actors::registry::Registry;
-use crate::actors::router::{FrontendSlot, RoutingTable};
-use crate::actors::supervisor::ActorCell;
-use crate::actors::supervisor::{ShutdownSignal, start_supervised};
-use crate::coordination::berkeley::{ClockReport, SimulatedClock, synchronise};
-use crate::coordination::raffle::Raffle;
+use crate::actors::server_group::{Duty, Election, GroupMember, GroupTiming, Members};
+use crate::actors::supervisor::{ActorCell, ShutdownSignal, start_supervised};
+use crate::coordination::berkeley::SimulatedClock;
 use crate::olympics::OlympicsError;
+use crate::olympics::raffle::Raffle;
 use crate::settings::{GroupSettings, RaffleSettings, SupervisionSettings};
+
+/// The other front-ends, as the routing table the Dispatcher publishes lists them.
+pub type Peers = Arc<dyn Members<Frontend> + Send + Sync>;
 
 /// How long a gap in the update sequence may last before the missing updates are fetched from
 /// the log (a gap is usually two of the database actor's sends racing, and closes at once).
@@ -49,8 +53,10 @@ const UPDATE_GAP_PATIENCE_MS: u64 = 100;
 
 pub struct Frontend {
     /// Peers, via the Dispatcher's routing table.
-    table: Arc<ArcSwap<RoutingTable>>,
-    group: GroupMember,
+    peers: Peers,
+    /// Election and heartbeats (the shared server group), and the clocks only front-ends keep.
+    pub(super) group: GroupMember,
+    pub(super) clocks: FrontendClocks,
     db: Addr<Database>,
     cell: Arc<ActorCell>,
     timeout: Duration,
@@ -64,7 +70,7 @@ pub struct Frontend {
     /// A pull refresh is under way; ticks meanwhile are skipped.
     refreshing: bool,
     /// The reporter updates applied, in the global order. Kept across restarts.
-    updates: AppliedUpdates,
+    updates: UpdateOrder,
     /// Tablet requests to report to the raffle, and wins to tell. Kept across restarts.
     raffle_report: RaffleReport,
     raffle: Raffle,
@@ -78,7 +84,7 @@ pub struct Frontend {
 #[derive(Clone)]
 pub struct FrontendFactory {
     pub db: Addr<Database>,
-    pub table: Arc<ArcSwap<RoutingTable>>,
+    pub peers: Peers,
     pub timeout: Duration,
     pub cache_capacity: u64,
     pub pull_interval: Option<Duration>,
@@ -94,8 +100,12 @@ pub struct FrontendFactory {
 impl FrontendFactory {
     /// Starts front-end `id` under supervision (named `frontend-<id>`) and registers it. Its
     /// clock is `clock`, or one with a skew and drift derived from its id.
-    pub fn spawn(&self, id: u64, clock: Option<SimulatedClock>) -> Arc<FrontendSlot> {
-        let clock = clock.unwrap_or_else(|| GroupMember::default_clock(id, &self.group));
+    pub fn spawn(
+        &self,
+        id: u64,
+        clock: Option<SimulatedClock>,
+    ) -> (Addr<Frontend>, Arc<ActorCell>) {
+        let clock = clock.unwrap_or_else(|| FrontendClocks::default_clock(id, &self.group));
         let cell = ActorCell::new(format!("frontend-{id}"));
         let factory = self.clone();
         let actor_cell = cell.clone();
@@ -104,8 +114,9 @@ impl FrontendFactory {
             &self.supervision,
             self.shutdown.clone(),
             move |_| Frontend {
-                table: factory.table,
-                group: GroupMember::new(id, factory.group, clock),
+                peers: factory.peers,
+                group: GroupMember::new(id, "frontends", GroupTiming::from(&factory.group)),
+                clocks: FrontendClocks::new(clock, &factory.group),
                 db: factory.db,
                 cell: actor_cell,
                 timeout: factory.timeout,
@@ -113,7 +124,7 @@ impl FrontendFactory {
                 generation: 0,
                 pull_interval: factory.pull_interval,
                 refreshing: false,
-                updates: AppliedUpdates::anchored_after(factory.update_anchor),
+                updates: UpdateOrder::anchored_after(factory.update_anchor),
                 raffle_report: RaffleReport::default(),
                 raffle: factory.raffle.raffle(),
                 report_interval: factory.raffle.report_interval(),
@@ -124,12 +135,7 @@ impl FrontendFactory {
         );
         self.db.do_send(Watch(addr.clone().recipient()));
         self.registry.add(cell.clone(), addr.clone());
-        Arc::new(FrontendSlot {
-            id,
-            addr,
-            cell,
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
-        })
+        (addr, cell)
     }
 }
 
@@ -143,194 +149,38 @@ impl Frontend {
         self.raffle_report.take_wins(tablet)
     }
 
-    /// Feeds a bully event's actions to the peers and logs what changed.
-    fn after_election_step(&mut self, leader_before: Option<u64>, actions: Vec<Outgoing>) {
-        let id = self.group.id();
-        let table = self.table.load();
-        for Outgoing { to, msg } in actions {
-            let message = Election {
-                from: id,
-                msg: msg.clone(),
-            };
-            match to {
-                Some(to) => {
-                    if let Some(peer) = table.frontend(to) {
-                        peer.addr.do_send(message);
-                    }
-                }
-                None => {
-                    for peer in table.frontends().iter().filter(|p| p.id != id) {
-                        peer.addr.do_send(message.clone());
-                    }
-                }
-            }
-        }
-        let leader = self.group.election.leader();
-        if leader != leader_before
-            && !self.group.election.is_electing()
-            && let Some(leader) = leader
-        {
-            tracing::info!(
-                member = id,
-                leader,
-                "Election completed. Group Leader: {leader} (seen by {id})"
-            );
-        }
+    pub(super) fn peers(&self) -> Peers {
+        self.peers.clone()
     }
 
-    /// Seed 003's line: "X is running an election initiated by Y".
-    fn log_election(&self, initiator: u64) {
-        let id = self.group.id();
-        tracing::info!(
-            member = id,
-            initiator,
-            "{id} is running an election initiated by {initiator}"
-        );
-    }
-
-    fn start_election(&mut self, initiator: u64) {
-        let before = self.group.election.leader();
-        let actions = self.group.election.start_election(now_ms());
-        if !actions.is_empty() {
-            self.log_election(initiator);
-        }
-        self.after_election_step(before, actions);
-    }
-
-    /// Every tick: election timeouts, then the heartbeat to the leader.
+    /// Every tick: missed updates, then the group's election timeouts and the heartbeat to the
+    /// leader (or, as leader, the clock sync).
     fn group_tick(&mut self, ctx: &mut Context<Self>) {
-        let now = now_ms();
-        self.fetch_missed_updates(ctx, now);
-        if self.group.follows_membership() {
-            let ids: Vec<u64> = self.table.load().frontends().iter().map(|p| p.id).collect();
-            if !ids.is_empty() && self.group.members_are(&ids) {
-                let id = self.group.id();
-                self.start_election(id);
-            }
-        }
-        let before = self.group.election.leader();
-        let actions = self.group.election.on_timeout(now);
-        self.after_election_step(before, actions);
-
-        let id = self.group.id();
-        let Some(leader) = self.group.election.leader() else {
-            if !self.group.election.is_electing() {
-                self.start_election(id);
-            }
-            return;
-        };
-        if leader == id {
-            self.group.leader_watch = None;
-            if !self.group.clock_sync_in_flight && now >= self.group.next_clock_sync {
-                self.run_clock_sync(ctx);
-            }
-            return;
-        }
-        let in_flight = self.group.heartbeat_in_flight;
-        let watch = self.group.watch(leader, now);
-        if watch.is_suspect(now) {
-            self.leader_failed(leader);
-            return;
-        }
-        if in_flight || now < watch.next_ping_at() {
-            return;
-        }
-        watch.ping_sent(now);
-        let Some(peer) = self.table.load().frontend(leader).cloned() else {
-            self.leader_failed(leader);
-            return;
-        };
-        self.group.heartbeat_in_flight = true;
-        let ping = peer
-            .addr
-            .send(Heartbeat {
-                from: id,
-                clock: self.group.vector_clock.clone(),
-            })
-            .timeout(self.group.heartbeat_timeout());
-        ctx.spawn(ping.into_actor(self).map(move |answer, act, _ctx| {
-            act.group.heartbeat_in_flight = false;
-            match answer {
-                Ok(leader_clock) => {
-                    act.group.vector_clock.merge(&leader_clock);
-                    if let Some((watched, monitor)) = act.group.leader_watch.as_mut()
-                        && *watched == leader
-                    {
-                        monitor.record(now_ms());
-                    }
+        self.fetch_missed_updates(ctx, now_ms());
+        let peers = self.peers();
+        match self.group.tick(&*peers) {
+            Duty::Lead => {
+                if self.clocks.sync_due() {
+                    self.run_clock_sync(&*peers, ctx);
                 }
-                Err(_) => act.leader_failed(leader),
             }
-        }));
-    }
-
-    /// Leader only: one Berkeley round (seed 000). Polls every member's clock, noting each round
-    /// trip and its own clock at each reply, then tells each member how far to move.
-    fn run_clock_sync(&mut self, ctx: &mut Context<Self>) {
-        let id = self.group.id();
-        let interval = self.group.settings().clock_sync_interval_ms;
-        let max_deviation = self.group.settings().clock_max_deviation_ms;
-        self.group.clock_sync_in_flight = true;
-        self.group.next_clock_sync = now_ms() + interval;
-        let table = self.table.load_full();
-        // The master's clock cannot move during its own round, so a copy reads the same.
-        let master_clock = self.group.clock;
-        let timeout = self.group.heartbeat_timeout();
-        let polls = table.frontends().iter().filter(|p| p.id != id).map(|peer| {
-            let (member, addr) = (peer.id, peer.addr.clone());
-            async move {
-                let sent = now_ms();
-                let reported = addr.send(ReadClock).timeout(timeout).await.ok()?;
-                let received = now_ms();
-                Some(ClockReport {
-                    member,
-                    reported_ms: reported,
-                    rtt_ms: received - sent,
-                    master_at_receipt_ms: master_clock.read(received),
-                })
-            }
-        });
-        ctx.spawn(futures_util::future::join_all(polls).into_actor(self).map(
-            move |replies, act, _ctx| {
-                act.group.clock_sync_in_flight = false;
-                let reports: Vec<ClockReport> = replies.into_iter().flatten().collect();
-                let outcome = match synchronise(id, &reports, max_deviation) {
-                    Ok(outcome) => outcome,
-                    Err(e) => {
-                        tracing::warn!(member = id, error = %e, "clock sync round by {id} failed");
-                        return;
-                    }
+            Duty::Heartbeat { leader, to } => {
+                let heartbeat = HeartbeatWithClock {
+                    from: self.group.id(),
+                    clock: self.clocks.vector_clock.clone(),
                 };
-                let table = act.table.load();
-                for (&member, &delta) in &outcome.adjustments {
-                    if member == id {
-                        act.group.clock.adjust(delta);
-                    } else if let Some(peer) = table.frontend(member) {
-                        peer.addr.do_send(AdjustClock { delta_ms: delta });
+                let ping = to.send(heartbeat).timeout(self.group.heartbeat_timeout());
+                ctx.spawn(ping.into_actor(self).map(move |answer, act, _ctx| {
+                    if let Ok(leader_clock) = &answer {
+                        act.clocks.vector_clock.merge(leader_clock);
                     }
-                }
-                tracing::debug!(member = id, clocks = reports.len() + 1, outliers = ?outcome.outliers, "clock sync round by leader {id}: adjustments {:?}", outcome.adjustments);
-            },
-        ));
-    }
-
-    fn leader_failed(&mut self, leader: u64) {
-        let id = self.group.id();
-        if self.group.election.leader() != Some(leader) {
-            return; // a stale answer about a former leader
+                    let peers = act.peers();
+                    act.group
+                        .heartbeat_answered(leader, answer.is_ok(), &*peers);
+                }));
+            }
+            Duty::Wait => {}
         }
-        tracing::warn!(
-            member = id,
-            leader,
-            "Heartbeat to group leader {leader} failed (from {id})"
-        );
-        self.group.leader_watch = None;
-        let before = self.group.election.leader();
-        let actions = self.group.election.leader_suspected(leader, now_ms());
-        if !actions.is_empty() {
-            self.log_election(id);
-        }
-        self.after_election_step(before, actions);
     }
 
     /// Applies updates in the global order; in push mode, invalidates what they make stale.
@@ -489,9 +339,9 @@ impl Actor for Frontend {
             "Server {} started",
             self.group.id()
         );
-        // Seed 003: a server that starts runs an election (a lower one learns it is not leader).
-        self.start_election(self.group.id());
-        ctx.run_interval(self.group.tick(), |act, ctx| act.group_tick(ctx));
+        let peers = self.peers();
+        self.group.start(&*peers);
+        ctx.run_interval(self.group.tick_interval(), |act, ctx| act.group_tick(ctx));
     }
 }
 
@@ -509,6 +359,7 @@ impl actix::Supervised for Frontend {
         self.generation += 1;
         self.refreshing = false;
         self.group.reset();
+        self.clocks.restarted();
         // Their futures died with the old context; the applied updates and the raffle's
         // requests are kept (the actor value survives), and a report under way goes again.
         self.updates.filling = false;
@@ -525,7 +376,7 @@ impl Handler<Read> for Frontend {
     type Result = ActorResponse<Self, Result<Answer, OlympicsError>>;
 
     fn handle(&mut self, Read { query, tablet }: Read, _ctx: &mut Self::Context) -> Self::Result {
-        self.group.vector_clock.increment(self.group.id());
+        self.clocks.vector_clock.increment(self.group.id());
         if let Some(reply) = self.cache.as_ref().and_then(|c| c.get(&query)) {
             tracing::debug!(
                 frontend = self.cell.name(),
@@ -599,23 +450,18 @@ impl Handler<Election> for Frontend {
     type Result = ();
 
     fn handle(&mut self, msg: Election, _ctx: &mut Self::Context) {
-        let before = self.group.election.leader();
-        let was_electing = self.group.election.is_electing();
-        let actions = self.group.election.on_message(msg.from, msg.msg, now_ms());
-        if !was_electing && self.group.election.is_electing() {
-            self.log_election(msg.from);
-        }
-        self.after_election_step(before, actions);
+        let peers = self.peers();
+        self.group.on_election(msg, &*peers);
     }
 }
 
-impl Handler<Heartbeat> for Frontend {
-    type Result = actix::MessageResult<Heartbeat>;
+impl Handler<HeartbeatWithClock> for Frontend {
+    type Result = actix::MessageResult<HeartbeatWithClock>;
 
-    fn handle(&mut self, msg: Heartbeat, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: HeartbeatWithClock, _ctx: &mut Self::Context) -> Self::Result {
         tracing::trace!(member = self.group.id(), from = msg.from, "heartbeat");
-        self.group.vector_clock.merge(&msg.clock);
-        actix::MessageResult(self.group.vector_clock.clone())
+        self.clocks.vector_clock.merge(&msg.clock);
+        actix::MessageResult(self.clocks.vector_clock.clone())
     }
 }
 
@@ -623,7 +469,7 @@ impl Handler<ReadClock> for Frontend {
     type Result = i64;
 
     fn handle(&mut self, _: ReadClock, _ctx: &mut Self::Context) -> i64 {
-        self.group.clock.read(now_ms())
+        self.clocks.clock.read(now_ms())
     }
 }
 
@@ -631,7 +477,7 @@ impl Handler<AdjustClock> for Frontend {
     type Result = ();
 
     fn handle(&mut self, msg: AdjustClock, _ctx: &mut Self::Context) {
-        self.group.clock.adjust(msg.delta_ms);
+        self.clocks.clock.adjust(msg.delta_ms);
     }
 }
 
@@ -639,10 +485,13 @@ impl Handler<DescribeMember> for Frontend {
     type Result = actix::MessageResult<DescribeMember>;
 
     fn handle(&mut self, _: DescribeMember, _ctx: &mut Self::Context) -> Self::Result {
-        let mut state = self.group.state();
-        state.updates = Some(self.updates.summary());
-        state.raffle_uncounted = Some(self.raffle_report.uncounted());
-        actix::MessageResult(state)
+        actix::MessageResult(MemberState {
+            group: self.group.view(),
+            clock_offset_ms: self.clocks.offset_ms(),
+            vector_clock: self.clocks.vector_clock.clone(),
+            updates: self.updates.summary(),
+            raffle_uncounted: self.raffle_report.uncounted(),
+        })
     }
 }
 
@@ -650,7 +499,7 @@ impl Handler<Command> for Frontend {
     type Result = ResponseFuture<Result<CommandReply, OlympicsError>>;
 
     fn handle(&mut self, command: Command, _ctx: &mut Self::Context) -> Self::Result {
-        self.group.vector_clock.increment(self.group.id());
+        self.clocks.vector_clock.increment(self.group.id());
         let write = Write {
             command,
             entered_via: self.cell.name().to_owned(),

@@ -1,5 +1,13 @@
 //! The Olympic results domain (seeds 000, 001): games, teams, scores, medal tallies, tablets.
 //! Plain data and validation, free of actix and HTTP.
+//!
+//! - [`push_log`]: the replayable log of updates pushed to tablets.
+//! - [`raffle`]: every Nth request of the global order wins (seed 000).
+//!
+//! The service's actors are in `actors::olympics`, its routes in `web::olympics`.
+
+pub mod push_log;
+pub mod raffle;
 
 use std::collections::BTreeMap;
 

@@ -5,8 +5,8 @@ use actix_web::HttpResponse;
 use actix_web::http::header;
 use uuid::Uuid;
 
-use crate::actors::messages::{Answer, CommandReply};
-use crate::actors::router::Served;
+use crate::actors::olympics::messages::{Answer, CommandReply};
+use crate::actors::olympics::router::Served;
 use crate::web::error::ApiError;
 
 pub const SERVED_BY: &str = "X-Served-By";

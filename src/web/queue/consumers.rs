@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::actors::Tree;
-use crate::actors::queue_router::DequeueParams;
+use crate::actors::queue::router::DequeueParams;
 use crate::web::error::ApiError;
 use crate::web::json::ValidJson;
-use crate::web::queue_producers::registrations;
+use crate::web::queue::producers::registrations;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

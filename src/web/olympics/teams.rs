@@ -4,12 +4,12 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::actors::Tree;
-use crate::actors::messages::{Command, Query};
+use crate::actors::olympics::messages::{Command, Query};
 use crate::olympics::{MAX_IDEMPOTENCY_KEY_LEN, MedalAward};
 use crate::web::auth::Reporter;
 use crate::web::error::ApiError;
 use crate::web::json::ValidJson;
-use crate::web::olympics_common::{IDEMPOTENCY_KEY, read_response, tablet_id, write_response};
+use crate::web::olympics::common::{IDEMPOTENCY_KEY, read_response, tablet_id, write_response};
 
 /// `GET /olympics/teams`
 pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {

@@ -14,183 +14,26 @@
 //! A partition whose broker is down answers 503 (`PartitionUnavailable`), never an empty or
 //! wrong answer.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use actix::{Addr, Handler, MailboxError, Message};
-use arc_swap::ArcSwap;
+use actix::{Handler, MailboxError, Message};
 use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::actors::queue_broker::{
-    Append, CommitOffset, Fetch, PartitionSignals, QueueBroker, Size,
+use crate::actors::queue::broker::{Append, BrokerSlot, CommitOffset, Fetch, Size};
+use crate::actors::queue::manager::{
+    CreateTopic, LeaveConsumer, ManagerError, ManagerSlot, QueueManager, QueueShared, ReadRoute,
+    RegisterConsumer, RegisterProducer, RouteRead, plain_read_route,
 };
-use crate::actors::queue_manager::{
-    CreateTopic, LeaveConsumer, ManagerError, QueueManager, RegisterConsumer, RegisterProducer,
-    RouteRead, plain_read_route,
-};
-use crate::actors::supervisor::ActorCell;
-use crate::queue::groups::{GroupBook, Leases};
+use crate::actors::queue::table::{ConsumerRoute, QueueTable, TopicRoute};
 use crate::queue::retention::Retention;
 use crate::queue::routing;
-use crate::queue::store::{Registration, TopicRow};
-use crate::queue::{PartitionKey, QueueError, Reader, StoredMessage, TopicInfo};
+use crate::queue::store::Registration;
+use crate::queue::{QueueError, Reader, StoredMessage, TopicInfo};
 use crate::settings::QueueSettings;
-
-/// One broker as the ingress sees it.
-#[derive(Debug)]
-pub struct BrokerSlot {
-    pub id: i32,
-    pub addr: Addr<QueueBroker>,
-    pub cell: Arc<ActorCell>,
-}
-
-/// One manager as the ingress and its peers see it.
-#[derive(Debug)]
-pub struct ManagerSlot {
-    pub id: u64,
-    pub addr: Addr<QueueManager>,
-    pub cell: Arc<ActorCell>,
-}
-
-/// A topic in the routing table.
-#[derive(Debug)]
-pub struct TopicRoute {
-    pub id: i32,
-    pub name: Arc<str>,
-    pub retention: Retention,
-    /// The broker id of each partition.
-    pub brokers: Vec<i32>,
-    /// Round-robin ticket for unkeyed enqueues.
-    pub next_write: AtomicU64,
-    /// Seed 004's `j`: the rotation index of whole-topic consumers.
-    pub next_read: AtomicU64,
-}
-
-impl TopicRoute {
-    pub fn from_row(row: &TopicRow) -> Self {
-        Self {
-            id: row.id,
-            name: row.name.as_str().into(),
-            retention: row.retention,
-            brokers: row.brokers.clone(),
-            next_write: AtomicU64::new(0),
-            next_read: AtomicU64::new(0),
-        }
-    }
-
-    pub fn partitions(&self) -> usize {
-        self.brokers.len()
-    }
-
-    pub fn key(&self, partition: usize) -> PartitionKey {
-        PartitionKey {
-            topic_id: self.id,
-            partition: partition as i32,
-        }
-    }
-
-    pub fn info(&self) -> TopicInfo {
-        TopicInfo {
-            name: self.name.to_string(),
-            partitions: self.brokers.len() as i32,
-            retention_ms: self.retention.max_age_ms,
-            retention_messages: self.retention.max_messages,
-            brokers: self.brokers.clone(),
-        }
-    }
-}
-
-/// What a producer or consumer may use: topic id → a single partition, or all (`None`).
-pub type Registrations = HashMap<i32, Option<i32>>;
-
-#[derive(Debug, Clone)]
-pub struct ConsumerRoute {
-    pub id: i64,
-    pub group: Option<Arc<str>>,
-    pub topics: Registrations,
-}
-
-impl ConsumerRoute {
-    pub fn reader(&self) -> Reader {
-        match &self.group {
-            Some(group) => Reader::Group(group.clone()),
-            None => Reader::Consumer(self.id),
-        }
-    }
-}
-
-/// What the write manager publishes after every change.
-#[derive(Debug, Default, Clone)]
-pub struct QueueTable {
-    pub topics: HashMap<Arc<str>, Arc<TopicRoute>>,
-    pub producers: HashMap<i64, Arc<Registrations>>,
-    pub consumers: HashMap<i64, Arc<ConsumerRoute>>,
-}
-
-impl QueueTable {
-    pub fn topic_by_id(&self, id: i32) -> Option<&Arc<TopicRoute>> {
-        self.topics.values().find(|t| t.id == id)
-    }
-
-    /// `self` plus what `other` has that `self` lacks (a reload racing a registration).
-    pub fn merged_with(mut self, other: &QueueTable) -> QueueTable {
-        for (name, topic) in &other.topics {
-            self.topics
-                .entry(name.clone())
-                .or_insert_with(|| topic.clone());
-        }
-        for (id, p) in &other.producers {
-            self.producers.entry(*id).or_insert_with(|| p.clone());
-        }
-        for (id, c) in &other.consumers {
-            self.consumers.entry(*id).or_insert_with(|| c.clone());
-        }
-        self
-    }
-}
-
-/// Everything the queue's actors and the ingress share.
-pub struct QueueShared {
-    pub settings: QueueSettings,
-    pub table: ArcSwap<QueueTable>,
-    pub brokers: Vec<Arc<BrokerSlot>>,
-    /// Set once every manager has started.
-    pub managers: OnceLock<Vec<Arc<ManagerSlot>>>,
-    /// The manager id of the write manager, as the last one elected announced it.
-    pub leader: AtomicU64,
-    pub signals: Arc<PartitionSignals>,
-    pub groups: Arc<Mutex<GroupBook>>,
-}
-
-impl QueueShared {
-    pub fn broker(&self, id: i32) -> Option<&Arc<BrokerSlot>> {
-        self.brokers.iter().find(|b| b.id == id)
-    }
-
-    pub fn managers(&self) -> &[Arc<ManagerSlot>] {
-        self.managers.get().map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    pub fn groups(&self) -> std::sync::MutexGuard<'_, GroupBook> {
-        self.groups.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// What a read manager decides for one dequeue.
-#[derive(Debug)]
-pub struct ReadRoute {
-    pub reader: Reader,
-    /// Partitions to visit, in order.
-    pub partitions: Vec<usize>,
-    /// A group member's leases on them, released when the dequeue ends.
-    pub leases: Option<Leases>,
-    /// A group member waiting for partitions being handed over to it.
-    pub handing_over: bool,
-}
 
 /// One message's place, as an enqueue answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

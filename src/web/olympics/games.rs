@@ -4,12 +4,12 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::actors::Tree;
-use crate::actors::messages::{Command, Query};
+use crate::actors::olympics::messages::{Command, Query};
 use crate::olympics::ScoreUpdate;
 use crate::web::auth::Reporter;
 use crate::web::error::ApiError;
 use crate::web::json::ValidJson;
-use crate::web::olympics_common::{read_response, tablet_id, write_response};
+use crate::web::olympics::common::{read_response, tablet_id, write_response};
 
 /// `GET /olympics/games`
 pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {

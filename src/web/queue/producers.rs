@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::actors::Tree;
-use crate::actors::queue_router::EnqueueTarget;
+use crate::actors::queue::router::EnqueueTarget;
 use crate::web::error::ApiError;
 use crate::web::json::ValidJson;
 

@@ -1,5 +1,5 @@
 //! The Dispatcher (seed 000): registers tablets, assigns each to the front-end with the fewest
-//! tablets, and publishes the routing table that the [`Router`](crate::actors::router::Router)
+//! tablets, and publishes the routing table that the [`Router`](crate::actors::olympics::router::Router)
 //! reads on every request.
 //!
 //! Tablet assignments live in PostgreSQL (`tablets`); a restarted dispatcher reloads them before
@@ -16,13 +16,13 @@ use actix::{
 use arc_swap::ArcSwap;
 use uuid::Uuid;
 
-use crate::actors::database::{Database, DeleteTablet, LoadTablets, SaveTablet};
-use crate::actors::frontend::FrontendFactory;
-use crate::actors::group::GroupMember;
-use crate::actors::messages::{Crash, CrashMode};
-use crate::actors::router::{FrontendSlot, RoutingTable, tablet_counts};
+use crate::actors::lifecycle::{Crash, CrashMode};
+use crate::actors::olympics::database::{Database, DeleteTablet, LoadTablets, SaveTablet};
+use crate::actors::olympics::frontend::FrontendFactory;
+use crate::actors::olympics::frontend_clocks::FrontendClocks;
+use crate::actors::olympics::routing_table::{FrontendSlot, RoutingTable, tablet_counts};
 use crate::actors::supervisor::ActorCell;
-use crate::balance::{ServerLoad, least_loaded};
+use crate::coordination::balance::{ServerLoad, least_loaded};
 use crate::coordination::berkeley::SimulatedClock;
 use crate::olympics::{OlympicsError, TabletAssignment};
 
@@ -231,10 +231,11 @@ impl Handler<AddFrontend> for Dispatcher {
             )));
         }
         let clock = msg.clock_skew_ms.map(|skew| {
-            let derived = GroupMember::default_clock(msg.id, &self.factory.group);
+            let derived = FrontendClocks::default_clock(msg.id, &self.factory.group);
             SimulatedClock::new(skew, derived.drift_ppm)
         });
-        let slot = self.factory.spawn(msg.id, clock);
+        let (addr, cell) = self.factory.spawn(msg.id, clock);
+        let slot = FrontendSlot::new(msg.id, addr, cell);
         let name = slot.cell.name().to_owned();
         self.frontends.push(slot);
         self.publish();

@@ -13,11 +13,11 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::actors::Tree;
-use crate::actors::publisher::Subscribe;
+use crate::actors::olympics::publisher::Subscribe;
 use crate::olympics::OlympicsError;
-use crate::push_log::{Event, EventId, Topics};
+use crate::olympics::push_log::{Event, EventId, Topics};
 use crate::web::error::ApiError;
-use crate::web::olympics_common::tablet_id_in_path;
+use crate::web::olympics::common::tablet_id_in_path;
 
 /// A comment line now and then keeps proxies and clients from timing out an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 
 use crate::actors::Tree;
 use crate::web::error::ApiError;
-use crate::web::olympics_common::tablet_id_in_path;
+use crate::web::olympics::common::tablet_id_in_path;
 
 /// `POST /olympics/tablets` → 201 `{"id": "...", "frontend": "frontend-2"}`
 pub async fn register(tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {

@@ -1,15 +1,13 @@
 //! Messages shared by several actors.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use actix::{Actor, ActorContext, Context, Message};
-use serde::{Deserialize, Serialize};
+use actix::Message;
+use serde::Serialize;
 use uuid::Uuid;
 
-use crate::actors::supervisor::ActorCell;
+use crate::olympics::push_log::Topic;
 use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, ScoreUpdate, Team};
-use crate::push_log::Topic;
 
 /// A read of Olympic results, as the database actor answers it. Also the front-end caches' key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Message)]
@@ -198,67 +196,5 @@ impl CommandReply {
             CommandReply::Score(board) => (Topic::Game(board.game.clone()), board.version),
             CommandReply::Medals(tally) => (Topic::Team(tally.team.clone()), tally.version),
         }
-    }
-}
-
-/// How a deliberate crash happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CrashMode {
-    /// A panic inside the actor's handler.
-    Panic,
-    /// The actor stops itself (`ctx.stop()`).
-    Stop,
-}
-
-/// Crash the receiving actor on purpose (the admin API, and tests).
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct Crash {
-    pub mode: CrashMode,
-    /// How long the supervisor keeps the actor down before restarting it.
-    pub stay_down: Duration,
-}
-
-/// Stop the receiving actor for good: sent to every actor at shutdown, after the shutdown signal
-/// is set, so its supervisor does not restart it.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct Stop;
-
-/// Implements `Handler<Crash>` and `Handler<Stop>` for an actor with a `cell: Arc<ActorCell>`.
-#[macro_export]
-macro_rules! supervised_actor_handlers {
-    ($actor:ty) => {
-        impl actix::Handler<$crate::actors::messages::Crash> for $actor {
-            type Result = ();
-            fn handle(&mut self, msg: $crate::actors::messages::Crash, ctx: &mut Self::Context) {
-                $crate::actors::messages::crash_actor(&self.cell, msg, ctx);
-            }
-        }
-        impl actix::Handler<$crate::actors::messages::Stop> for $actor {
-            type Result = ();
-            fn handle(&mut self, _: $crate::actors::messages::Stop, ctx: &mut Self::Context) {
-                tracing::info!(
-                    actor = self.cell.name(),
-                    "actor {} stops for shutdown",
-                    self.cell.name()
-                );
-                actix::ActorContext::stop(ctx);
-            }
-        }
-    };
-}
-
-/// The one body of every actor's `Handler<Crash>`.
-pub fn crash_actor<A>(cell: &ActorCell, crash: Crash, ctx: &mut Context<A>)
-where
-    A: Actor<Context = Context<A>>,
-{
-    tracing::warn!(actor = cell.name(), mode = ?crash.mode, "actor {} crashes on request", cell.name());
-    cell.stay_down_for(crash.stay_down);
-    match crash.mode {
-        CrashMode::Panic => panic!("{} crashed on purpose", cell.name()),
-        CrashMode::Stop => ctx.stop(),
     }
 }

@@ -22,11 +22,11 @@ use actix::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::actors::database::{Database, ask_database};
-use crate::actors::messages::{Changed, Query, QueryReply};
+use crate::actors::olympics::database::{Database, ask_database};
+use crate::actors::olympics::messages::{Changed, Query, QueryReply};
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::OlympicsError;
-use crate::push_log::{Event, EventId, EventLog, Replay, Topic, Topics, sse_frame};
+use crate::olympics::push_log::{Event, EventId, EventLog, Replay, Topic, Topics, sse_frame};
 
 /// How long one snapshot read may take.
 const SNAPSHOT_READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -255,7 +255,7 @@ async fn read_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::messages::CommandReply;
+    use crate::actors::olympics::messages::CommandReply;
     use crate::olympics::{ScoreBoard, TeamScore};
     use actix::Actor;
 

@@ -5,9 +5,9 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::actors::Tree;
-use crate::actors::database::{ReadRaffle, ask_database};
+use crate::actors::olympics::database::{ReadRaffle, ask_database};
 use crate::web::error::ApiError;
-use crate::web::olympics_common::tablet_id_in_path;
+use crate::web::olympics::common::tablet_id_in_path;
 
 #[derive(Debug, Deserialize)]
 pub struct WinnersParams {

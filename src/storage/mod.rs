@@ -1,4 +1,8 @@
-//! Reaching PostgreSQL: the configured server, or a private cluster of our own; then migrations.
+//! Reaching PostgreSQL: the configured server, or a private cluster of our own
+//! ([`pg_cluster`]); then migrations. Every service's SQL reaches the database through the
+//! pool made here.
+
+pub mod pg_cluster;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -7,8 +11,8 @@ use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::pg_cluster::{ClusterError, ClusterOptions, PrivateCluster};
 use crate::settings::DatabaseSettings;
+use crate::storage::pg_cluster::{ClusterError, ClusterOptions, PrivateCluster};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

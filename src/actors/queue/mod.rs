@@ -1,0 +1,110 @@
+//! The log queue (seed 004): its actors and its `boot`.
+//!
+//! - [`router`]: what the ingress uses: enqueues go straight to the broker of their partition,
+//!   dequeues to the brokers a read manager (or, outside groups, the ingress itself) picks.
+//! - [`table`]: the routing table (topics, producers, consumers) the write manager publishes.
+//! - [`broker`]: owns partitions; group commit of enqueues (`broker/writes.rs`), reads from an
+//!   in-memory tail or a shared read cache (`broker/reads.rs`); [`offset_committer`] groups
+//!   every broker's offset commits into one statement.
+//! - [`manager`]: the write manager and read managers, one actor type, the write manager
+//!   elected among them through the server group.
+
+pub mod broker;
+pub mod manager;
+pub mod offset_committer;
+pub mod router;
+pub mod table;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use sqlx::PgPool;
+
+use crate::actors::clock::now_ms;
+use crate::actors::registry::Registry;
+use crate::actors::supervisor::{ActorCell, ShutdownSignal, start_supervised};
+use crate::queue::QueueError;
+use crate::queue::groups::GroupBook;
+use crate::settings::Settings;
+use broker::{BrokerLimits, BrokerSlot, PartitionSignals, QueueBroker};
+use manager::{ManagerSlot, QueueManager, QueueShared};
+use offset_committer::OffsetCommitter;
+use router::QueueRouter;
+use table::QueueTable;
+
+/// Starts the queue: brokers, then managers (the write manager has the highest id).
+pub async fn boot(
+    settings: &Settings,
+    pool: PgPool,
+    shutdown: ShutdownSignal,
+    registry: &Registry,
+) -> Result<QueueRouter, QueueError> {
+    let q = &settings.queue;
+    let supervision = &settings.supervision;
+    let signals = Arc::new(PartitionSignals::default());
+    let limits = BrokerLimits {
+        tail_messages: q.tail_messages,
+        read_cache_bytes: q.read_cache_bytes,
+        max_pending_messages: q.max_pending_messages,
+        retention_interval: std::time::Duration::from_millis(q.retention_interval_ms.max(1)),
+    };
+    let committer = OffsetCommitter::new(pool.clone());
+    let brokers: Vec<Arc<BrokerSlot>> = (1..=q.brokers as i32)
+        .map(|id| {
+            let cell = ActorCell::new(format!("queue-broker-{id}"));
+            let (actor_cell, pool, signals) = (cell.clone(), pool.clone(), signals.clone());
+            let committer = committer.clone();
+            let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
+                QueueBroker::new(id, actor_cell, pool, limits, signals, committer.clone())
+            });
+            registry.add(cell.clone(), addr.clone());
+            Arc::new(BrokerSlot { id, addr, cell })
+        })
+        .collect();
+
+    let table = QueueTable::load(&pool).await?;
+    let groups = Arc::new(std::sync::Mutex::new(GroupBook::new(q.session_timeout_ms)));
+    {
+        let mut book = groups.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        for consumer in table.consumers.values() {
+            let Some(group) = &consumer.group else {
+                continue;
+            };
+            for topic_id in consumer.topics.keys() {
+                if let Some(topic) = table.topic_by_id(*topic_id) {
+                    book.join(group, topic.id, topic.partitions(), consumer.id, now);
+                }
+            }
+        }
+    }
+    let write_manager_id = q.read_managers as u64 + 1;
+    let shared = Arc::new(QueueShared {
+        settings: q.clone(),
+        table: ArcSwap::from_pointee(table),
+        brokers,
+        managers: Default::default(),
+        leader: std::sync::atomic::AtomicU64::new(write_manager_id),
+        signals,
+        groups,
+    });
+    let managers: Vec<Arc<ManagerSlot>> = (1..=write_manager_id)
+        .map(|id| {
+            let name = if id == write_manager_id {
+                "queue-write-manager".to_owned()
+            } else {
+                format!("queue-read-manager-{id}")
+            };
+            let cell = ActorCell::new(name);
+            let (actor_cell, pool, shared) = (cell.clone(), pool.clone(), shared.clone());
+            let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
+                QueueManager::new(id, actor_cell, pool, shared)
+            });
+            registry.add(cell.clone(), addr.clone());
+            Arc::new(ManagerSlot { id, addr, cell })
+        })
+        .collect();
+    // Before any manager runs (they start when this task yields): they find each other here.
+    let _ = shared.managers.set(managers);
+    Ok(QueueRouter::new(shared))
+}
