@@ -62,6 +62,14 @@ impl QueueError {
         }
     }
 
+    /// The same error, saying what it interrupted when it comes from the database.
+    pub fn in_context(&self, what: &str) -> Self {
+        match self {
+            QueueError::Storage(e) => QueueError::Storage(format!("{what}: {e}")),
+            other => other.clone(),
+        }
+    }
+
     /// Whether retrying later may succeed (503).
     pub fn is_unavailable(&self) -> bool {
         matches!(

@@ -39,7 +39,7 @@ use crate::actors::olympics::messages::{
 use crate::actors::registry::Registry;
 use crate::actors::server_group::{Duty, Election, GroupMember, GroupTiming, Members};
 use crate::actors::supervisor::{ActorCell, ShutdownSignal, start_supervised};
-use crate::coordination::berkeley::SimulatedClock;
+use crate::coordination::berkeley::{ClockReport, SimulatedClock, synchronise};
 use crate::olympics::OlympicsError;
 use crate::olympics::raffle::Raffle;
 use crate::settings::{GroupSettings, RaffleSettings, SupervisionSettings};
@@ -55,8 +55,8 @@ pub struct Frontend {
     /// Peers, via the Dispatcher's routing table.
     peers: Peers,
     /// Election and heartbeats (the shared server group), and the clocks only front-ends keep.
-    pub(super) group: GroupMember,
-    pub(super) clocks: FrontendClocks,
+    group: GroupMember,
+    clocks: FrontendClocks,
     db: Addr<Database>,
     cell: Arc<ActorCell>,
     timeout: Duration,
@@ -149,7 +149,7 @@ impl Frontend {
         self.raffle_report.take_wins(tablet)
     }
 
-    pub(super) fn peers(&self) -> Peers {
+    fn peers(&self) -> Peers {
         self.peers.clone()
     }
 
@@ -181,6 +181,60 @@ impl Frontend {
             }
             Duty::Wait => {}
         }
+    }
+
+    /// Leader only: one Berkeley round (seed 000). Polls every member's clock, noting each round
+    /// trip and its own clock at each reply, then tells each member how far to move. This is
+    /// all the front-end group's leader does as leader.
+    fn run_clock_sync(
+        &mut self,
+        peers: &(impl Members<Frontend> + ?Sized),
+        ctx: &mut Context<Self>,
+    ) {
+        let id = self.group.id();
+        let max_deviation = self.clocks.max_deviation_ms;
+        self.clocks.sync_in_flight = true;
+        self.clocks.next_sync = now_ms() + self.clocks.sync_interval_ms;
+        // The master's clock cannot move during its own round, so a copy reads the same.
+        let master_clock = self.clocks.clock;
+        let timeout = self.group.heartbeat_timeout();
+        let polls = peers
+            .members()
+            .into_iter()
+            .filter(|(member, _)| *member != id)
+            .map(|(member, addr)| async move {
+                let sent = now_ms();
+                let reported = addr.send(ReadClock).timeout(timeout).await.ok()?;
+                let received = now_ms();
+                Some(ClockReport {
+                    member,
+                    reported_ms: reported,
+                    rtt_ms: received - sent,
+                    master_at_receipt_ms: master_clock.read(received),
+                })
+            });
+        ctx.spawn(futures_util::future::join_all(polls).into_actor(self).map(
+            move |replies, act, _ctx| {
+                act.clocks.sync_in_flight = false;
+                let reports: Vec<ClockReport> = replies.into_iter().flatten().collect();
+                let outcome = match synchronise(id, &reports, max_deviation) {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        tracing::warn!(member = id, error = %e, "clock sync round by {id} failed");
+                        return;
+                    }
+                };
+                let peers = act.peers();
+                for (&member, &delta) in &outcome.adjustments {
+                    if member == id {
+                        act.clocks.clock.adjust(delta);
+                    } else if let Some(peer) = peers.member(member) {
+                        peer.do_send(AdjustClock { delta_ms: delta });
+                    }
+                }
+                tracing::debug!(member = id, clocks = reports.len() + 1, outliers = ?outcome.outliers, "clock sync round by leader {id}: adjustments {:?}", outcome.adjustments);
+            },
+        ));
     }
 
     /// Applies updates in the global order; in push mode, invalidates what they make stale.

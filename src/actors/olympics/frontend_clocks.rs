@@ -5,14 +5,13 @@
 //! [`crate::coordination::berkeley`] and [`crate::coordination::vector_clock`]; the election
 //! and heartbeats are the shared [`crate::actors::server_group`].
 
-use actix::{ActorFutureExt, AsyncContext, Context, Message, WrapFuture};
+use actix::Message;
 use serde::Serialize;
 
 use crate::actors::clock::now_ms;
-use crate::actors::olympics::frontend::Frontend;
 use crate::actors::olympics::frontend_order::UpdateSummary;
-use crate::actors::server_group::{GroupView, Members};
-use crate::coordination::berkeley::{ClockReport, SimulatedClock, synchronise};
+use crate::actors::server_group::GroupView;
+use crate::coordination::berkeley::SimulatedClock;
 use crate::coordination::vector_clock::VectorClock;
 use crate::settings::GroupSettings;
 
@@ -69,8 +68,8 @@ pub struct FrontendClocks {
     pub next_sync: u64,
     pub sync_in_flight: bool,
     /// How often the leader runs a round, and the deviation past which a clock is an outlier.
-    sync_interval_ms: u64,
-    max_deviation_ms: u64,
+    pub sync_interval_ms: u64,
+    pub max_deviation_ms: u64,
 }
 
 impl FrontendClocks {
@@ -118,61 +117,5 @@ impl FrontendClocks {
     /// Leader only: whether a Berkeley round is due.
     pub fn sync_due(&self) -> bool {
         !self.sync_in_flight && now_ms() >= self.next_sync
-    }
-}
-
-impl Frontend {
-    /// Leader only: one Berkeley round (seed 000). Polls every member's clock, noting each round
-    /// trip and its own clock at each reply, then tells each member how far to move. This is
-    /// all the front-end group's leader does as leader.
-    pub(super) fn run_clock_sync(
-        &mut self,
-        peers: &(impl Members<Frontend> + ?Sized),
-        ctx: &mut Context<Self>,
-    ) {
-        let id = self.group.id();
-        let max_deviation = self.clocks.max_deviation_ms;
-        self.clocks.sync_in_flight = true;
-        self.clocks.next_sync = now_ms() + self.clocks.sync_interval_ms;
-        // The master's clock cannot move during its own round, so a copy reads the same.
-        let master_clock = self.clocks.clock;
-        let timeout = self.group.heartbeat_timeout();
-        let polls = peers
-            .members()
-            .into_iter()
-            .filter(|(member, _)| *member != id)
-            .map(|(member, addr)| async move {
-                let sent = now_ms();
-                let reported = addr.send(ReadClock).timeout(timeout).await.ok()?;
-                let received = now_ms();
-                Some(ClockReport {
-                    member,
-                    reported_ms: reported,
-                    rtt_ms: received - sent,
-                    master_at_receipt_ms: master_clock.read(received),
-                })
-            });
-        ctx.spawn(futures_util::future::join_all(polls).into_actor(self).map(
-            move |replies, act, _ctx| {
-                act.clocks.sync_in_flight = false;
-                let reports: Vec<ClockReport> = replies.into_iter().flatten().collect();
-                let outcome = match synchronise(id, &reports, max_deviation) {
-                    Ok(outcome) => outcome,
-                    Err(e) => {
-                        tracing::warn!(member = id, error = %e, "clock sync round by {id} failed");
-                        return;
-                    }
-                };
-                let peers = act.peers();
-                for (&member, &delta) in &outcome.adjustments {
-                    if member == id {
-                        act.clocks.clock.adjust(delta);
-                    } else if let Some(peer) = peers.member(member) {
-                        peer.do_send(AdjustClock { delta_ms: delta });
-                    }
-                }
-                tracing::debug!(member = id, clocks = reports.len() + 1, outliers = ?outcome.outliers, "clock sync round by leader {id}: adjustments {:?}", outcome.adjustments);
-            },
-        ));
     }
 }

@@ -12,7 +12,7 @@
 //!   first), registers producers and consumers, publishes the routing table the ingress reads
 //!   (enqueues then go straight to brokers), health-checks brokers (a [`HealthCheck`] with a deadline,
 //!   logged when it fails and when it recovers), expires silent consumer-group members.
-//! - Read managers: decide where each dequeue reads ([`RouteRead`]): seed 004's `(i + j) % n`
+//! - Read managers: decide where each dequeue reads (`read_routes.rs`): seed 004's `(i + j) % n`
 //!   rotation for consumers of a whole topic, or the member's leased share of its group.
 //!
 //! Everything a manager knows is in PostgreSQL or rebuilt from it: a manager that becomes the
@@ -32,10 +32,10 @@ use crate::actors::queue::broker::{AssignPartition, BrokerSlot, HealthCheck, Par
 use crate::actors::queue::table::{ConsumerRoute, QueueTable, Registrations, TopicRoute};
 use crate::actors::server_group::{Duty, Election, GroupMember, GroupTiming, Members};
 use crate::actors::supervisor::ActorCell;
-use crate::queue::groups::{GroupBook, Leases, Rebalance};
+use crate::queue::groups::{GroupBook, Rebalance};
 use crate::queue::retention::Retention;
 use crate::queue::store::{self, PartitionRow, Registration};
-use crate::queue::{PartitionKey, QueueError, Reader, TopicInfo, routing};
+use crate::queue::{PartitionKey, QueueError, TopicInfo, routing};
 use crate::settings::QueueSettings;
 
 /// One manager as the ingress and its peers see it.
@@ -90,18 +90,6 @@ impl Members<QueueManager> for QueueShared {
     }
 }
 
-/// What a read manager decides for one dequeue.
-#[derive(Debug)]
-pub struct ReadRoute {
-    pub reader: Reader,
-    /// Partitions to visit, in order.
-    pub partitions: Vec<usize>,
-    /// A group member's leases on them, released when the dequeue ends.
-    pub leases: Option<Leases>,
-    /// A group member waiting for partitions being handed over to it.
-    pub handing_over: bool,
-}
-
 /// Why a manager did not do what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManagerError {
@@ -148,19 +136,11 @@ pub struct LeaveConsumer {
     pub id: i64,
 }
 
-/// Where a consumer's dequeue reads (a read manager's job).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<ReadRoute, QueueError>")]
-pub struct RouteRead {
-    pub consumer: Arc<ConsumerRoute>,
-    pub topic: Arc<TopicRoute>,
-}
-
 pub struct QueueManager {
     id: u64,
     cell: Arc<ActorCell>,
     pool: PgPool,
-    shared: Arc<QueueShared>,
+    pub(super) shared: Arc<QueueShared>,
     /// Election of the write manager and heartbeats to it.
     group: GroupMember,
     was_leader: bool,
@@ -292,7 +272,7 @@ impl QueueManager {
         }
     }
 
-    fn log_rebalances(&self, rebalances: Vec<Rebalance>, why: &str) {
+    pub(super) fn log_rebalances(&self, rebalances: Vec<Rebalance>, why: &str) {
         for r in rebalances {
             let table = self.shared.table.load();
             let topic = table
@@ -552,84 +532,5 @@ impl Handler<LeaveConsumer> for QueueManager {
             }
             Ok(())
         }))
-    }
-}
-
-/// Where a consumer that is in no group reads: its registered partition, or every partition in
-/// its rotation. Pure (the rotation's counter is an atomic of the topic's route), so the ingress
-/// computes it itself without a round trip to a read manager; `None` for a group member (the
-/// read manager's group book decides).
-pub fn plain_read_route(consumer: &ConsumerRoute, topic: &TopicRoute) -> Option<ReadRoute> {
-    if consumer.group.is_some() {
-        return None;
-    }
-    let partitions = match consumer.topics.get(&topic.id).copied().flatten() {
-        Some(p) => vec![p as usize],
-        None => {
-            let j = topic.next_read.fetch_add(1, Ordering::Relaxed);
-            routing::rotation(consumer.id as u64, j, topic.partitions()).collect()
-        }
-    };
-    Some(ReadRoute {
-        reader: Reader::Consumer(consumer.id),
-        partitions,
-        leases: None,
-        handing_over: false,
-    })
-}
-
-impl Handler<RouteRead> for QueueManager {
-    type Result = Result<ReadRoute, QueueError>;
-
-    fn handle(&mut self, msg: RouteRead, _ctx: &mut Self::Context) -> Self::Result {
-        let RouteRead { consumer, topic } = msg;
-        if let Some(route) = plain_read_route(&consumer, &topic) {
-            return Ok(route);
-        }
-        let n = topic.partitions();
-        let registered = consumer.topics.get(&topic.id).copied().flatten();
-        let Some(group) = consumer.group.clone() else {
-            unreachable!("a consumer without a group has a plain route");
-        };
-        let now = now_ms();
-        let acquired = {
-            let mut book = self.shared.groups();
-            match book.acquire(&group, topic.id, consumer.id, now) {
-                Ok(acquired) => Ok(acquired),
-                Err(_) => {
-                    // Registered (the table says so) but unknown to the book: a member from
-                    // before a restart. It joins now.
-                    let joined = book.join(&group, topic.id, n, consumer.id, now);
-                    book.acquire(&group, topic.id, consumer.id, now)
-                        .map(|(grant, r)| (grant, r.or(joined)))
-                }
-            }
-        };
-        let Ok((mut grant, rebalance)) = acquired else {
-            return Err(QueueError::Unavailable(format!(
-                "consumer {} could not join group {group}",
-                consumer.id
-            )));
-        };
-        self.log_rebalances(
-            rebalance.into_iter().collect(),
-            &format!("consumer {} polled", consumer.id),
-        );
-        let leases = Leases::new(
-            self.shared.groups.clone(),
-            group.clone(),
-            topic.id,
-            consumer.id,
-            grant.partitions.clone(),
-        );
-        if let Some(p) = registered {
-            grant.partitions.retain(|&q| q == p as usize);
-        }
-        Ok(ReadRoute {
-            reader: Reader::Group(group),
-            partitions: grant.partitions,
-            leases: Some(leases),
-            handing_over: !grant.handing_over.is_empty(),
-        })
     }
 }

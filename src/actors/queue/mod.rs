@@ -7,11 +7,12 @@
 //!   in-memory tail or a shared read cache (`broker/reads.rs`); [`offset_committer`] groups
 //!   every broker's offset commits into one statement.
 //! - [`manager`]: the write manager and read managers, one actor type, the write manager
-//!   elected among them through the server group.
+//!   elected among them through the server group; [`read_routes`]: the read managers' job.
 
 pub mod broker;
 pub mod manager;
 pub mod offset_committer;
+pub mod read_routes;
 pub mod router;
 pub mod table;
 

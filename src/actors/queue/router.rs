@@ -25,9 +25,10 @@ use tokio::sync::oneshot;
 
 use crate::actors::queue::broker::{Append, BrokerSlot, CommitOffset, Fetch, Size};
 use crate::actors::queue::manager::{
-    CreateTopic, LeaveConsumer, ManagerError, ManagerSlot, QueueManager, QueueShared, ReadRoute,
-    RegisterConsumer, RegisterProducer, RouteRead, plain_read_route,
+    CreateTopic, LeaveConsumer, ManagerError, ManagerSlot, QueueManager, QueueShared,
+    RegisterConsumer, RegisterProducer,
 };
+use crate::actors::queue::read_routes::{ReadRoute, RouteRead, plain_read_route};
 use crate::actors::queue::table::{ConsumerRoute, QueueTable, TopicRoute};
 use crate::queue::retention::Retention;
 use crate::queue::routing;

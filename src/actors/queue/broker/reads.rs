@@ -153,9 +153,7 @@ impl Handler<BlockRead> for QueueBroker {
             Ok(rows) => rows,
             Err(e) => {
                 for fetch in waiting {
-                    let _ = fetch
-                        .reply
-                        .send(Err(QueueError::Unavailable(format!("read failed: {e}"))));
+                    let _ = fetch.reply.send(Err(e.in_context("read failed")));
                 }
                 return;
             }

@@ -128,7 +128,7 @@ impl QueueBroker {
             for (reply, first) in replies {
                 let _ = reply.send(match &result {
                     Ok(()) => Ok(first),
-                    Err(e) => Err(QueueError::Unavailable(format!("commit failed: {e}"))),
+                    Err(e) => Err(e.in_context("commit failed")),
                 });
             }
         });
@@ -178,7 +178,7 @@ impl QueueBroker {
                 after.finish(
                     result
                         .clone()
-                        .map_err(|e| QueueError::Unavailable(format!("offset commit failed: {e}"))),
+                        .map_err(|e| e.in_context("offset commit failed")),
                 );
             }
         });
