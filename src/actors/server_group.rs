@@ -503,3 +503,7 @@ fn from_ring(actions: Vec<ring::Outgoing>) -> Vec<Outgoing> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "server_group_tests.rs"]
+mod tests;
