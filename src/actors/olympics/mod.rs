@@ -56,6 +56,7 @@ pub fn boot(
     last_update_seq: u64,
 ) -> Olympics {
     let supervision = &settings.supervision;
+    // The ingress waits `timeout` for a front-end, which waits less for the database.
     let timeout = settings.olympics.request_timeout();
     let registry = registry.clone();
 
@@ -70,7 +71,7 @@ pub fn boot(
     let factory = FrontendFactory {
         db: database.clone(),
         peers: table.clone(),
-        timeout,
+        timeout: settings.olympics.database_timeout(),
         cache_capacity: settings.olympics.cache_capacity,
         pull_interval: settings.olympics.pull_interval(),
         group: settings.group.clone(),
@@ -99,13 +100,14 @@ pub fn boot(
         Default::default(),
     )));
     let dispatcher_cell = ActorCell::new("dispatcher");
+    let max_frontends = settings.olympics.max_frontends;
     let dispatcher = {
         let (db, table, cell) = (database.clone(), table.clone(), dispatcher_cell.clone());
         start_supervised(
             dispatcher_cell.clone(),
             supervision,
             shutdown.clone(),
-            move |_| Dispatcher::new(frontends, factory, db, table, cell),
+            move |_| Dispatcher::new(frontends, factory, db, table, cell, max_frontends),
         )
     };
     registry.add(dispatcher_cell, dispatcher.clone());
@@ -121,10 +123,10 @@ pub fn boot(
             publisher_cell.clone(),
             supervision,
             shutdown.clone(),
-            move |_| Publisher::new(db, cell, push.replay_events, push.queue_per_tablet),
+            move |_| Publisher::new(db, cell, &push),
         )
     };
-    database.do_send(Watch(publisher.clone().recipient()));
+    database.do_send(Watch::new("publisher", publisher.clone().recipient()));
     registry.add(publisher_cell, publisher.clone());
 
     Olympics {
