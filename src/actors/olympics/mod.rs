@@ -8,11 +8,12 @@
 //!   the one global order of updates and their raffle reports; [`frontend_clocks`]: their
 //!   Berkeley and vector clocks, which only this group switches on.
 //! - [`database`]: the only actor that talks to PostgreSQL for this service; it numbers the
-//!   updates and multicasts each after its commit.
+//!   updates and multicasts each after its commit (its ordered writes' SQL: `database_writes`).
 //! - [`publisher`]: pushes updates to tablets over SSE.
 //! - [`messages`]: the messages these actors share.
 
 pub mod database;
+mod database_writes;
 pub mod dispatcher;
 pub mod frontend;
 pub mod frontend_clocks;
