@@ -30,6 +30,12 @@ pub struct RaffleSettings {
     pub every: u64,
     /// How often each front-end reports the tablet requests it served (off their path).
     pub report_interval_ms: u64,
+    /// Tablet requests a front-end holds that the raffle has not counted yet (its reports fail
+    /// or lag); past this its tablet reads are answered 503 until a report goes through.
+    pub max_uncounted_requests: usize,
+    /// Wins a front-end holds for tablets that have not read since they won; past this the
+    /// oldest is forgotten (it stays in `GET /olympics/raffle/winners?tablet=`).
+    pub max_untold_wins: usize,
 }
 
 impl Default for RaffleSettings {
@@ -37,6 +43,8 @@ impl Default for RaffleSettings {
         Self {
             every: 100,
             report_interval_ms: 20,
+            max_uncounted_requests: 100_000,
+            max_untold_wins: 10_000,
         }
     }
 }
@@ -100,6 +108,13 @@ pub struct OlympicsSettings {
     pub cache_consistency: CacheConsistency,
     /// How often each front-end re-reads its cached entries in pull mode.
     pub pull_interval_ms: u64,
+    /// The most front-ends the group may have (`POST /admin/frontends` past it is 503).
+    #[serde(default = "default_max_frontends")]
+    pub max_frontends: usize,
+}
+
+fn default_max_frontends() -> usize {
+    64
 }
 
 /// How front-end caches learn of writes.
@@ -113,8 +128,15 @@ pub enum CacheConsistency {
 }
 
 impl OlympicsSettings {
+    /// How long the ingress waits for a front-end.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// How long a front-end waits for the database actor: shorter than the ingress's wait, so
+    /// the front-end's answer (even "unavailable") arrives before the ingress gives up on it.
+    pub fn database_timeout(&self) -> Duration {
+        self.request_timeout() * 4 / 5
     }
 
     /// The refresh period when caches pull, `None` when they are pushed to.
@@ -167,6 +189,13 @@ pub struct PushSettings {
     pub replay_events: usize,
     /// Events queued per tablet; a tablet that falls this far behind is disconnected.
     pub queue_per_tablet: usize,
+    /// Open event streams, all tablets together; past this a new one is answered 503.
+    #[serde(default = "default_max_subscriptions")]
+    pub max_subscriptions: usize,
+}
+
+fn default_max_subscriptions() -> usize {
+    10_000
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1,5 +1,6 @@
 //! `obelix cacofonix`: the reporter. Plays a plausible stream of score updates and medal awards
-//! at a chosen rate, with its token; a failed write is retried with the same idempotency key.
+//! at a chosen rate, with its token; every write carries an idempotency key, and a failed one
+//! is retried under the same key.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -79,7 +80,7 @@ pub async fn run(args: CacofonixArgs) -> Result<(), ClientError> {
                     reqwest::Method::PUT,
                     format!("/olympics/games/{game}/score"),
                     json!({ "scores": { team: *score } }),
-                    None,
+                    Some(format!("cacofonix-{}", uuid::Uuid::new_v4())),
                 )
             }
         };
@@ -93,7 +94,7 @@ pub async fn run(args: CacofonixArgs) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// One write, retried on connection errors and 5xx (scores are set, medals carry a key).
+/// One write, retried on connection errors and 5xx under its idempotency key (counted once).
 async fn write(
     client: &reqwest::Client,
     args: &CacofonixArgs,

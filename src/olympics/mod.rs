@@ -26,7 +26,7 @@ pub enum OlympicsError {
     UnknownTablet(Uuid),
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
-    #[error("idempotency key `{0}` was already used for a different award")]
+    #[error("idempotency key `{0}` was already used for a different update")]
     IdempotencyConflict(String),
     #[error("{0}")]
     Conflict(String),
@@ -36,6 +36,9 @@ pub enum OlympicsError {
     Unavailable(String),
     #[error("storage: {0}")]
     Storage(String),
+    /// A bound on memory (see config.toml) is reached; the client should retry later.
+    #[error("too many {what} (at most {limit}); retry later")]
+    Full { what: &'static str, limit: usize },
 }
 
 impl OlympicsError {
@@ -126,8 +129,27 @@ impl ScoreUpdate {
                 "name at least one team and its points",
             ));
         }
+        if let Some(bad) = self.scores.keys().find(|team| !is_slug(team)) {
+            return Err(OlympicsError::invalid(
+                "scores",
+                format!("{bad:?} is not a team (lowercase letters, digits and dashes)"),
+            ));
+        }
         Ok(())
     }
+}
+
+/// The longest game or team slug accepted.
+pub const MAX_SLUG_LEN: usize = 64;
+
+/// Is `s` a possible game or team slug (`^[a-z0-9-]+$`, as the tables' checks say)? Anything
+/// else names no game or team, and never reaches a statement (PostgreSQL text cannot even hold
+/// a NUL).
+pub fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_SLUG_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Body of `POST /olympics/teams/{team}/medals`.
@@ -143,8 +165,11 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 /// Where the dispatcher placed a tablet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TabletAssignment {
+    /// Secret: whoever holds it acts as the tablet.
     pub id: Uuid,
     pub frontend: String,
+    /// Public: how lists (the raffle's winners) name the tablet.
+    pub label: String,
 }
 
 #[cfg(test)]
@@ -171,6 +196,28 @@ mod tests {
         assert_eq!(award.medal, Medal::Silver);
         assert!(serde_json::from_str::<MedalAward>(r#"{"medal":"platinum"}"#).is_err());
         assert!(serde_json::from_str::<MedalAward>(r#"{"medal":"Gold"}"#).is_err());
+    }
+
+    #[test]
+    fn slugs_are_lowercase_letters_digits_and_dashes() {
+        assert!(is_slug("boar-hunting") && is_slug("team2"));
+        for bad in [
+            "",
+            "Curling",
+            "cur ling",
+            "cur\0ling",
+            "\0",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(!is_slug(bad), "{bad:?}");
+        }
+        let update = ScoreUpdate {
+            scores: BTreeMap::from([("gauls\0".to_owned(), 1)]),
+        };
+        assert!(
+            matches!(update.validate(), Err(OlympicsError::Invalid { field, .. }) if field == "scores")
+        );
     }
 
     #[test]

@@ -6,11 +6,17 @@
 //!   order; an update whose version is not newer than the last one logged for its topic is
 //!   dropped, since every event carries the topic's whole state.
 //! - Event ids (`<epoch>-<seq>`) increase by one per event within an epoch. A subscriber that
-//!   reconnects with the id of the last event it saw gets every later event still held
-//!   ([`EventLog::since`]); if the id is from another epoch (the publisher restarted) or older
-//!   than what is held, it is told so ([`Replay::Gap`]) and must be sent a snapshot instead.
+//!   reconnects with the id of the last event it saw gets every later event of its topics
+//!   still held ([`EventLog::since`]); if some are no longer held, it gets instead the latest
+//!   event of each of its topics that changed after its id. Either way nothing it was sent
+//!   already, nor anything older: per topic, events after an id are newer than any at or
+//!   before it. A snapshot must therefore be appended (its states newer than the log's) before
+//!   its frames take the head's id.
+//! - An id from another epoch (another process) or from the future is a [`Replay::Gap`]: the
+//!   subscriber needs a snapshot.
 //!
-//! Not guaranteed: holding more than `capacity` events, or anything across a publisher restart.
+//! Not guaranteed: every intermediate state once more than `capacity` events came after an id
+//! (only the latest of each topic then); anything across epochs.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -118,9 +124,9 @@ impl Topics {
 /// What a reconnecting subscriber gets.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Replay {
-    /// Every event after the one it saw, for its topics (possibly none).
+    /// What changed after the event it saw, for its topics (possibly nothing), in id order.
     Events(Vec<Arc<Event>>),
-    /// Its last event is not held any more: it needs a snapshot.
+    /// Its id means nothing here (another epoch): it needs a snapshot.
     Gap,
 }
 
@@ -131,7 +137,8 @@ pub struct EventLog {
     last_seq: u64,
     capacity: usize,
     events: VecDeque<Arc<Event>>,
-    versions: HashMap<Topic, i64>,
+    /// The last event of every topic ever appended (as many as there are games and teams).
+    latest: HashMap<Topic, Arc<Event>>,
 }
 
 impl EventLog {
@@ -141,7 +148,7 @@ impl EventLog {
             last_seq: 0,
             capacity: capacity.max(1),
             events: VecDeque::new(),
-            versions: HashMap::new(),
+            latest: HashMap::new(),
         }
     }
 
@@ -155,35 +162,49 @@ impl EventLog {
 
     /// Appends the topic's state at `version`, unless a newer or equal one is logged already.
     pub fn append(&mut self, topic: Topic, version: i64, json: &str) -> Option<Arc<Event>> {
-        if self.versions.get(&topic).is_some_and(|&v| v >= version) {
+        if self.version(&topic).is_some_and(|v| v >= version) {
             return None;
         }
-        self.versions.insert(topic.clone(), version);
         self.last_seq += 1;
-        let event = Arc::new(Event::new(self.head(), topic, version, json));
+        let event = Arc::new(Event::new(self.head(), topic.clone(), version, json));
         if self.events.len() == self.capacity {
             self.events.pop_front();
         }
         self.events.push_back(event.clone());
+        self.latest.insert(topic, event.clone());
         Some(event)
     }
 
-    /// The events after `last` that match `topics`, or [`Replay::Gap`] if some are gone.
+    /// The version of `topic` last appended.
+    pub fn version(&self, topic: &Topic) -> Option<i64> {
+        self.latest.get(topic).map(|e| e.version)
+    }
+
+    /// What changed after `last` for `topics`: every event still held, or, when some after
+    /// `last` are gone, the latest event of each topic changed since; [`Replay::Gap`] for an id
+    /// of another epoch or from the future.
     pub fn since(&self, last: EventId, topics: &Topics) -> Replay {
         if last.epoch != self.epoch || last.seq > self.last_seq {
             return Replay::Gap;
         }
         let oldest_held = self.events.front().map_or(self.last_seq + 1, |e| e.id.seq);
-        if last.seq + 1 < oldest_held {
-            return Replay::Gap;
+        if last.seq + 1 >= oldest_held {
+            return Replay::Events(
+                self.events
+                    .iter()
+                    .filter(|e| e.id.seq > last.seq && topics.matches(&e.topic))
+                    .cloned()
+                    .collect(),
+            );
         }
-        Replay::Events(
-            self.events
-                .iter()
-                .filter(|e| e.id.seq > last.seq && topics.matches(&e.topic))
-                .cloned()
-                .collect(),
-        )
+        let mut latest: Vec<Arc<Event>> = self
+            .latest
+            .values()
+            .filter(|e| e.id.seq > last.seq && topics.matches(&e.topic))
+            .cloned()
+            .collect();
+        latest.sort_by_key(|e| e.id.seq);
+        Replay::Events(latest)
     }
 }
 
@@ -262,24 +283,51 @@ mod tests {
     }
 
     #[test]
-    fn events_no_longer_held_or_from_another_epoch_are_a_gap() {
+    fn an_id_from_another_epoch_or_the_future_is_a_gap() {
         let mut log = EventLog::new(1, 3);
         for v in 1..=5 {
             log.append(game("curling"), v, "{}");
         }
         let all = Topics::default();
-        // Held: 3, 4, 5. After 2 nothing is missing; after 1, event 2 is gone.
+        // Held: 3, 4, 5. After 2 nothing is missing.
         assert_eq!(
             seqs(log.since(EventId { epoch: 1, seq: 2 }, &all)),
             vec![3, 4, 5]
         );
-        assert_eq!(log.since(EventId { epoch: 1, seq: 1 }, &all), Replay::Gap);
         assert_eq!(log.since(EventId { epoch: 2, seq: 5 }, &all), Replay::Gap);
         assert_eq!(
             log.since(EventId { epoch: 1, seq: 9 }, &all),
             Replay::Gap,
             "from the future"
         );
+    }
+
+    #[test]
+    fn past_what_is_held_the_latest_state_of_each_changed_topic_is_replayed() {
+        let mut log = EventLog::new(1, 3);
+        log.append(game("skiing"), 1, "{}"); // 1
+        log.append(game("curling"), 1, "{}"); // 2
+        for v in 2..=5 {
+            log.append(game("curling"), v, "{}"); // 3, 4, 5, 6
+        }
+        let all = Topics::default();
+        // Held: 4, 5, 6. After 1, event 2 is gone: curling's latest (6) only; skiing (1) did
+        // not change after 1.
+        let Replay::Events(events) = log.since(EventId { epoch: 1, seq: 1 }, &all) else {
+            panic!("a replay")
+        };
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| (e.id.seq, e.version))
+                .collect::<Vec<_>>(),
+            vec![(6, 5)]
+        );
+        assert_eq!(
+            seqs(log.since(EventId { epoch: 1, seq: 0 }, &all)),
+            vec![1, 6]
+        );
+        assert_eq!(log.version(&game("curling")), Some(5));
     }
 
     #[test]

@@ -77,7 +77,9 @@ impl ResponseError for ApiError {
                 | O::UnknownTablet(_)
                 | O::UnknownFrontend(_) => StatusCode::NOT_FOUND,
                 O::Invalid { .. } | O::IdempotencyConflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                O::Unavailable(_) | O::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+                O::Unavailable(_) | O::Storage(_) | O::Full { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
             },
             ApiError::Queue(e) => match e {
                 QueueError::UnknownTopic(_)

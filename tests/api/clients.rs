@@ -67,19 +67,40 @@ async fn cacofonix_plays_updates_that_the_server_keeps() {
 #[actix_web::test]
 async fn cacofonix_without_the_token_fails_loudly() {
     let app = spawn_app().await;
-    let output = obelix(&[
-        "cacofonix",
-        "--server",
-        &app.address,
-        "--token",
-        "wrong",
-        "--count",
-        "1",
-    ])
-    .wait_with_output()
+    let output = Command::new(env!("CARGO_BIN_EXE_obelix"))
+        .args([
+            "cacofonix",
+            "--server",
+            &app.address,
+            "--token",
+            "wrong",
+            "--count",
+            "1",
+        ])
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output)
+        .await
+        .expect("cacofonix gave up within 30 s")
+        .unwrap();
+    assert!(!output.status.success());
+    // It failed because the server refused the token, and said so; and it wrote nothing.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("bearer token"),
+        "{stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "it printed an update it did not make"
+    );
+    let written: i64 = sqlx::query_scalar(
+        "SELECT (SELECT sum(version) FROM games)::bigint + (SELECT count(*) FROM medal_awards)",
+    )
+    .fetch_one(&app.db)
     .await
     .unwrap();
-    assert!(!output.status.success());
+    assert_eq!(written, 0);
 }
 
 #[actix_web::test]

@@ -13,15 +13,20 @@ use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app, spawn_app_with};
 
 const AGREEMENT: Duration = Duration::from_secs(2);
 
-/// Waits until every live member names `leader` and none is electing; returns how long it took.
+/// Waits until `leader` is alive and every live member names it and none is electing; returns
+/// how long it took.
 async fn await_agreement(app: &TestApp, leader: u64) -> Duration {
     let start = Instant::now();
     loop {
         let members = app.cluster_members().await;
-        let agreed = members
+        let leader_alive = members
             .iter()
-            .filter(|m| m["alive"] == true)
-            .all(|m| m["leader"] == leader && m["electing"] == false);
+            .any(|m| m["id"] == leader && m["alive"] == true);
+        let agreed = leader_alive
+            && members
+                .iter()
+                .filter(|m| m["alive"] == true)
+                .all(|m| m["leader"] == leader && m["electing"] == false);
         if agreed {
             return start.elapsed();
         }
@@ -106,23 +111,39 @@ async fn a_crashed_and_restarted_leader_is_leader_again() {
 
 #[actix_web::test]
 async fn killing_the_leader_under_load_fails_no_request() {
-    let app = spawn_app().await; // ids 1, 2, 3: frontend-3 leads
+    // Caching off and round robin: the leader takes its share of reads and writes, and each
+    // read waits on the database, so requests are in flight at the leader when it dies.
+    let app = spawn_app_with(|s| {
+        s.olympics.cache_capacity = 0;
+        s.olympics.balancing = obelix::settings::BalancingPolicy::RoundRobin;
+    })
+    .await; // ids 1, 2, 3: frontend-3 leads
     await_agreement(&app, 3).await;
     let tablets: Vec<Value> =
-        futures_util::future::join_all((0..3).map(|_| app.register_tablet())).await;
-    let served = AtomicUsize::new(0);
+        futures_util::future::join_all((0..9).map(|_| app.register_tablet())).await;
+    let on_leader = tablets
+        .iter()
+        .filter(|t| t["frontend"] == "frontend-3")
+        .count();
+    assert_eq!(on_leader, 3);
+    let served_by_leader = AtomicUsize::new(0);
+    let count = |response: &reqwest::Response| {
+        if response.headers()["x-served-by"] == "frontend-3" {
+            served_by_leader.fetch_add(1, Ordering::SeqCst);
+        }
+    };
     let readers = tablets.iter().map(|tablet| {
-        let (app, served) = (&app, &served);
+        let (app, count) = (&app, &count);
         async move {
             let id = tablet["id"].as_str().unwrap();
-            for _ in 0..60 {
+            for _ in 0..40 {
                 let response = app.get_as_tablet("/olympics/games/curling/score", id).await;
                 assert_eq!(
                     response.status(),
                     200,
                     "a read failed while the leader died"
                 );
-                served.fetch_add(1, Ordering::SeqCst);
+                count(&response);
             }
         }
     });
@@ -136,11 +157,18 @@ async fn killing_the_leader_under_load_fails_no_request() {
                 200,
                 "a write failed while the leader died"
             );
+            count(&response);
         }
     };
     let killer = async {
+        // Once the leader has served a good part, and while it has requests in flight.
         crate::helpers::eventually(Duration::from_secs(30), || async {
-            served.load(Ordering::SeqCst) >= 40
+            served_by_leader.load(Ordering::SeqCst) >= 30
+                && app
+                    .cluster_members()
+                    .await
+                    .iter()
+                    .any(|m| m["id"] == 3 && m["in_flight"].as_u64() > Some(0))
         })
         .await;
         app.kill_frontend(3).await;

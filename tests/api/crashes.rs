@@ -12,6 +12,8 @@ const WRITERS: usize = 4;
 const WRITES_EACH: usize = 25;
 /// The crash is sent once this many writes have been acknowledged.
 const CRASH_AFTER: usize = 30;
+/// The longest one write may take, crash or not (the request timeout is 5 s).
+const WRITE_BOUND: Duration = Duration::from_secs(7);
 
 /// Runs reporter writes and tablet reads, crashes `actor` in the middle, and checks the outcome.
 async fn crash_mid_traffic(actor: &str, mode: &str) {
@@ -25,11 +27,18 @@ async fn crash_mid_traffic(actor: &str, mode: &str) {
         async move {
             for i in 0..WRITES_EACH {
                 let key = format!("crash-test-{w}-{i}");
+                let sent = std::time::Instant::now();
                 let response = app.award_medal("gauls", "gold", Some(&key)).await;
                 assert_eq!(
                     response.status(),
                     200,
                     "write {key} failed during the crash of {actor}"
+                );
+                // Answered within one request timeout and a restart: no retrying without end.
+                assert!(
+                    sent.elapsed() < WRITE_BOUND,
+                    "write {key} took {:?} during the crash of {actor}",
+                    sent.elapsed()
                 );
                 acknowledged.fetch_add(1, Ordering::SeqCst);
             }
@@ -115,6 +124,35 @@ async fn assert_every_acknowledged_write_is_stored(app: &TestApp, acknowledged: 
     assert_eq!(
         gold as usize, acknowledged,
         "tally disagrees with the acknowledged awards"
+    );
+    // The one global order: each acknowledged award exactly once, numbered without a hole.
+    let logged: Vec<(i64, Option<String>)> =
+        sqlx::query_as("SELECT seq, idempotency_key FROM update_log ORDER BY seq")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    let numbers: Vec<i64> = logged.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        numbers,
+        (1..=logged.len() as i64).collect::<Vec<_>>(),
+        "a hole"
+    );
+    let keys: Vec<&str> = logged
+        .iter()
+        .filter_map(|(_, key)| key.as_deref())
+        .filter(|key| key.starts_with("crash-test-"))
+        .collect();
+    let distinct: std::collections::BTreeSet<&str> = keys.iter().copied().collect();
+    assert_eq!(keys.len(), distinct.len(), "an award logged twice");
+    let expected: std::collections::BTreeSet<String> = (0..WRITERS)
+        .flat_map(|w| (0..WRITES_EACH).map(move |i| format!("crash-test-{w}-{i}")))
+        .collect();
+    assert!(
+        distinct
+            .iter()
+            .copied()
+            .eq(expected.iter().map(String::as_str)),
+        "logged awards differ from the acknowledged ones"
     );
 }
 

@@ -1,6 +1,8 @@
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
-use crate::helpers::{REPORTER_TOKEN, error_body, spawn_app};
+use crate::helpers::{REPORTER_TOKEN, error_body, eventually, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn health_and_readiness_answer() {
@@ -194,4 +196,187 @@ async fn writes_need_the_reporter_token() {
 
     let tally: Value = app.get_json("/olympics/teams/gauls/medals").await;
     assert_eq!(tally["gold"], 0);
+}
+
+/// `(version, rows in update_log)` of curling.
+async fn curling_writes(app: &crate::helpers::TestApp) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT version FROM games WHERE slug = 'curling'), \
+                (SELECT count(*) FROM update_log WHERE subject = 'curling')",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+#[actix_web::test]
+async fn a_write_slower_than_the_request_timeout_is_applied_once() {
+    let app = spawn_app_with(|s| s.olympics.request_timeout_ms = 1_000).await;
+
+    // 1. Someone else holds curling's row for 3.5 s, longer than three request timeouts.
+    let mut blocker = app.db.begin().await.unwrap();
+    sqlx::query("SELECT version FROM games WHERE slug = 'curling' FOR UPDATE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let write = app
+        .request(reqwest::Method::PUT, "/olympics/games/curling/score")
+        .bearer_auth(REPORTER_TOKEN)
+        .header("Idempotency-Key", "slow-write-1")
+        .json(&json!({ "scores": { "gauls": 5 } }))
+        .send();
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        blocker.commit().await.unwrap();
+    };
+    let (answer, ()) = futures_util::future::join(write, release).await;
+    let status = answer.unwrap().status();
+    assert!(
+        status == 200 || status == 503,
+        "a slow write is answered 200 or 503 (retry), not {status}"
+    );
+
+    // 2. Once every statement the write started has finished, it was applied once.
+    eventually(Duration::from_secs(10), || async {
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND state <> 'idle'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        busy == 0
+    })
+    .await;
+    assert_eq!(
+        curling_writes(&app).await,
+        (1, 1),
+        "(version, logged updates)"
+    );
+
+    // 3. The reporter retries with its key: the recorded outcome, nothing applied again.
+    let retry = app
+        .request(reqwest::Method::PUT, "/olympics/games/curling/score")
+        .bearer_auth(REPORTER_TOKEN)
+        .header("Idempotency-Key", "slow-write-1")
+        .json(&json!({ "scores": { "gauls": 5 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 200);
+    let board: Value = retry.json().await.unwrap();
+    assert_eq!(board["version"], 1);
+    assert_eq!(curling_writes(&app).await, (1, 1));
+}
+
+#[actix_web::test]
+async fn a_score_update_retried_with_its_key_counts_once_and_a_reused_key_is_refused() {
+    let app = spawn_app().await;
+    let put = |key: &'static str, points: u32| {
+        app.request(reqwest::Method::PUT, "/olympics/games/skating/score")
+            .bearer_auth(REPORTER_TOKEN)
+            .header("Idempotency-Key", key)
+            .json(&json!({ "scores": { "romans": points } }))
+            .send()
+    };
+    let first: Value = put("score-1", 4).await.unwrap().json().await.unwrap();
+    let again = put("score-1", 4).await.unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first, "the retry is answered what the first was");
+    let version: i64 = sqlx::query_scalar("SELECT version FROM games WHERE slug = 'skating'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(version, 1);
+    // The same key for another update is a client mistake.
+    let body = error_body(put("score-1", 9).await.unwrap(), 422).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("score-1"),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn a_repeated_idempotency_key_or_tablet_id_header_is_400() {
+    let app = spawn_app().await;
+    let twice = app
+        .request(reqwest::Method::PUT, "/olympics/games/curling/score")
+        .bearer_auth(REPORTER_TOKEN)
+        .header("Idempotency-Key", "a")
+        .header("Idempotency-Key", "b")
+        .json(&json!({ "scores": { "gauls": 1 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_body(twice, 400).await["field"], "Idempotency-Key");
+    let twice = app
+        .request(reqwest::Method::POST, "/olympics/teams/gauls/medals")
+        .bearer_auth(REPORTER_TOKEN)
+        .header("Idempotency-Key", "a")
+        .header("Idempotency-Key", "a")
+        .json(&json!({ "medal": "gold" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_body(twice, 400).await["field"], "Idempotency-Key");
+    let tablet = app.register_tablet().await;
+    let id = tablet["id"].as_str().unwrap();
+    let twice = app
+        .request(reqwest::Method::GET, "/olympics/games/curling/score")
+        .header("X-Tablet-Id", id)
+        .header("X-Tablet-Id", id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_body(twice, 400).await["field"], "X-Tablet-Id");
+    assert_eq!(curling_writes(&app).await, (0, 0), "nothing was written");
+}
+
+#[actix_web::test]
+async fn nul_in_olympic_paths_queries_and_bodies_is_404_or_422() {
+    let app = spawn_app().await;
+    let tablet = app.register_tablet().await;
+    let id = tablet["id"].as_str().unwrap();
+    let requests = [
+        app.request(reqwest::Method::GET, "/olympics/games/%00/score"),
+        app.request(reqwest::Method::GET, "/olympics/teams/%00/medals"),
+        app.request(reqwest::Method::GET, "/olympics/games/cur%00ling/score")
+            .header("X-Tablet-Id", id),
+        app.request(reqwest::Method::PUT, "/olympics/games/%00/score")
+            .bearer_auth(REPORTER_TOKEN)
+            .json(&json!({ "scores": { "gauls": 1 } })),
+        app.request(reqwest::Method::POST, "/olympics/teams/%00/medals")
+            .bearer_auth(REPORTER_TOKEN)
+            .json(&json!({ "medal": "gold" })),
+        app.request(reqwest::Method::PUT, "/olympics/games/curling/score")
+            .bearer_auth(REPORTER_TOKEN)
+            .json(&json!({ "scores": { "\u{0}": 1 } })),
+        app.request(reqwest::Method::PUT, "/olympics/games/curling/score")
+            .bearer_auth(REPORTER_TOKEN)
+            .json(&json!({ "scores": { "gauls\u{0}": 1, "romans": 2 } })),
+        app.request(
+            reqwest::Method::GET,
+            &format!("/olympics/tablets/{id}/events?games=%00"),
+        ),
+        app.request(
+            reqwest::Method::GET,
+            &format!("/olympics/tablets/{id}/events?teams=gauls,%00"),
+        ),
+        app.request(reqwest::Method::GET, "/olympics/raffle/winners?tablet=%00"),
+    ];
+    for request in requests {
+        let request = request.build().unwrap();
+        let what = format!("{} {}", request.method(), request.url());
+        let response = app.client.execute(request).await.unwrap();
+        let status = response.status().as_u16();
+        assert!(status == 404 || status == 422, "{what}: {status}");
+        let body = error_body(response, status).await;
+        let text = body.to_string();
+        assert!(
+            !text.contains("database") && !text.contains("0x00") && !text.contains("storage"),
+            "{what}: {text}"
+        );
+    }
+    assert_eq!(curling_writes(&app).await, (0, 0), "nothing was written");
 }

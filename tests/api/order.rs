@@ -163,3 +163,24 @@ async fn a_bad_or_unknown_member_id_is_refused() {
     );
     error_body(app.get("/cluster/members/99/updates").await, 404).await;
 }
+
+#[actix_web::test]
+async fn a_frontend_started_later_catches_up_on_joining_without_waiting_for_an_update() {
+    let app = spawn_app_with(|_| {}).await;
+    concurrent_updates(&app).await;
+
+    // It joins after the updates, and no update follows: it loads them from the log itself.
+    app.add_frontend(10).await;
+    eventually(Duration::from_secs(5), || async {
+        let members = app.cluster_members().await;
+        let digests: BTreeSet<&str> = members
+            .iter()
+            .map(|m| m["updates"]["digest"].as_str().unwrap_or("none"))
+            .collect();
+        members.len() == 4
+            && members.iter().all(|m| m["updates"]["count"] == UPDATES)
+            && digests.len() == 1
+    })
+    .await;
+    assert_eq!(applied_by(&app, 10).await, logged_updates(&app).await);
+}

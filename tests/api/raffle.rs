@@ -24,6 +24,16 @@ async fn register_tablets(app: &TestApp, count: usize) -> Vec<String> {
     tablets
 }
 
+/// Each tablet's public label, by its id.
+async fn labels(app: &TestApp) -> BTreeMap<String, String> {
+    sqlx::query_as("SELECT id::text, label FROM tablets")
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
 /// What a burst of reads came back with.
 #[derive(Default)]
 struct Burst {
@@ -42,6 +52,18 @@ impl Burst {
 /// `rounds` reads by every tablet at once (round after round), plus anonymous reads, which
 /// do not take part in the raffle.
 async fn burst(app: &TestApp, tablets: &[String], rounds: usize) -> Burst {
+    let nobody = std::sync::atomic::AtomicUsize::new(0);
+    burst_counting(app, tablets, rounds, "", &nobody).await
+}
+
+/// [`burst`], counting in `served` the replies of front-end `watched` as they come.
+async fn burst_counting(
+    app: &TestApp,
+    tablets: &[String],
+    rounds: usize,
+    watched: &str,
+    served: &std::sync::atomic::AtomicUsize,
+) -> Burst {
     let mut result = Burst::default();
     for round in 0..rounds {
         let reads = tablets.iter().map(|tablet| async move {
@@ -59,6 +81,9 @@ async fn burst(app: &TestApp, tablets: &[String], rounds: usize) -> Burst {
                 .to_str()
                 .unwrap()
                 .to_owned();
+            if by == watched {
+                served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             *result.served_by.entry(by).or_default() += 1;
             if let Some(won) = response.headers().get("X-Raffle-Won") {
                 for position in won.to_str().unwrap().split(',') {
@@ -83,7 +108,7 @@ async fn standing(app: &TestApp, query: &str) -> (u64, Vec<(u64, String)>) {
         .map(|w| {
             (
                 w["position"].as_u64().unwrap(),
-                w["tablet_id"].as_str().unwrap().to_owned(),
+                w["tablet"].as_str().unwrap().to_owned(),
             )
         })
         .collect();
@@ -120,12 +145,18 @@ async fn every_nth_tablet_request_wins_once_and_the_winner_is_told() {
     assert_eq!(first.successes(), 300);
     assert_eq!(first.served_by.len(), 3, "{:?}", first.served_by);
 
-    // 2. Counted exactly once each; exactly one winner per 7; every winner one of ours; the
-    //    winners are persisted.
+    // 2. Counted exactly once each; exactly one winner per 7; every winner one of ours (named
+    //    by its label); the winners are persisted.
     let (counted, winners) = settled(&app).await;
     assert_eq!(counted, 300);
     assert_one_winner_per_block(7, counted, &winners);
-    assert!(winners.iter().all(|(_, tablet)| tablets.contains(tablet)));
+    let labels = labels(&app).await;
+    let label_of = |id: &String| labels[id].clone();
+    assert!(
+        winners
+            .iter()
+            .all(|(_, label)| tablets.iter().any(|t| &label_of(t) == label))
+    );
     let persisted: i64 = sqlx::query_scalar("SELECT count(*) FROM raffle_winners")
         .fetch_one(&app.db)
         .await
@@ -135,19 +166,23 @@ async fn every_nth_tablet_request_wins_once_and_the_winner_is_told() {
     // 3. Each tablet reads once more: every winner has now been told, in its own replies, of
     //    exactly the positions it won.
     let second = burst(&app, &tablets, 1).await;
-    let told: BTreeSet<(u64, String)> = first.told.into_iter().chain(second.told).collect();
+    let told: BTreeSet<(u64, String)> = first
+        .told
+        .into_iter()
+        .chain(second.told)
+        .map(|(position, id)| (position, label_of(&id)))
+        .collect();
     let won: BTreeSet<(u64, String)> = winners.into_iter().collect();
     assert_eq!(told, won);
 
     // 4. One tablet's winnings alone (among the first 300: step 3's reads are being counted).
+    let mine_label = label_of(&tablets[0]);
     let (_, mine) = standing(&app, &format!("?tablet={}", tablets[0])).await;
-    assert!(mine.iter().all(|(_, tablet)| tablet == &tablets[0]));
+    assert!(mine.iter().all(|(_, label)| label == &mine_label));
     let mine: Vec<_> = mine.into_iter().filter(|(p, _)| *p <= 300).collect();
     assert_eq!(
         mine.len(),
-        won.iter()
-            .filter(|(_, tablet)| tablet == &tablets[0])
-            .count()
+        won.iter().filter(|(_, label)| label == &mine_label).count()
     );
     let bad = error_body(app.get("/olympics/raffle/winners?tablet=nope").await, 422).await;
     assert!(
@@ -177,8 +212,26 @@ async fn the_raffle_keeps_one_winner_per_n_through_crashes_and_a_leader_change()
     //    reported is lost with it (a crash), but never counted twice: the count lies between
     //    what the survivors served and everything served, and the winners are still exactly
     //    one per 5.
-    let kill = app.kill_frontend(3);
-    let (second, ()) = futures_util::future::join(burst(&app, &tablets, 30), kill).await;
+    //    The kill comes once the leader has served some of this burst, so it dies serving.
+    let leader_served = std::sync::atomic::AtomicUsize::new(0);
+    let kill = async {
+        eventually(Duration::from_secs(30), || async {
+            leader_served.load(std::sync::atomic::Ordering::SeqCst) >= 6
+        })
+        .await;
+        app.kill_frontend(3).await;
+    };
+    let (second, ()) = futures_util::future::join(
+        burst_counting(&app, &tablets, 30, "frontend-3", &leader_served),
+        kill,
+    )
+    .await;
+    let by_leader = second.served_by.get("frontend-3").copied().unwrap_or(0);
+    assert!(
+        by_leader >= 6 && by_leader < second.successes(),
+        "the leader served {by_leader} of {} before it died",
+        second.successes()
+    );
     let (total, winners) = settled(&app).await;
     let by_survivors: usize = second
         .served_by
@@ -203,4 +256,160 @@ async fn the_raffle_keeps_one_winner_per_n_through_crashes_and_a_leader_change()
     let (after, winners) = settled(&app).await;
     assert_eq!((after - total) as usize, third.successes());
     assert_one_winner_per_block(5, after, &winners);
+}
+
+#[actix_web::test]
+async fn requests_the_raffle_has_not_counted_are_bounded_and_then_refused_with_503() {
+    // Reports never go out during the test, so every tablet request stays uncounted.
+    let app = spawn_app_with(|s| {
+        s.olympics.frontends = 1;
+        s.raffle.report_interval_ms = 600_000;
+        s.raffle.max_uncounted_requests = 10;
+    })
+    .await;
+    let tablet = app.register_tablet().await;
+    let id = tablet["id"].as_str().unwrap();
+    for _ in 0..10 {
+        assert_eq!(app.get_as_tablet("/olympics/games", id).await.status(), 200);
+    }
+    let refused = app.get_as_tablet("/olympics/games", id).await;
+    assert_eq!(refused.headers()["retry-after"], "1");
+    error_body(refused, 503).await;
+    // Anonymous reads take no part in the raffle and are still served.
+    assert_eq!(app.get("/olympics/games").await.status(), 200);
+    let members = app.cluster_members().await;
+    assert_eq!(members[0]["raffle_uncounted"], 10, "{members:?}");
+}
+
+#[actix_web::test]
+async fn wins_not_yet_told_are_bounded_and_the_oldest_stay_in_the_winners_list() {
+    let app = spawn_app_with(|s| {
+        s.olympics.frontends = 1;
+        s.raffle.every = 1;
+        s.raffle.max_untold_wins = 3;
+    })
+    .await;
+    let tablets = register_tablets(&app, 5).await;
+    // 1. Each tablet reads once, in turn: each wins, and none reads again.
+    for tablet in &tablets {
+        assert_eq!(
+            app.get_as_tablet("/olympics/games", tablet).await.status(),
+            200
+        );
+        settled(&app).await;
+    }
+    let members = app.cluster_members().await;
+    assert_eq!(members[0]["raffle_untold_wins"], 3, "{members:?}");
+    // 2. The three latest winners are told at their next read; the first two were forgotten
+    //    by the front-end, but the winners list still has them. (Latest first: each of these
+    //    reads wins again, and the new win must not push out one not told yet.)
+    for (i, tablet) in tablets.iter().enumerate().rev() {
+        let response = app.get_as_tablet("/olympics/games", tablet).await;
+        let told = response
+            .headers()
+            .get("X-Raffle-Won")
+            .map(|v| v.to_str().unwrap().to_owned());
+        if i < 2 {
+            assert_eq!(told, None, "tablet {i}");
+        } else {
+            assert_eq!(told, Some((i + 1).to_string()), "tablet {i}");
+        }
+        let (_, mine) = standing(&app, &format!("?tablet={tablet}")).await;
+        assert!(mine.iter().any(|(p, _)| *p == i as u64 + 1), "tablet {i}");
+    }
+}
+
+#[actix_web::test]
+async fn the_winners_list_names_tablets_by_label_and_never_shows_their_ids() {
+    let app = spawn_app_with(|s| s.raffle.every = 2).await;
+    let mut registered = Vec::new();
+    for _ in 0..4 {
+        let tablet = app.register_tablet().await;
+        let label = tablet["label"].as_str().expect("a label").to_owned();
+        let id = tablet["id"].as_str().unwrap().to_owned();
+        assert!(!label.is_empty() && !label.contains(&id), "{tablet}");
+        registered.push((id, label));
+    }
+    for _ in 0..3 {
+        for (id, _) in &registered {
+            app.get_as_tablet("/olympics/games", id).await;
+        }
+    }
+    let (counted, winners) = settled(&app).await;
+    assert_eq!(counted, 12);
+    assert_eq!(winners.len(), 6);
+    let listing = app
+        .get("/olympics/raffle/winners")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for (id, _) in &registered {
+        assert!(
+            !listing.contains(id.as_str()),
+            "a tablet id is published: {listing}"
+        );
+    }
+    let labels: BTreeSet<&str> = registered.iter().map(|(_, l)| l.as_str()).collect();
+    assert!(
+        winners
+            .iter()
+            .all(|(_, label)| labels.contains(label.as_str()))
+    );
+    // A tablet still finds its own wins with its id, shown by its label.
+    let (id, label) = &registered[1];
+    let (_, mine) = standing(&app, &format!("?tablet={id}")).await;
+    assert!(
+        !mine.is_empty() && mine.iter().all(|(_, l)| l == label),
+        "{mine:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_batch_retried_after_a_lost_reply_still_tells_its_winners() {
+    let app = spawn_app_with(|s| {
+        s.olympics.frontends = 1;
+        s.olympics.request_timeout_ms = 1_000;
+        s.raffle.every = 1;
+    })
+    .await;
+    let tablets = register_tablets(&app, 1).await;
+    let tablet = &tablets[0];
+
+    // 1. The raffle's counter is locked: the front-end's report of the read below waits past
+    //    its timeout, so it sends the same batch again, which waits behind the first.
+    let mut blocker = app.db.begin().await.unwrap();
+    sqlx::query("SELECT requests FROM raffle_counter FOR UPDATE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get_as_tablet("/olympics/games", tablet).await.status(),
+        200
+    );
+    eventually(Duration::from_secs(10), || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        waiting >= 2
+    })
+    .await;
+    // 2. The first report commits once the lock goes; its reply was given up on, and the retry
+    //    finds the batch counted already.
+    blocker.commit().await.unwrap();
+    let (counted, winners) = settled(&app).await;
+    assert_eq!(counted, 1, "the batch counted once");
+    assert_eq!(winners.len(), 1);
+    // 3. The winner is told all the same.
+    let next = app.get_as_tablet("/olympics/games", tablet).await;
+    assert_eq!(
+        next.headers()
+            .get("X-Raffle-Won")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
 }

@@ -154,3 +154,69 @@ async fn a_down_frontend_s_tablets_are_served_by_another_without_errors() {
     app.await_restart("frontend-1", 1).await;
     assert_eq!(served_by(&app, id).await, "frontend-1");
 }
+
+#[actix_web::test]
+async fn a_hundred_thousand_registrations_run_at_a_steady_speed() {
+    const TABLETS: usize = 100_000;
+    const WINDOW: usize = 10_000;
+    // The Olympic actors on their own (no HTTP: the dispatcher is what is measured), on a
+    // fresh database.
+    let database_url = crate::helpers::fresh_database().await;
+    let settings = crate::helpers::test_settings(&database_url);
+    let storage = obelix::storage::connect(&settings.database).await.unwrap();
+    let registry = obelix::actors::registry::Registry::default();
+    let olympics = obelix::actors::olympics::boot(
+        &settings,
+        storage.pool.clone(),
+        obelix::actors::supervisor::ShutdownSignal::default(),
+        &registry,
+        storage.last_update_seq,
+    );
+    let router = olympics.router;
+
+    // Sixteen registrations at a time, as many anonymous clients would; timed by completions.
+    use futures_util::StreamExt;
+    let started = std::time::Instant::now();
+    let mut first_window = None;
+    let mut window_start = std::time::Instant::now();
+    let mut done = 0;
+    let mut registrations = futures_util::stream::iter(0..TABLETS)
+        .map(|_| router.register_tablet())
+        .buffer_unordered(16);
+    while let Some(registered) = registrations.next().await {
+        registered.expect("registered");
+        done += 1;
+        if done == WINDOW {
+            first_window = Some(window_start.elapsed());
+        }
+        if done == TABLETS - WINDOW {
+            window_start = std::time::Instant::now();
+        }
+    }
+    drop(registrations);
+    let (first, last) = (first_window.unwrap(), window_start.elapsed());
+    let total = started.elapsed();
+    eprintln!("{TABLETS} registrations in {total:?}: first {WINDOW} {first:?}, last {last:?}");
+    // Steady: the last 10,000 cost about what the first did (an O(n) registration would make
+    // them ten times dearer).
+    assert!(
+        last < first * 2,
+        "first {WINDOW}: {first:?}, last {WINDOW}: {last:?} ({total:?} in all)"
+    );
+    assert!(total < std::time::Duration::from_secs(60), "{total:?}");
+    // Every one of them routes to its front-end.
+    let counts: i64 = sqlx::query_scalar("SELECT count(*) FROM tablets")
+        .fetch_one(&storage.pool)
+        .await
+        .unwrap();
+    assert_eq!(counts as usize, TABLETS);
+    let members = router.cluster().await;
+    let per_frontend: Vec<usize> = members.iter().map(|m| m.tablets).collect();
+    assert_eq!(
+        per_frontend.iter().sum::<usize>(),
+        TABLETS,
+        "{per_frontend:?}"
+    );
+    assert!(per_frontend.iter().max().unwrap() - per_frontend.iter().min().unwrap() <= 1);
+    registry.stop_all(std::time::Duration::from_secs(5)).await;
+}

@@ -4,6 +4,7 @@
 //! pool while the actor's mailbox keeps flowing. A write is answered only after its transaction
 //! has committed, so an acknowledged write survives any crash of ours.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,18 +13,19 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::actors::olympics::database_writes;
 use crate::actors::olympics::messages::{
-    Changed, Command, CommandReply, Query, QueryReply, SequencedUpdate, Write,
+    Changed, CommandReply, Query, QueryReply, SequencedUpdate, Write,
 };
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::raffle::Raffle;
-use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, Team, TeamScore};
+use crate::olympics::{Game, MedalTally, OlympicsError, ScoreBoard, Team, TeamScore, is_slug};
 
 pub struct Database {
     pool: PgPool,
     cell: Arc<ActorCell>,
     /// Told of each committed write (front-end caches, the publisher). Kept across restarts.
-    watchers: Vec<Recipient<Changed>>,
+    watchers: Watchers,
 }
 
 impl Database {
@@ -31,20 +33,75 @@ impl Database {
         Self {
             pool,
             cell,
-            watchers: Vec::new(),
+            watchers: Watchers::default(),
         }
     }
 }
 
-/// Register a watcher to be told of every committed write.
+/// Who is told of committed writes, by name. A front-end started again under its name replaces
+/// its old entry, and entries whose actor is gone are dropped, so the list holds at most the
+/// live front-ends and the publisher. Shared with the writes under way, which read it when
+/// they commit: a watcher added meanwhile hears of them too.
+#[derive(Clone, Default)]
+struct Watchers(Arc<std::sync::Mutex<Vec<Watcher>>>);
+
+/// A watcher's name and where to tell it.
+type Watcher = (String, Recipient<Changed>);
+
+impl Watchers {
+    fn watch(&self, name: String, recipient: Recipient<Changed>) {
+        let mut list = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        list.retain(|(watcher, r)| *watcher != name && r.connected());
+        list.push((name, recipient));
+    }
+
+    fn tell(&self, changed: &Changed) {
+        let list = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (_, watcher) in list.iter() {
+            watcher.do_send(changed.clone());
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// Register a watcher (by name: `frontend-3`, `publisher`) to be told of every committed write.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Watch(pub Recipient<Changed>);
+pub struct Watch {
+    pub name: String,
+    pub recipient: Recipient<Changed>,
+}
+
+impl Watch {
+    pub fn new(name: impl Into<String>, recipient: Recipient<Changed>) -> Self {
+        Self {
+            name: name.into(),
+            recipient,
+        }
+    }
+}
 
 impl Handler<Watch> for Database {
     type Result = ();
     fn handle(&mut self, msg: Watch, _ctx: &mut Self::Context) {
-        self.watchers.push(msg.0);
+        self.watchers.watch(msg.name, msg.recipient);
+        tracing::debug!(
+            actor = self.cell.name(),
+            watchers = self.watchers.len(),
+            "database actor watched"
+        );
     }
 }
 
@@ -92,33 +149,14 @@ impl Handler<Write> for Database {
             entered_via,
         } = write;
         Box::pin(async move {
-            let (reply, seq) = match command {
-                Command::SetScores { game, update } => {
-                    let teams: Vec<String> = update.scores.keys().cloned().collect();
-                    let points: Vec<i64> = update.scores.values().map(|&p| p as i64).collect();
-                    let (board, seq) =
-                        set_scores(&pool, &game, &teams, &points, &entered_via).await?;
-                    (CommandReply::Score(board), Some(seq))
-                }
-                Command::AwardMedal {
-                    team,
-                    medal,
-                    idempotency_key,
-                } => {
-                    let (tally, seq) =
-                        award_medal(&pool, &team, medal, &idempotency_key, &entered_via).await?;
-                    (CommandReply::Medals(tally), seq)
-                }
-            };
+            let (reply, seq) = database_writes::apply_once(&pool, command, &entered_via).await?;
             // Queued in every front-end's mailbox before the writer hears OK: any read sent after
             // the acknowledgement is handled after the invalidation (mailboxes are FIFO).
-            for watcher in &watchers {
-                watcher.do_send(Changed {
-                    seq,
-                    reply: reply.clone(),
-                    entered_via: entered_via.clone(),
-                });
-            }
+            watchers.tell(&Changed {
+                seq,
+                reply: reply.clone(),
+                entered_via: entered_via.clone(),
+            });
             Ok(reply)
         })
     }
@@ -173,7 +211,7 @@ impl Handler<RecordRequests> for Database {
     type Result = ResponseFuture<Result<Vec<RaffleWin>, OlympicsError>>;
     fn handle(&mut self, msg: RecordRequests, _ctx: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
-        Box::pin(record_requests(pool, msg))
+        Box::pin(database_writes::record_requests(pool, msg))
     }
 }
 
@@ -191,10 +229,11 @@ pub struct RaffleStanding {
     pub winners: Vec<RaffleWinner>,
 }
 
+/// A winner as everyone may see it: the tablet by its label (its id is its secret).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RaffleWinner {
     pub position: i64,
-    pub tablet_id: Uuid,
+    pub tablet: String,
     pub frontend: String,
     pub every: i64,
     pub won_at: chrono::DateTime<chrono::Utc>,
@@ -210,7 +249,8 @@ impl Handler<ReadRaffle> for Database {
                 .fetch_one(&mut *tx)
                 .await?;
             let winners = sqlx::query_as(
-                "SELECT position, tablet_id, frontend, every, won_at FROM raffle_winners \
+                "SELECT position, coalesce(tablet_label, 'unlabelled') AS tablet, frontend, \
+                 every, won_at FROM raffle_winners \
                  WHERE $1::uuid IS NULL OR tablet_id = $1 ORDER BY position",
             )
             .bind(msg.tablet)
@@ -260,27 +300,53 @@ impl Handler<LoadTablets> for Database {
     }
 }
 
+/// Saves a tablet's front-end (a new tablet, or one moved); answers its public label.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), OlympicsError>")]
+#[rtype(result = "Result<String, OlympicsError>")]
 pub struct SaveTablet {
     pub id: Uuid,
     pub frontend: String,
 }
 
 impl Handler<SaveTablet> for Database {
-    type Result = ResponseFuture<Result<(), OlympicsError>>;
+    type Result = ResponseFuture<Result<String, OlympicsError>>;
     fn handle(&mut self, msg: SaveTablet, _ctx: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
         Box::pin(async move {
-            sqlx::query(
+            Ok(sqlx::query_scalar(
                 "INSERT INTO tablets (id, frontend) VALUES ($1, $2) \
-                 ON CONFLICT (id) DO UPDATE SET frontend = excluded.frontend",
+                 ON CONFLICT (id) DO UPDATE SET frontend = excluded.frontend RETURNING label",
             )
             .bind(msg.id)
             .bind(&msg.frontend)
-            .execute(&pool)
+            .fetch_one(&pool)
+            .await?)
+        })
+    }
+}
+
+/// Saves new tablets and their front-ends in one statement; answers their labels.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<HashMap<Uuid, String>, OlympicsError>")]
+pub struct SaveTablets {
+    pub rows: Vec<(Uuid, String)>,
+}
+
+impl Handler<SaveTablets> for Database {
+    type Result = ResponseFuture<Result<HashMap<Uuid, String>, OlympicsError>>;
+    fn handle(&mut self, msg: SaveTablets, _ctx: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        let (ids, frontends): (Vec<Uuid>, Vec<String>) = msg.rows.into_iter().unzip();
+        Box::pin(async move {
+            let labels: Vec<(Uuid, String)> = sqlx::query_as(
+                "INSERT INTO tablets (id, frontend) \
+                 SELECT * FROM unnest($1::uuid[], $2::text[]) RETURNING id, label",
+            )
+            .bind(&ids)
+            .bind(&frontends)
+            .fetch_all(&pool)
             .await?;
-            Ok(())
+            Ok(labels.into_iter().collect())
         })
     }
 }
@@ -321,14 +387,14 @@ async fn list_teams(pool: &PgPool) -> Result<Vec<Team>, OlympicsError> {
 }
 
 #[derive(sqlx::FromRow)]
-struct ScoreRow {
+pub(super) struct ScoreRow {
     version: i64,
     team: String,
     points: i64,
     updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn board_from_rows(game: &str, rows: Vec<ScoreRow>) -> Option<ScoreBoard> {
+pub(super) fn board_from_rows(game: &str, rows: Vec<ScoreRow>) -> Option<ScoreBoard> {
     let updated_at = rows.iter().map(|r| r.updated_at).max()?;
     Some(ScoreBoard {
         game: game.to_owned(),
@@ -345,11 +411,14 @@ fn board_from_rows(game: &str, rows: Vec<ScoreRow>) -> Option<ScoreBoard> {
 }
 
 /// One statement, so the version and the points come from one snapshot.
-const SELECT_BOARD: &str = "SELECT g.version, s.team, s.points, s.updated_at \
+pub(super) const SELECT_BOARD: &str = "SELECT g.version, s.team, s.points, s.updated_at \
      FROM games g JOIN scores s ON s.game = g.slug WHERE g.slug = $1 ORDER BY s.team";
 
 #[tracing::instrument(skip(pool))]
 async fn score_board(pool: &PgPool, game: &str) -> Result<ScoreBoard, OlympicsError> {
+    if !is_slug(game) {
+        return Err(OlympicsError::UnknownGame(game.to_owned()));
+    }
     let rows: Vec<ScoreRow> = sqlx::query_as(SELECT_BOARD)
         .bind(game)
         .fetch_all(pool)
@@ -357,11 +426,14 @@ async fn score_board(pool: &PgPool, game: &str) -> Result<ScoreBoard, OlympicsEr
     board_from_rows(game, rows).ok_or_else(|| OlympicsError::UnknownGame(game.to_owned()))
 }
 
-const SELECT_TALLY: &str =
+pub(super) const SELECT_TALLY: &str =
     "SELECT team, gold, silver, bronze, version, updated_at FROM medal_tallies WHERE team = $1";
 
 #[tracing::instrument(skip(pool))]
 async fn medal_tally(pool: &PgPool, team: &str) -> Result<MedalTally, OlympicsError> {
+    if !is_slug(team) {
+        return Err(OlympicsError::UnknownTeam(team.to_owned()));
+    }
     sqlx::query_as(SELECT_TALLY)
         .bind(team)
         .fetch_optional(pool)
@@ -369,215 +441,12 @@ async fn medal_tally(pool: &PgPool, team: &str) -> Result<MedalTally, OlympicsEr
         .ok_or_else(|| OlympicsError::UnknownTeam(team.to_owned()))
 }
 
-#[tracing::instrument(skip(pool, points))]
-async fn set_scores(
-    pool: &PgPool,
-    game: &str,
-    teams: &[String],
-    points: &[i64],
-    entered_via: &str,
-) -> Result<(ScoreBoard, u64), OlympicsError> {
-    let mut tx = pool.begin().await?;
-    // Bumping the version locks the game's row: writers of one game commit one at a time.
-    let bumped = sqlx::query("UPDATE games SET version = version + 1 WHERE slug = $1")
-        .bind(game)
-        .execute(&mut *tx)
-        .await?;
-    if bumped.rows_affected() == 0 {
-        return Err(OlympicsError::UnknownGame(game.to_owned()));
-    }
-    let known: Vec<String> = sqlx::query_scalar("SELECT slug FROM teams WHERE slug = ANY($1)")
-        .bind(teams)
-        .fetch_all(&mut *tx)
-        .await?;
-    if let Some(unknown) = teams.iter().find(|t| !known.contains(t)) {
-        return Err(OlympicsError::UnknownTeam(unknown.clone()));
-    }
-    sqlx::query(
-        "INSERT INTO scores (game, team, points, updated_at) \
-         SELECT $1, team, points, now() FROM unnest($2::text[], $3::bigint[]) AS u(team, points) \
-         ON CONFLICT (game, team) DO UPDATE SET points = excluded.points, updated_at = excluded.updated_at",
-    )
-    .bind(game)
-    .bind(teams)
-    .bind(points)
-    .execute(&mut *tx)
-    .await?;
-    let rows: Vec<ScoreRow> = sqlx::query_as(SELECT_BOARD)
-        .bind(game)
-        .fetch_all(&mut *tx)
-        .await?;
-    let board =
-        board_from_rows(game, rows).ok_or_else(|| OlympicsError::UnknownGame(game.to_owned()))?;
-    let seq = log_update(&mut tx, &CommandReply::Score(board.clone()), entered_via).await?;
-    tx.commit().await?;
-    Ok((board, seq))
-}
-
-/// Takes the next number of the global order for this update and logs it under that number.
-/// Last in its transaction: the counter's row stays locked until the commit, so updates commit
-/// in number order and the numbers have no gaps (a rollback gives its number back).
-async fn log_update(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    reply: &CommandReply,
-    entered_via: &str,
-) -> Result<u64, OlympicsError> {
-    let (kind, subject) = reply.kind_and_subject();
-    let detail = serde_json::to_string(reply).expect("replies serialize");
-    let seq: i64 = sqlx::query_scalar(
-        "WITH next AS (UPDATE update_sequence SET last_seq = last_seq + 1 RETURNING last_seq) \
-         INSERT INTO update_log (seq, kind, subject, entered_via, detail) \
-         SELECT last_seq, $1, $2, $3, $4::jsonb FROM next RETURNING seq",
-    )
-    .bind(kind)
-    .bind(subject)
-    .bind(entered_via)
-    .bind(detail)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(seq as u64)
-}
-
-/// One transaction per batch: skip a batch already counted, take the next run of positions,
-/// record its winners.
-#[tracing::instrument(skip(pool, msg), fields(frontend = %msg.frontend, batch = msg.batch, requests = msg.tablets.len()))]
-async fn record_requests(
-    pool: PgPool,
-    msg: RecordRequests,
-) -> Result<Vec<RaffleWin>, OlympicsError> {
-    let mut tx = pool.begin().await?;
-    let fresh = sqlx::query(
-        "INSERT INTO raffle_reports (reporter, last_batch) VALUES ($1, $2) \
-         ON CONFLICT (reporter) DO UPDATE SET last_batch = excluded.last_batch, reported_at = now() \
-         WHERE raffle_reports.last_batch < excluded.last_batch",
-    )
-    .bind(&msg.reporter)
-    .bind(msg.batch as i64)
-    .execute(&mut *tx)
-    .await?;
-    if fresh.rows_affected() == 0 {
-        tracing::info!(reporter = %msg.reporter, batch = msg.batch, "raffle batch already counted; not counted again");
-        return Ok(Vec::new());
-    }
-    let count = msg.tablets.len() as i64;
-    let before: i64 = sqlx::query_scalar(
-        "UPDATE raffle_counter SET requests = requests + $1 RETURNING requests - $1",
-    )
-    .bind(count)
-    .fetch_one(&mut *tx)
-    .await?;
-    let wins: Vec<RaffleWin> = msg
-        .raffle
-        .winners_among(before as u64, count as u64)
-        .map(|position| RaffleWin {
-            position,
-            tablet: msg.tablets[(position - before as u64 - 1) as usize],
-        })
-        .collect();
-    if !wins.is_empty() {
-        let positions: Vec<i64> = wins.iter().map(|w| w.position as i64).collect();
-        let tablets: Vec<Uuid> = wins.iter().map(|w| w.tablet).collect();
-        sqlx::query(
-            "INSERT INTO raffle_winners (position, tablet_id, frontend, every) \
-             SELECT position, tablet_id, $3, $4 FROM unnest($1::bigint[], $2::uuid[]) AS w(position, tablet_id)",
-        )
-        .bind(&positions)
-        .bind(&tablets)
-        .bind(&msg.frontend)
-        .bind(msg.raffle.every() as i64)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    for win in &wins {
-        tracing::info!(
-            position = win.position,
-            tablet = %win.tablet,
-            frontend = %msg.frontend,
-            "raffle: request #{} (tablet {}, served by {}) wins",
-            win.position,
-            win.tablet,
-            msg.frontend
-        );
-    }
-    Ok(wins)
-}
-
-#[tracing::instrument(skip(pool))]
-async fn award_medal(
-    pool: &PgPool,
-    team: &str,
-    medal: Medal,
-    idempotency_key: &str,
-    entered_via: &str,
-) -> Result<(MedalTally, Option<u64>), OlympicsError> {
-    let mut tx = pool.begin().await?;
-    let team_exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM teams WHERE slug = $1)")
-            .bind(team)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !team_exists {
-        return Err(OlympicsError::UnknownTeam(team.to_owned()));
-    }
-    // A concurrent award with the same key waits here on the unique index until the first commits.
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO medal_awards (team, medal, idempotency_key) VALUES ($1, $2, $3) \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-    )
-    .bind(team)
-    .bind(medal.as_str())
-    .bind(idempotency_key)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if inserted.is_none() {
-        let (first_team, first_medal): (String, String) =
-            sqlx::query_as("SELECT team, medal FROM medal_awards WHERE idempotency_key = $1")
-                .bind(idempotency_key)
-                .fetch_one(&mut *tx)
-                .await?;
-        if first_team != team || first_medal != medal.as_str() {
-            return Err(OlympicsError::IdempotencyConflict(
-                idempotency_key.to_owned(),
-            ));
-        }
-        tracing::info!(
-            team,
-            medal = medal.as_str(),
-            idempotency_key,
-            "medal award retried; counted once"
-        );
-        let tally = sqlx::query_as(SELECT_TALLY)
-            .bind(team)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        return Ok((tally, None));
-    }
-    let tally: MedalTally = sqlx::query_as(
-        "UPDATE medal_tallies SET \
-            gold = gold + ($2 = 'gold')::int, \
-            silver = silver + ($2 = 'silver')::int, \
-            bronze = bronze + ($2 = 'bronze')::int, \
-            version = version + 1, \
-            updated_at = now() \
-         WHERE team = $1 RETURNING team, gold, silver, bronze, version, updated_at",
-    )
-    .bind(team)
-    .bind(medal.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
-    let seq = log_update(&mut tx, &CommandReply::Medals(tally.clone()), entered_via).await?;
-    tx.commit().await?;
-    Ok((tally, Some(seq)))
-}
-
 /// How often callers retry the Database actor while it restarts.
 const DATABASE_RETRIES: u32 = 20;
 const DATABASE_RETRY_PAUSE: Duration = Duration::from_millis(25);
 
-/// Sends to the Database actor, retrying while it restarts. Retrying is safe: reads are reads,
-/// scores are set (not added) and medal awards carry an idempotency key.
+/// Sends to the Database actor, retrying while it restarts, all within `timeout`. Retrying is
+/// safe: reads are reads, and every write carries an idempotency key it is applied once under.
 pub async fn ask_database<M, R>(
     db: Addr<Database>,
     msg: M,
@@ -588,9 +457,11 @@ where
     R: Send + 'static,
     Database: actix::Handler<M>,
 {
+    let deadline = std::time::Instant::now() + timeout;
     let mut attempt = 0;
     loop {
-        match db.send(msg.clone()).timeout(timeout).await {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match db.send(msg.clone()).timeout(left).await {
             Ok(reply) => return reply,
             Err(MailboxError::Closed) if attempt < DATABASE_RETRIES => {
                 attempt += 1;
@@ -601,5 +472,33 @@ where
                 return Err(OlympicsError::Unavailable(format!("database actor: {e}")));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A watcher that ignores what it is told.
+    struct Sink;
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+    impl Handler<Changed> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: Changed, _ctx: &mut Self::Context) {}
+    }
+
+    #[actix_web::test]
+    async fn a_front_end_started_again_replaces_its_watcher_entry() {
+        let watchers = Watchers::default();
+        watchers.watch("publisher".into(), Sink.start().recipient());
+        // Front-end 3 is started, killed and started again, a hundred times.
+        for _ in 0..100 {
+            watchers.watch("frontend-3".into(), Sink.start().recipient());
+        }
+        assert_eq!(watchers.len(), 2);
+        watchers.watch("frontend-4".into(), Sink.start().recipient());
+        assert_eq!(watchers.len(), 3);
     }
 }

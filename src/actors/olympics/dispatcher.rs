@@ -8,19 +8,23 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, AtomicResponse, Context, Handler,
-    Message, WrapFuture,
+    Message, ResponseFuture, WrapFuture,
 };
 use arc_swap::ArcSwap;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::actors::lifecycle::{Crash, CrashMode};
-use crate::actors::olympics::database::{Database, DeleteTablet, LoadTablets, SaveTablet};
+use crate::actors::olympics::database::{
+    Database, DeleteTablet, LoadTablets, SaveTablet, SaveTablets,
+};
 use crate::actors::olympics::frontend::FrontendFactory;
 use crate::actors::olympics::frontend_clocks::FrontendClocks;
-use crate::actors::olympics::routing_table::{FrontendSlot, RoutingTable, tablet_counts};
+use crate::actors::olympics::routing_table::{FrontendSlot, RoutingTable, TabletDirectory};
 use crate::actors::supervisor::ActorCell;
 use crate::coordination::balance::{ServerLoad, least_loaded};
 use crate::coordination::berkeley::SimulatedClock;
@@ -30,11 +34,17 @@ pub struct Dispatcher {
     frontends: Vec<Arc<FrontendSlot>>,
     /// Starts front-ends added at runtime (`POST /admin/frontends`).
     factory: FrontendFactory,
-    /// Tablet id → index into `frontends`.
-    tablets: HashMap<Uuid, usize>,
+    /// Tablet id → front-end id, shared with the ingress; kept across restarts (requests keep
+    /// using it) and replaced whole by a reload.
+    tablets: Arc<TabletDirectory>,
     db: Addr<Database>,
     published: Arc<ArcSwap<RoutingTable>>,
     cell: Arc<ActorCell>,
+    /// The most front-ends the group may have.
+    max_frontends: usize,
+    /// Registrations waiting for their save, and whether one is under way.
+    unsaved: Vec<Unsaved>,
+    saving: bool,
 }
 
 impl Dispatcher {
@@ -44,28 +54,41 @@ impl Dispatcher {
         db: Addr<Database>,
         published: Arc<ArcSwap<RoutingTable>>,
         cell: Arc<ActorCell>,
+        max_frontends: usize,
     ) -> Self {
+        let tablets = published.load().tablets.clone();
         Self {
             frontends,
             factory,
-            tablets: HashMap::new(),
+            tablets,
             db,
             published,
             cell,
+            max_frontends,
+            unsaved: Vec::new(),
+            saving: false,
         }
     }
 
+    /// Each front-end's tablets: O(front-ends), whatever the number of tablets.
     fn tablet_loads(&self) -> Vec<ServerLoad> {
         self.frontends
             .iter()
-            .zip(tablet_counts(self.frontends.len(), &self.tablets))
-            .map(|(slot, load)| ServerLoad {
+            .map(|slot| ServerLoad {
                 alive: slot.cell.is_alive(),
-                load,
+                load: slot.tablets.load(Ordering::Relaxed),
             })
             .collect()
     }
 
+    /// The live front-end with the fewest tablets, its count taken for one more tablet.
+    fn place_tablet(&self) -> Option<Arc<FrontendSlot>> {
+        let slot = self.frontends[least_loaded(&self.tablet_loads())?].clone();
+        slot.tablets.fetch_add(1, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    /// Publishes the front-ends (the tablets' directory changes in place).
     fn publish(&self) {
         self.published.store(Arc::new(RoutingTable::new(
             self.frontends.clone(),
@@ -73,10 +96,18 @@ impl Dispatcher {
         )));
     }
 
-    fn index_of(&self, frontend: &str) -> Option<usize> {
-        self.frontends
-            .iter()
-            .position(|s| s.cell.name() == frontend)
+    fn is_member(&self, slot: &Arc<FrontendSlot>) -> bool {
+        self.frontends.iter().any(|s| Arc::ptr_eq(s, slot))
+    }
+
+    /// Tablet `id`'s front-end is gone: it goes to the least-loaded one, in PostgreSQL too.
+    fn rehome(&self, id: Uuid) -> Option<u64> {
+        let home = self.place_tablet()?;
+        self.db.do_send(SaveTablet {
+            id,
+            frontend: home.cell.name().to_owned(),
+        });
+        Some(home.id)
     }
 }
 
@@ -91,36 +122,33 @@ impl Actor for Dispatcher {
                 .into_actor(self)
                 .map(|loaded, act, ctx| match loaded {
                     Ok(Ok(rows)) => {
-                        act.tablets.clear();
-                        let mut moved = Vec::new();
+                        for slot in &act.frontends {
+                            slot.tablets.store(0, Ordering::Relaxed);
+                        }
+                        let mut homes = HashMap::with_capacity(rows.len());
                         for (id, frontend) in rows {
-                            let index = match act.index_of(&frontend) {
-                                Some(i) => i,
-                                None => {
-                                    // Its front-end is gone (killed, or fewer configured): re-home
-                                    // it. With no front-end at all it stays in PostgreSQL, to be
-                                    // re-homed by a later reload.
-                                    let fallback = (!act.frontends.is_empty()).then_some(0);
-                                    let Some(i) = least_loaded(&act.tablet_loads()).or(fallback)
-                                    else {
-                                        continue;
-                                    };
-                                    moved.push((id, i));
-                                    i
+                            let slot = act.frontends.iter().find(|s| s.cell.name() == frontend);
+                            let home = match slot {
+                                Some(slot) => {
+                                    slot.tablets.fetch_add(1, Ordering::Relaxed);
+                                    slot.id
                                 }
+                                // Its front-end is gone (killed, or fewer configured): re-home
+                                // it. With no front-end at all it stays in PostgreSQL, to be
+                                // re-homed by a later reload.
+                                None => match act.rehome(id) {
+                                    Some(home) => home,
+                                    None => continue,
+                                },
                             };
-                            act.tablets.insert(id, index);
+                            homes.insert(id, home);
                         }
-                        for (id, i) in moved {
-                            act.db.do_send(SaveTablet {
-                                id,
-                                frontend: act.frontends[i].cell.name().to_owned(),
-                            });
-                        }
+                        let count = homes.len();
+                        act.tablets.replace(homes);
                         act.publish();
                         tracing::info!(
                             actor = act.cell.name(),
-                            tablets = act.tablets.len(),
+                            tablets = count,
                             "dispatcher loaded tablet assignments from PostgreSQL"
                         );
                     }
@@ -139,11 +167,16 @@ impl Actor for Dispatcher {
 
 impl actix::Supervised for Dispatcher {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        // The directory stays: requests keep finding their tablets until the reload replaces it.
+        // Registrations not saved yet are refused (their save died with the old context).
+        self.saving = false;
+        for unsaved in self.unsaved.drain(..) {
+            unsaved.slot.tablets.fetch_sub(1, Ordering::Relaxed);
+        }
         tracing::info!(
             actor = self.cell.name(),
             "dispatcher restarting; will reload tablets"
         );
-        self.tablets.clear();
     }
 }
 
@@ -155,30 +188,111 @@ crate::supervised_actor_handlers!(Dispatcher);
 pub struct RegisterTablet;
 
 impl Handler<RegisterTablet> for Dispatcher {
-    // Atomic: one registration at a time, so two never both see the same least-loaded server.
-    type Result = AtomicResponse<Self, Result<TabletAssignment, OlympicsError>>;
+    /// The front-end is picked and its count taken at once; the save is grouped with those of
+    /// the registrations that come while another save is under way. Each registration costs
+    /// O(front-ends), and the saves one statement per group.
+    type Result = ResponseFuture<Result<TabletAssignment, OlympicsError>>;
 
-    fn handle(&mut self, _: RegisterTablet, _ctx: &mut Self::Context) -> Self::Result {
-        let Some(index) = least_loaded(&self.tablet_loads()) else {
-            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(
-                OlympicsError::Unavailable("no front-end server is alive".into()),
+    fn handle(&mut self, _: RegisterTablet, ctx: &mut Self::Context) -> Self::Result {
+        let Some(slot) = self.place_tablet() else {
+            return Box::pin(std::future::ready(Err(OlympicsError::Unavailable(
+                "no front-end server is alive".into(),
             ))));
         };
-        let id = Uuid::new_v4();
-        let frontend = self.frontends[index].cell.name().to_owned();
-        let save = self.db.send(SaveTablet {
-            id,
-            frontend: frontend.clone(),
+        let (reply, answer) = oneshot::channel();
+        self.unsaved.push(Unsaved {
+            id: Uuid::new_v4(),
+            slot,
+            reply,
         });
-        AtomicResponse::new(Box::pin(save.into_actor(self).map(
-            move |saved, act, _ctx| {
-                saved.map_err(|e| OlympicsError::Unavailable(format!("database actor: {e}")))??;
-                act.tablets.insert(id, index);
-                act.publish();
-                tracing::info!(actor = act.cell.name(), tablet = %id, frontend = %frontend, "dispatcher assigned tablet {id} to {frontend}");
-                Ok(TabletAssignment { id, frontend })
-            },
-        )))
+        if !self.saving {
+            self.save_registrations(ctx);
+        }
+        Box::pin(async move {
+            answer.await.unwrap_or_else(|_| {
+                Err(OlympicsError::Unavailable(
+                    "the dispatcher restarted during the registration".into(),
+                ))
+            })
+        })
+    }
+}
+
+/// A registration waiting for its save.
+struct Unsaved {
+    id: Uuid,
+    slot: Arc<FrontendSlot>,
+    reply: oneshot::Sender<Result<TabletAssignment, OlympicsError>>,
+}
+
+/// The most registrations saved in one statement.
+const SAVE_BATCH: usize = 1000;
+
+impl Dispatcher {
+    /// Saves the waiting registrations (up to [`SAVE_BATCH`]) in one statement, then answers
+    /// them and goes on with those that came meanwhile.
+    fn save_registrations(&mut self, ctx: &mut Context<Self>) {
+        if self.unsaved.is_empty() {
+            return;
+        }
+        let take = self.unsaved.len().min(SAVE_BATCH);
+        let batch: Vec<Unsaved> = self.unsaved.drain(..take).collect();
+        let rows = batch
+            .iter()
+            .map(|u| (u.id, u.slot.cell.name().to_owned()))
+            .collect();
+        self.saving = true;
+        let save = self.db.send(SaveTablets { rows });
+        ctx.spawn(save.into_actor(self).map(move |saved, act, ctx| {
+            act.saving = false;
+            let labels = match saved {
+                Ok(Ok(labels)) => Ok(labels),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(OlympicsError::Unavailable(format!("database actor: {e}"))),
+            };
+            for unsaved in batch {
+                let outcome = match &labels {
+                    Ok(labels) => act.registered(&unsaved, labels),
+                    Err(e) => Err(e.clone()),
+                };
+                if outcome.is_err() {
+                    unsaved.slot.tablets.fetch_sub(1, Ordering::Relaxed);
+                }
+                let _ = unsaved.reply.send(outcome);
+            }
+            act.save_registrations(ctx);
+        }));
+    }
+
+    /// A saved registration: the tablet enters the directory.
+    fn registered(
+        &self,
+        unsaved: &Unsaved,
+        labels: &HashMap<Uuid, String>,
+    ) -> Result<TabletAssignment, OlympicsError> {
+        let label = labels
+            .get(&unsaved.id)
+            .cloned()
+            .ok_or_else(|| OlympicsError::Storage("a saved tablet has no label".into()))?;
+        let home = if self.is_member(&unsaved.slot) {
+            unsaved.slot.id
+        } else {
+            // Killed while this tablet was saved: it moves like the victim's others.
+            unsaved.slot.tablets.fetch_sub(1, Ordering::Relaxed);
+            self.rehome(unsaved.id)
+                .ok_or_else(|| OlympicsError::Unavailable("no front-end server is alive".into()))?
+        };
+        self.tablets.insert(unsaved.id, home);
+        let frontend = self.frontends.iter().find(|s| s.id == home).map_or_else(
+            || unsaved.slot.cell.name().to_owned(),
+            |s| s.cell.name().to_owned(),
+        );
+        tracing::debug!(actor = self.cell.name(), tablet = %label, frontend = %frontend, "dispatcher assigned tablet {label} to {frontend}");
+        Ok(TabletAssignment {
+            id: unsaved.id,
+            frontend,
+            label,
+        })
     }
 }
 
@@ -202,9 +316,12 @@ impl Handler<UnregisterTablet> for Dispatcher {
                 if !existed {
                     return Err(OlympicsError::UnknownTablet(id));
                 }
-                act.tablets.remove(&id);
-                act.publish();
-                tracing::info!(actor = act.cell.name(), tablet = %id, "dispatcher unregistered tablet {id}");
+                if let Some(home) = act.tablets.remove(&id)
+                    && let Some(slot) = act.frontends.iter().find(|s| s.id == home)
+                {
+                    slot.tablets.fetch_sub(1, Ordering::Relaxed);
+                }
+                tracing::info!(actor = act.cell.name(), "dispatcher unregistered a tablet");
                 Ok(())
             },
         )))
@@ -229,6 +346,12 @@ impl Handler<AddFrontend> for Dispatcher {
                 "front-end {} exists",
                 msg.id
             )));
+        }
+        if self.frontends.len() >= self.max_frontends {
+            return Err(OlympicsError::Full {
+                what: "front-ends",
+                limit: self.max_frontends,
+            });
         }
         let clock = msg.clock_skew_ms.map(|skew| {
             let derived = FrontendClocks::default_clock(msg.id, &self.factory.group);
@@ -266,30 +389,21 @@ impl Handler<KillFrontend> for Dispatcher {
             mode: CrashMode::Panic,
             stay_down: std::time::Duration::ZERO,
         });
-        // Indices above the victim's shift down; its own tablets go to the least loaded.
-        let orphans: Vec<Uuid> = self
-            .tablets
-            .iter()
-            .filter(|&(_, &i)| i == index)
-            .map(|(&id, _)| id)
-            .collect();
-        for i in self.tablets.values_mut() {
-            if *i > index {
-                *i -= 1;
-            }
-        }
-        for id in &orphans {
-            self.tablets.remove(id);
-        }
-        for id in orphans {
-            if let Some(home) = least_loaded(&self.tablet_loads()) {
-                self.tablets.insert(id, home);
-                self.db.do_send(SaveTablet {
-                    id,
-                    frontend: self.frontends[home].cell.name().to_owned(),
-                });
-            }
-        }
+        // Its tablets go to the least loaded of the others (one pass over the tablets: a kill
+        // is rare, registrations are not).
+        let moved = std::cell::Cell::new(0usize);
+        self.tablets.rehome(victim.id, |id| {
+            moved.set(moved.get() + 1);
+            self.rehome(id)
+        });
+        victim.tablets.store(0, Ordering::Relaxed);
+        tracing::info!(
+            actor = self.cell.name(),
+            tablets = moved.get(),
+            "{} tablets of {} moved",
+            moved.get(),
+            victim.cell.name()
+        );
         self.publish();
         tracing::warn!(
             actor = self.cell.name(),

@@ -32,7 +32,7 @@ use crate::actors::olympics::database::{
 use crate::actors::olympics::frontend_clocks::{
     AdjustClock, DescribeMember, FrontendClocks, HeartbeatWithClock, MemberState, ReadClock,
 };
-use crate::actors::olympics::frontend_order::{RaffleReport, UpdateOrder};
+use crate::actors::olympics::frontend_order::{FILL_BATCH, RaffleReport, UpdateOrder};
 use crate::actors::olympics::messages::{
     Answer, Changed, Command, CommandReply, Query, Read, SequencedUpdate, SharedReply, Write,
 };
@@ -125,7 +125,10 @@ impl FrontendFactory {
                 pull_interval: factory.pull_interval,
                 refreshing: false,
                 updates: UpdateOrder::anchored_after(factory.update_anchor),
-                raffle_report: RaffleReport::default(),
+                raffle_report: RaffleReport::new(
+                    factory.raffle.max_uncounted_requests,
+                    factory.raffle.max_untold_wins,
+                ),
                 raffle: factory.raffle.raffle(),
                 report_interval: factory.raffle.report_interval(),
                 // A new name per start: a front-end started again with the same id (or after a
@@ -133,20 +136,22 @@ impl FrontendFactory {
                 reporter: format!("frontend-{id}@{}", uuid::Uuid::new_v4()),
             },
         );
-        self.db.do_send(Watch(addr.clone().recipient()));
+        self.db
+            .do_send(Watch::new(cell.name(), addr.clone().recipient()));
         self.registry.add(cell.clone(), addr.clone());
         (addr, cell)
     }
 }
 
 impl Frontend {
-    /// A read of `tablet` was answered: it counts in the raffle; returns its wins to tell.
-    fn answered(&mut self, tablet: Option<uuid::Uuid>) -> Vec<u64> {
+    /// A read of `tablet` is answered: it counts in the raffle; returns its wins to tell. Past
+    /// the bound of uncounted requests the read is refused instead (503).
+    fn answered(&mut self, tablet: Option<uuid::Uuid>) -> Result<Vec<u64>, OlympicsError> {
         let Some(tablet) = tablet else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        self.raffle_report.served(tablet);
-        self.raffle_report.take_wins(tablet)
+        self.raffle_report.served(tablet)?;
+        Ok(self.raffle_report.take_wins(tablet))
     }
 
     fn peers(&self) -> Peers {
@@ -271,7 +276,7 @@ impl Frontend {
     }
 
     /// A gap in the update sequence that did not close by itself: fetch the missing updates
-    /// from the log (this front-end started after them, or a send never reached it).
+    /// from the log (a send never reached this front-end).
     fn fetch_missed_updates(&mut self, ctx: &mut Context<Self>, now: u64) {
         if self.updates.filling {
             return;
@@ -279,29 +284,51 @@ impl Frontend {
         let Some(missing) = self.updates.to_fetch(now, UPDATE_GAP_PATIENCE_MS) else {
             return;
         };
+        self.load_from_log(ctx, *missing.start(), *missing.end(), false);
+    }
+
+    /// At every start: whatever was committed after this front-end's place in the order (it
+    /// was added later, or a crash cost it an update) is loaded from the log at once, rather
+    /// than when the next update reveals the gap.
+    fn catch_up(&mut self, ctx: &mut Context<Self>) {
+        if self.updates.filling {
+            return;
+        }
+        let first = self.updates.next_seq();
+        self.load_from_log(ctx, first, first + FILL_BATCH - 1, true);
+    }
+
+    /// Loads updates `first ..= last` from the log and applies them; `more`: a full batch is
+    /// followed by the next one.
+    fn load_from_log(&mut self, ctx: &mut Context<Self>, first: u64, last: u64, more: bool) {
         self.updates.filling = true;
-        let (first, last) = (*missing.start(), *missing.end());
         let load = ask_database(self.db.clone(), LoadUpdates { first, last }, self.timeout);
-        ctx.spawn(load.into_actor(self).map(move |loaded, act, _ctx| {
+        ctx.spawn(load.into_actor(self).map(move |loaded, act, ctx| {
             act.updates.filling = false;
             match loaded {
                 Ok(updates) => {
-                    tracing::info!(
-                        frontend = act.cell.name(),
-                        first,
-                        last,
-                        found = updates.len(),
-                        "{} fetched missed updates #{first}..#{last} from the log",
-                        act.cell.name()
-                    );
+                    let full = updates.len() as u64 == last - first + 1;
+                    if !updates.is_empty() {
+                        tracing::info!(
+                            frontend = act.cell.name(),
+                            first,
+                            last,
+                            found = updates.len(),
+                            "{} loaded updates #{first}..#{last} from the log",
+                            act.cell.name()
+                        );
+                    }
                     for update in updates {
                         // Its invalidation was missed too.
                         act.invalidate(&update.cache_key());
                         act.take_update(update);
                     }
+                    if more && full {
+                        act.catch_up(ctx);
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(frontend = act.cell.name(), error = %e, "{} could not fetch missed updates", act.cell.name());
+                    tracing::warn!(frontend = act.cell.name(), error = %e, "{} could not load updates from the log", act.cell.name());
                 }
             }
         }));
@@ -396,6 +423,7 @@ impl Actor for Frontend {
         let peers = self.peers();
         self.group.start(&*peers);
         ctx.run_interval(self.group.tick_interval(), |act, ctx| act.group_tick(ctx));
+        self.catch_up(ctx);
     }
 }
 
@@ -438,10 +466,10 @@ impl Handler<Read> for Frontend {
                 "cache hit at {}",
                 self.cell.name()
             );
-            return ActorResponse::reply(Ok(Answer {
+            return ActorResponse::reply(self.answered(tablet).map(|raffle_wins| Answer {
                 reply,
                 from_cache: true,
-                raffle_wins: self.answered(tablet),
+                raffle_wins,
             }));
         }
         tracing::debug!(
@@ -462,7 +490,7 @@ impl Handler<Read> for Frontend {
             Ok(Answer {
                 reply,
                 from_cache: false,
-                raffle_wins: act.answered(tablet),
+                raffle_wins: act.answered(tablet)?,
             })
         }))
     }
@@ -545,6 +573,7 @@ impl Handler<DescribeMember> for Frontend {
             vector_clock: self.clocks.vector_clock.clone(),
             updates: self.updates.summary(),
             raffle_uncounted: self.raffle_report.uncounted(),
+            raffle_untold_wins: self.raffle_report.untold(),
         })
     }
 }

@@ -54,6 +54,8 @@ pub struct MemberState {
     pub updates: UpdateSummary,
     /// Tablet requests it served that the raffle has not counted yet.
     pub raffle_uncounted: usize,
+    /// Wins it holds for tablets that have not read since.
+    pub raffle_untold_wins: usize,
 }
 
 /// One front-end's clocks.

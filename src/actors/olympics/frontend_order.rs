@@ -10,7 +10,7 @@
 //!   takes the next run of positions in the global request order, and the positions won come
 //!   back here until the winning tablet's next reply.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::ops::RangeInclusive;
 
@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::actors::olympics::messages::SequencedUpdate;
 use crate::coordination::sequencer::HoldBack;
+use crate::olympics::OlympicsError;
 
 /// How many applied updates a front-end keeps to show (`GET /cluster/members/{id}/updates`).
 pub const RECENT_UPDATES: usize = 1000;
@@ -90,6 +91,11 @@ impl UpdateOrder {
         self.recent.push_back(update);
     }
 
+    /// The number this front-end applies next.
+    pub fn next_seq(&self) -> u64 {
+        self.queue.last_delivered().map_or(1, |last| last + 1)
+    }
+
     /// The numbers to fetch from the log: missing for `patience_ms` while later ones wait.
     pub fn to_fetch(&self, now_ms: u64, patience_ms: u64) -> Option<RangeInclusive<u64>> {
         let missing = self.queue.missing(now_ms, patience_ms)?;
@@ -112,8 +118,11 @@ impl UpdateOrder {
     }
 }
 
-/// Tablet requests waiting to be reported to the raffle, and the wins to tell tablets.
-#[derive(Debug, Default)]
+/// Tablet requests waiting to be reported to the raffle, and the wins to tell tablets. Both
+/// are bounded: past `max_uncounted` requests a new one is refused (the reports are failing or
+/// lagging), and past `max_untold` wins the oldest is forgotten here (it stays in
+/// `raffle_winners`, where its tablet can still read it).
+#[derive(Debug)]
 pub struct RaffleReport {
     /// Served since the last report, in order.
     pending: Vec<Uuid>,
@@ -122,14 +131,38 @@ pub struct RaffleReport {
     last_batch: u64,
     /// A report is under way.
     reporting: bool,
-    /// Positions won, per tablet, until its next reply.
+    /// Positions won, per tablet, until its next reply…
     wins: HashMap<Uuid, Vec<u64>>,
+    /// …and the same by position, oldest first, to forget the oldest.
+    untold: BTreeMap<u64, Uuid>,
+    max_uncounted: usize,
+    max_untold: usize,
 }
 
 impl RaffleReport {
-    /// A request of `tablet` was answered.
-    pub fn served(&mut self, tablet: Uuid) {
+    pub fn new(max_uncounted: usize, max_untold: usize) -> Self {
+        Self {
+            pending: Vec::new(),
+            in_flight: None,
+            last_batch: 0,
+            reporting: false,
+            wins: HashMap::new(),
+            untold: BTreeMap::new(),
+            max_uncounted: max_uncounted.max(1),
+            max_untold,
+        }
+    }
+
+    /// A request of `tablet` is answered; refused when too many wait to be counted.
+    pub fn served(&mut self, tablet: Uuid) -> Result<(), OlympicsError> {
+        if self.uncounted() >= self.max_uncounted {
+            return Err(OlympicsError::Full {
+                what: "tablet requests waiting for the raffle",
+                limit: self.max_uncounted,
+            });
+        }
         self.pending.push(tablet);
+        Ok(())
     }
 
     /// The next batch to report: the one whose outcome is unknown, else the requests served
@@ -155,15 +188,40 @@ impl RaffleReport {
         self.reporting = false;
     }
 
-    /// The database counted batch `batch`; `wins` are its winning positions.
+    /// The database counted batch `batch`; `wins` are its winning positions (also when it had
+    /// counted it before: a retry is answered the same wins, told once here).
     pub fn counted(&mut self, batch: u64, wins: impl IntoIterator<Item = (Uuid, u64)>) {
         if self.in_flight.as_ref().is_some_and(|(b, _)| *b == batch) {
             self.in_flight = None;
             self.reporting = false;
         }
         for (tablet, position) in wins {
+            if self.max_untold == 0 || self.untold.insert(position, tablet).is_some() {
+                continue;
+            }
             self.wins.entry(tablet).or_default().push(position);
+            if self.untold.len() > self.max_untold {
+                self.forget_oldest_win();
+            }
         }
+    }
+
+    fn forget_oldest_win(&mut self) {
+        let Some((position, tablet)) = self.untold.pop_first() else {
+            return;
+        };
+        if let Some(positions) = self.wins.get_mut(&tablet) {
+            positions.retain(|&p| p != position);
+            if positions.is_empty() {
+                self.wins.remove(&tablet);
+            }
+        }
+        tracing::info!(
+            position,
+            untold = self.max_untold,
+            "raffle win #{position} not told in a reply: {} untold wins held already (it stays in GET /olympics/raffle/winners)",
+            self.max_untold
+        );
     }
 
     /// The positions `tablet` won that it has not been told of.
@@ -171,12 +229,21 @@ impl RaffleReport {
         if self.wins.is_empty() {
             return Vec::new();
         }
-        self.wins.remove(&tablet).unwrap_or_default()
+        let positions = self.wins.remove(&tablet).unwrap_or_default();
+        for position in &positions {
+            self.untold.remove(position);
+        }
+        positions
     }
 
     /// Requests served and not yet counted.
     pub fn uncounted(&self) -> usize {
         self.pending.len() + self.in_flight.as_ref().map_or(0, |(_, b)| b.len())
+    }
+
+    /// Wins held for tablets that have not read since.
+    pub fn untold(&self) -> usize {
+        self.untold.len()
     }
 }
 
@@ -225,13 +292,13 @@ mod tests {
     #[test]
     fn a_failed_report_is_sent_again_under_the_same_batch_number() {
         let (t1, t2) = (Uuid::new_v4(), Uuid::new_v4());
-        let mut report = RaffleReport::default();
+        let mut report = RaffleReport::new(100, 100);
         assert_eq!(report.next_batch(), None);
-        report.served(t1);
-        report.served(t2);
+        report.served(t1).unwrap();
+        report.served(t2).unwrap();
         let first = report.next_batch().expect("a batch");
         assert_eq!(first, (1, vec![t1, t2]));
-        report.served(t1);
+        report.served(t1).unwrap();
         // Under way: nothing more to send. Then it fails, its outcome unknown: the same batch
         // goes again, not the newer request.
         assert_eq!(report.next_batch(), None);
@@ -242,5 +309,28 @@ mod tests {
         assert_eq!(report.next_batch(), Some((2, vec![t1])));
         assert_eq!(report.take_wins(t2), vec![100]);
         assert!(report.take_wins(t2).is_empty());
+    }
+
+    #[test]
+    fn uncounted_requests_and_untold_wins_are_bounded() {
+        let (t1, t2) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut report = RaffleReport::new(3, 2);
+        for _ in 0..3 {
+            report.served(t1).unwrap();
+        }
+        assert!(matches!(
+            report.served(t1),
+            Err(OlympicsError::Full { limit: 3, .. })
+        ));
+        let (batch, _) = report.next_batch().unwrap();
+        report.counted(batch, [(t1, 7), (t2, 8), (t1, 9)]);
+        assert_eq!(report.untold(), 2, "the oldest (7) was forgotten");
+        assert_eq!(report.take_wins(t1), vec![9]);
+        assert_eq!(report.take_wins(t2), vec![8]);
+        // The same win given twice while untold is held once.
+        report.counted(batch, [(t2, 10), (t2, 10)]);
+        assert_eq!(report.untold(), 1);
+        assert_eq!(report.take_wins(t2), vec![10]);
+        report.served(t1).unwrap();
     }
 }

@@ -7,7 +7,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::olympics::push_log::Topic;
-use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, ScoreUpdate, Team};
+use crate::olympics::{
+    Game, Medal, MedalTally, OlympicsError, ScoreBoard, ScoreUpdate, Team, is_slug,
+};
 
 /// A read of Olympic results, as the database actor answers it. Also the front-end caches' key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Message)]
@@ -133,20 +135,27 @@ impl SequencedUpdate {
     }
 }
 
-/// A reporter's update. Committed to PostgreSQL before it is answered.
+/// A reporter's update. Committed to PostgreSQL before it is answered. `idempotency_key` is
+/// its identity (the client's, or one made per request): every delivery of it, however often
+/// the ingress or a front-end sends it again, is applied once.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<CommandReply, OlympicsError>")]
 pub enum Command {
     SetScores {
         game: String,
         update: ScoreUpdate,
+        idempotency_key: String,
     },
-    /// `idempotency_key` makes retries count once: the client's, or one made per request.
     AwardMedal {
         team: String,
         medal: Medal,
         idempotency_key: String,
     },
+}
+
+/// A key for a write whose client gave none.
+fn fresh_idempotency_key() -> String {
+    format!("obelix-{}", uuid::Uuid::new_v4())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -157,15 +166,67 @@ pub enum CommandReply {
 }
 
 impl Command {
-    /// A medal award; without a client key it gets a fresh one, so that our own retries (after a
-    /// front-end crash) still count once.
+    /// A score update, under the client's key or a fresh one.
+    pub fn set_scores(game: String, update: ScoreUpdate, idempotency_key: Option<String>) -> Self {
+        Command::SetScores {
+            game,
+            update,
+            idempotency_key: idempotency_key.unwrap_or_else(fresh_idempotency_key),
+        }
+    }
+
+    /// A medal award, under the client's key or a fresh one.
     pub fn award_medal(team: String, medal: Medal, idempotency_key: Option<String>) -> Self {
         Command::AwardMedal {
             team,
             medal,
-            idempotency_key: idempotency_key
-                .unwrap_or_else(|| format!("obelix-{}", uuid::Uuid::new_v4())),
+            idempotency_key: idempotency_key.unwrap_or_else(fresh_idempotency_key),
         }
+    }
+
+    pub fn idempotency_key(&self) -> &str {
+        match self {
+            Command::SetScores {
+                idempotency_key, ..
+            }
+            | Command::AwardMedal {
+                idempotency_key, ..
+            } => idempotency_key,
+        }
+    }
+
+    /// Every game and team it names is a slug, or it names none that exists: checked before
+    /// any statement (PostgreSQL text and jsonb cannot even hold a NUL).
+    pub fn check_names(&self) -> Result<(), OlympicsError> {
+        match self {
+            Command::SetScores { game, update, .. } => {
+                if !is_slug(game) {
+                    return Err(OlympicsError::UnknownGame(game.clone()));
+                }
+                match update.scores.keys().find(|team| !is_slug(team)) {
+                    Some(team) => Err(OlympicsError::UnknownTeam(team.clone())),
+                    None => Ok(()),
+                }
+            }
+            Command::AwardMedal { team, .. } if !is_slug(team) => {
+                Err(OlympicsError::UnknownTeam(team.clone()))
+            }
+            Command::AwardMedal { .. } => Ok(()),
+        }
+    }
+
+    /// The update itself, as JSON (`update_log.request`): a key reused for another update is
+    /// told from a retry by it.
+    pub fn request_json(&self) -> String {
+        let request = match self {
+            Command::SetScores { game, update, .. } => {
+                serde_json::json!({ "game": game, "scores": update.scores })
+            }
+            Command::AwardMedal { team, medal, .. } => {
+                serde_json::json!({ "team": team, "medal": medal.as_str() })
+            }
+        };
+        request.to_string()
     }
 }
 

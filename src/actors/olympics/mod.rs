@@ -8,11 +8,12 @@
 //!   the one global order of updates and their raffle reports; [`frontend_clocks`]: their
 //!   Berkeley and vector clocks, which only this group switches on.
 //! - [`database`]: the only actor that talks to PostgreSQL for this service; it numbers the
-//!   updates and multicasts each after its commit.
+//!   updates and multicasts each after its commit (its ordered writes' SQL: `database_writes`).
 //! - [`publisher`]: pushes updates to tablets over SSE.
 //! - [`messages`]: the messages these actors share.
 
 pub mod database;
+mod database_writes;
 pub mod dispatcher;
 pub mod frontend;
 pub mod frontend_clocks;
@@ -56,6 +57,7 @@ pub fn boot(
     last_update_seq: u64,
 ) -> Olympics {
     let supervision = &settings.supervision;
+    // The ingress waits `timeout` for a front-end, which waits less for the database.
     let timeout = settings.olympics.request_timeout();
     let registry = registry.clone();
 
@@ -70,7 +72,7 @@ pub fn boot(
     let factory = FrontendFactory {
         db: database.clone(),
         peers: table.clone(),
-        timeout,
+        timeout: settings.olympics.database_timeout(),
         cache_capacity: settings.olympics.cache_capacity,
         pull_interval: settings.olympics.pull_interval(),
         group: settings.group.clone(),
@@ -99,13 +101,14 @@ pub fn boot(
         Default::default(),
     )));
     let dispatcher_cell = ActorCell::new("dispatcher");
+    let max_frontends = settings.olympics.max_frontends;
     let dispatcher = {
         let (db, table, cell) = (database.clone(), table.clone(), dispatcher_cell.clone());
         start_supervised(
             dispatcher_cell.clone(),
             supervision,
             shutdown.clone(),
-            move |_| Dispatcher::new(frontends, factory, db, table, cell),
+            move |_| Dispatcher::new(frontends, factory, db, table, cell, max_frontends),
         )
     };
     registry.add(dispatcher_cell, dispatcher.clone());
@@ -121,10 +124,10 @@ pub fn boot(
             publisher_cell.clone(),
             supervision,
             shutdown.clone(),
-            move |_| Publisher::new(db, cell, push.replay_events, push.queue_per_tablet),
+            move |_| Publisher::new(db, cell, &push),
         )
     };
-    database.do_send(Watch(publisher.clone().recipient()));
+    database.do_send(Watch::new("publisher", publisher.clone().recipient()));
     registry.add(publisher_cell, publisher.clone());
 
     Olympics {

@@ -5,11 +5,17 @@
 //!   [`EventLog`] and hands the event to each matching subscriber's bounded queue with
 //!   `try_send`. A tablet whose queue is full is disconnected instead of slowing the others or
 //!   growing memory; it reconnects with `Last-Event-ID` and is replayed what it missed.
-//! - A new subscriber, or one whose last event is no longer held, first gets a snapshot of the
-//!   current state of its topics, read from PostgreSQL while the publisher handles nothing else,
-//!   so that no update falls between the snapshot and the live stream.
-//! - A restart starts a new epoch with an empty log and closes every stream; tablets reconnect
-//!   and, their ids being from the old epoch, get a snapshot.
+//! - A new subscriber first gets a snapshot of the current state of its topics, read from
+//!   PostgreSQL while the publisher handles nothing else, so that no update falls between the
+//!   snapshot and the live stream. The snapshot may hold states whose updates are still queued
+//!   behind the subscription: its newer states are appended to the log (and pushed to the other
+//!   subscribers) before its frames take the head's id, so those queued updates are then
+//!   dropped as old, and a reconnect from the snapshot's id never goes back behind it.
+//! - A reconnecting subscriber (`Last-Event-ID`) gets what changed after its id, from the log
+//!   (see [`EventLog::since`]): never a state it was sent already.
+//! - At most `max_subscriptions` streams are open at once; past that a subscription is 503.
+//! - A restart closes every stream but keeps the log and its epoch, so tablets resume where
+//!   they were; it re-reads every topic's state first, in case the crash cost an update.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,13 +41,16 @@ const SNAPSHOT_READ_TIMEOUT: Duration = Duration::from_secs(5);
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Publisher {
+    /// Kept across restarts: tablets resume from it.
     log: EventLog,
-    log_capacity: usize,
     queue_capacity: usize,
     subscribers: HashMap<u64, Subscriber>,
+    max_subscriptions: usize,
     next_subscriber: u64,
     db: Addr<Database>,
     cell: Arc<ActorCell>,
+    /// Restarted: the log may lack the update being handled when it crashed.
+    resync: bool,
 }
 
 struct Subscriber {
@@ -56,18 +65,35 @@ impl Publisher {
     pub fn new(
         db: Addr<Database>,
         cell: Arc<ActorCell>,
-        log_capacity: usize,
-        queue_capacity: usize,
+        settings: &crate::settings::PushSettings,
     ) -> Self {
         Self {
-            log: EventLog::new(new_epoch(), log_capacity),
-            log_capacity,
-            queue_capacity: queue_capacity.max(1),
+            log: EventLog::new(new_epoch(), settings.replay_events),
+            queue_capacity: settings.queue_per_tablet.max(1),
             subscribers: HashMap::new(),
+            max_subscriptions: settings.max_subscriptions,
             next_subscriber: 0,
             db,
             cell,
+            resync: false,
         }
+    }
+
+    /// Appends each state newer than the log's and pushes it to the subscribers.
+    fn take_states(&mut self, states: &[(Topic, i64, String)]) {
+        for (topic, version, json) in states {
+            if let Some(event) = self.log.append(topic.clone(), *version, json) {
+                self.fan_out(&event);
+            }
+        }
+    }
+
+    /// Room for one more stream? Streams whose tablet went away are forgotten first.
+    fn has_room(&mut self) -> bool {
+        if self.subscribers.len() >= self.max_subscriptions {
+            self.subscribers.retain(|_, s| !s.queue.is_closed());
+        }
+        self.subscribers.len() < self.max_subscriptions
     }
 
     fn fan_out(&mut self, event: &Arc<Event>) {
@@ -134,6 +160,19 @@ impl Actor for Publisher {
         ctx.run_interval(SWEEP_INTERVAL, |act, _ctx| {
             act.subscribers.retain(|_, s| !s.queue.is_closed());
         });
+        if self.resync {
+            // Before any subscription: what the crash may have cost goes into the log.
+            let read = read_snapshot(self.db.clone(), Topics::default());
+            ctx.wait(read.into_actor(self).map(|states, act, _ctx| match states {
+                Ok(states) => {
+                    act.resync = false;
+                    act.take_states(&states);
+                }
+                Err(e) => {
+                    tracing::warn!(actor = act.cell.name(), error = %e, "publisher could not re-read the current states after its restart");
+                }
+            }));
+        }
     }
 }
 
@@ -142,10 +181,10 @@ impl actix::Supervised for Publisher {
         tracing::info!(
             actor = self.cell.name(),
             streams = self.subscribers.len(),
-            "publisher restarting: new epoch, every stream closed"
+            "publisher restarting: every stream closed, its log kept"
         );
         self.subscribers.clear();
-        self.log = EventLog::new(new_epoch(), self.log_capacity);
+        self.resync = true;
     }
 }
 
@@ -185,6 +224,12 @@ impl Handler<Subscribe> for Publisher {
     type Result = AtomicResponse<Self, Result<Subscription, OlympicsError>>;
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
+        if !self.has_room() {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(OlympicsError::Full {
+                what: "event streams",
+                limit: self.max_subscriptions,
+            }))));
+        }
         if let Some(Replay::Events(missed)) =
             msg.last_event.map(|id| self.log.since(id, &msg.topics))
         {
@@ -199,8 +244,10 @@ impl Handler<Subscribe> for Publisher {
         AtomicResponse::new(Box::pin(snapshot.into_actor(self).map(
             move |states, act, _ctx| {
                 let states = states?;
-                // Snapshot events carry the id of the log's head: a reconnect from there
-                // replays exactly what came after the snapshot.
+                // Its states go into the log first (updates still queued behind this
+                // subscription are then older than the log, and dropped); then its frames carry
+                // the head's id: a reconnect from there replays only what is newer.
+                act.take_states(&states);
                 let head = act.log.head();
                 let mut floor = HashMap::new();
                 let mut first = Vec::with_capacity(states.len());
@@ -277,7 +324,12 @@ mod tests {
             .connect_lazy("postgres://nobody@localhost/never-used")
             .unwrap();
         let db = Database::new(pool, ActorCell::new("database")).start();
-        Publisher::new(db, ActorCell::new("publisher"), 100, queue)
+        let settings = crate::settings::PushSettings {
+            replay_events: 100,
+            queue_per_tablet: queue,
+            max_subscriptions: 10,
+        };
+        Publisher::new(db, ActorCell::new("publisher"), &settings)
     }
 
     #[actix_web::test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use actix::{Addr, Handler, Message};
+use actix::{Addr, Handler, MailboxError, Message};
 use arc_swap::ArcSwap;
 use uuid::Uuid;
 
@@ -38,6 +38,13 @@ pub struct MemberView {
     pub state: Option<MemberState>,
     pub tablets: usize,
     pub in_flight: usize,
+}
+
+/// When a message goes on to the next front-end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Redeliver {
+    AfterAnyFailure,
+    WhenGone,
 }
 
 /// A reply and the front-end that produced it (`X-Served-By`).
@@ -86,23 +93,27 @@ impl Router {
         }
     }
 
-    /// A read, for `tablet` if it names a registered one.
+    /// A read, for `tablet` if it names a registered one. Tried at the next front-end after
+    /// any failure: a read can be asked twice.
     pub async fn query(
         &self,
         tablet: Option<Uuid>,
         query: Query,
     ) -> Result<Served<Answer>, OlympicsError> {
-        self.deliver(tablet, Read { query, tablet }).await
+        self.deliver(tablet, Read { query, tablet }, Redeliver::AfterAnyFailure)
+            .await
     }
 
-    /// A reporter's write.
+    /// A reporter's write. Sent again to the next front-end only when the first is gone (its
+    /// mailbox closed): one that merely did not answer in time may still be applying it. Either
+    /// way the write's idempotency key makes it count once.
     pub async fn command(&self, command: Command) -> Result<Served<CommandReply>, OlympicsError> {
-        self.deliver(None, command).await
+        self.deliver(None, command, Redeliver::WhenGone).await
     }
 
     /// `Ok` if `id` is a registered tablet.
     pub fn check_tablet(&self, id: Uuid) -> Result<(), OlympicsError> {
-        if self.table.load().tablets.contains_key(&id) {
+        if self.table.load().tablets.contains(&id) {
             Ok(())
         } else {
             Err(OlympicsError::UnknownTablet(id))
@@ -112,31 +123,26 @@ impl Router {
     /// Every front-end of the group and what it thinks, asked concurrently.
     pub async fn cluster(&self) -> Vec<MemberView> {
         let table = self.table.load_full();
-        let counts = table.tablet_counts();
-        let asks = table
-            .frontends()
-            .iter()
-            .zip(counts)
-            .map(|(slot, tablets)| async move {
-                let state = if slot.cell.is_alive() {
-                    slot.addr
-                        .send(DescribeMember)
-                        .timeout(Duration::from_millis(500))
-                        .await
-                        .ok()
-                } else {
-                    None
-                };
-                MemberView {
-                    id: slot.id,
-                    name: slot.cell.name().to_owned(),
-                    alive: slot.cell.is_alive(),
-                    restarts: slot.cell.restarts(),
-                    state,
-                    tablets,
-                    in_flight: slot.in_flight.load(Ordering::Relaxed),
-                }
-            });
+        let asks = table.frontends().iter().map(|slot| async move {
+            let state = if slot.cell.is_alive() {
+                slot.addr
+                    .send(DescribeMember)
+                    .timeout(Duration::from_millis(500))
+                    .await
+                    .ok()
+            } else {
+                None
+            };
+            MemberView {
+                id: slot.id,
+                name: slot.cell.name().to_owned(),
+                alive: slot.cell.is_alive(),
+                restarts: slot.cell.restarts(),
+                state,
+                tablets: slot.tablets.load(Ordering::Relaxed),
+                in_flight: slot.in_flight.load(Ordering::Relaxed),
+            }
+        });
         futures_util::future::join_all(asks).await
     }
 
@@ -189,20 +195,21 @@ impl Router {
 
     /// Tries the candidate front-ends in order until one answers. Messages must be safe to
     /// deliver twice (see `Command`): a front-end that crashed mid-request may have done it.
-    async fn deliver<M, R>(&self, tablet: Option<Uuid>, msg: M) -> Result<Served<R>, OlympicsError>
+    async fn deliver<M, R>(
+        &self,
+        tablet: Option<Uuid>,
+        msg: M,
+        redeliver: Redeliver,
+    ) -> Result<Served<R>, OlympicsError>
     where
         M: Message<Result = Result<R, OlympicsError>> + Clone + Send + 'static,
         R: Send + 'static,
         Frontend: Handler<M>,
     {
         let table = self.table.load_full();
+        // A tablet whose front-end is gone counts as one whose home is down.
         let home = match tablet {
-            Some(id) => Some(
-                *table
-                    .tablets
-                    .get(&id)
-                    .ok_or(OlympicsError::UnknownTablet(id))?,
-            ),
+            Some(id) => Some(table.home_of(id)?.unwrap_or(usize::MAX)),
             None => None,
         };
         let loads: Vec<ServerLoad> = table
@@ -227,6 +234,18 @@ impl Router {
                         by: slot.cell.name().to_owned(),
                         value,
                     });
+                }
+                Err(MailboxError::Timeout) if redeliver == Redeliver::WhenGone => {
+                    tracing::warn!(
+                        frontend = slot.cell.name(),
+                        "front-end {} did not answer a write in time; not sending it elsewhere",
+                        slot.cell.name()
+                    );
+                    return Err(OlympicsError::Unavailable(format!(
+                        "{}: no answer within {:?}; retry with the same Idempotency-Key",
+                        slot.cell.name(),
+                        self.timeout
+                    )));
                 }
                 Err(e) => {
                     tracing::warn!(frontend = slot.cell.name(), error = %e, "front-end {} failed a request; trying the next", slot.cell.name());

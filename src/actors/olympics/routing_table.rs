@@ -1,10 +1,11 @@
-//! What the Dispatcher publishes after every change, read without a lock by the ingress (to
-//! reach a tablet's front-end) and by the front-ends (to reach each other: it is their group's
-//! membership).
+//! What the Dispatcher publishes when the front-ends change, read without a lock by the ingress
+//! (to reach a tablet's front-end) and by the front-ends (to reach each other: it is their
+//! group's membership); and beside it the tablets' directory, which registrations change in
+//! place.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::Addr;
 use arc_swap::ArcSwap;
@@ -23,6 +24,9 @@ pub struct FrontendSlot {
     pub cell: Arc<ActorCell>,
     /// Requests sent and not yet answered: the load for anonymous least-loaded balancing.
     pub in_flight: AtomicUsize,
+    /// Tablets assigned to it (and being registered with it), kept by the Dispatcher: the load
+    /// for placing tablets, counted as they come and go rather than over all tablets.
+    pub tablets: AtomicUsize,
 }
 
 impl FrontendSlot {
@@ -32,19 +36,80 @@ impl FrontendSlot {
             addr,
             cell,
             in_flight: AtomicUsize::new(0),
+            tablets: AtomicUsize::new(0),
         })
     }
 }
 
-/// What the dispatcher publishes after every change.
+/// Every registered tablet and the id of its front-end. One map, shared by the Dispatcher (its
+/// only writer) and the ingress (which reads it on every tablet request): a registration is
+/// one insert, not a new copy of every tablet.
+#[derive(Debug, Default)]
+pub struct TabletDirectory {
+    homes: RwLock<HashMap<Uuid, u64>>,
+}
+
+impl TabletDirectory {
+    /// The front-end id of tablet `id`, if it is registered.
+    pub fn home(&self, id: &Uuid) -> Option<u64> {
+        self.read().get(id).copied()
+    }
+
+    pub fn contains(&self, id: &Uuid) -> bool {
+        self.read().contains_key(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(super) fn insert(&self, id: Uuid, frontend: u64) {
+        self.write().insert(id, frontend);
+    }
+
+    pub(super) fn remove(&self, id: &Uuid) -> Option<u64> {
+        self.write().remove(id)
+    }
+
+    /// Puts `homes` in place of everything (a reload).
+    pub(super) fn replace(&self, homes: HashMap<Uuid, u64>) {
+        *self.write() = homes;
+    }
+
+    /// Moves every tablet of front-end `from` to the front-end `to` picks for it.
+    pub(super) fn rehome(&self, from: u64, mut to: impl FnMut(Uuid) -> Option<u64>) {
+        let mut homes = self.write();
+        for (&id, home) in homes.iter_mut().filter(|(_, home)| **home == from) {
+            if let Some(next) = to(id) {
+                *home = next;
+            }
+        }
+    }
+
+    // A panic never leaves the map half-changed (each change is one call on it), so a
+    // poisoned lock still guards a whole map.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, u64>> {
+        self.homes.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, u64>> {
+        self.homes.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What the dispatcher publishes when the front-ends change.
 #[derive(Debug, Default)]
 pub struct RoutingTable {
     pub(super) frontends: Vec<Arc<FrontendSlot>>,
-    pub(super) tablets: HashMap<Uuid, usize>,
+    pub(super) tablets: Arc<TabletDirectory>,
 }
 
 impl RoutingTable {
-    pub fn new(frontends: Vec<Arc<FrontendSlot>>, tablets: HashMap<Uuid, usize>) -> Self {
+    pub fn new(frontends: Vec<Arc<FrontendSlot>>, tablets: Arc<TabletDirectory>) -> Self {
         Self { frontends, tablets }
     }
 
@@ -57,19 +122,15 @@ impl RoutingTable {
         self.frontends.iter().find(|s| s.id == id)
     }
 
-    /// How many tablets each front-end has, in `frontends()` order.
-    pub fn tablet_counts(&self) -> Vec<usize> {
-        tablet_counts(self.frontends.len(), &self.tablets)
+    /// The index in `frontends()` of tablet `id`'s front-end: `Ok(None)` when that front-end is
+    /// gone (the tablet is being moved), an error when the tablet is not registered.
+    pub fn home_of(&self, id: Uuid) -> Result<Option<usize>, crate::olympics::OlympicsError> {
+        let home = self
+            .tablets
+            .home(&id)
+            .ok_or(crate::olympics::OlympicsError::UnknownTablet(id))?;
+        Ok(self.frontends.iter().position(|s| s.id == home))
     }
-}
-
-/// How many tablets each of `frontends` front-ends has, given tablet → front-end index.
-pub fn tablet_counts(frontends: usize, tablets: &HashMap<Uuid, usize>) -> Vec<usize> {
-    let mut counts = vec![0; frontends];
-    for &i in tablets.values() {
-        counts[i] += 1;
-    }
-    counts
 }
 
 /// The front-end group's membership is the table's list of front-ends.

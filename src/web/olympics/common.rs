@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::actors::olympics::messages::{Answer, CommandReply};
 use crate::actors::olympics::router::Served;
+use crate::olympics::MAX_IDEMPOTENCY_KEY_LEN;
 use crate::web::error::ApiError;
 
 pub const SERVED_BY: &str = "X-Served-By";
@@ -16,9 +17,26 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// On a tablet's reply: the raffle positions it won since its previous reply, comma-separated.
 pub const RAFFLE_WON: &str = "X-Raffle-Won";
 
+/// The one value of header `name`, if the request carries it; twice is a client mistake
+/// (which one would count?).
+fn single_header<'a>(
+    req: &'a HttpRequest,
+    name: &'static str,
+) -> Result<Option<&'a header::HeaderValue>, ApiError> {
+    let mut values = req.headers().get_all(name);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::BadHeader {
+            header: name,
+            message: "given more than once".into(),
+        });
+    }
+    Ok(first)
+}
+
 /// The `X-Tablet-Id` of a request, if it carries one.
 pub fn tablet_id(req: &HttpRequest) -> Result<Option<Uuid>, ApiError> {
-    let Some(value) = req.headers().get(TABLET_ID) else {
+    let Some(value) = single_header(req, TABLET_ID)? else {
         return Ok(None);
     };
     value
@@ -30,6 +48,22 @@ pub fn tablet_id(req: &HttpRequest) -> Result<Option<Uuid>, ApiError> {
             header: TABLET_ID,
             message: "expected a tablet id (a UUID) from POST /olympics/tablets".into(),
         })
+}
+
+/// The client's `Idempotency-Key` for a write, if it gave one: retries under it count once.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = single_header(req, IDEMPOTENCY_KEY)? else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN => {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::BadHeader {
+            header: IDEMPOTENCY_KEY,
+            message: format!("expected 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+        }),
+    }
 }
 
 /// The tablet id in a path (`/olympics/tablets/{id}…`).

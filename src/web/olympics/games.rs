@@ -9,7 +9,7 @@ use crate::olympics::ScoreUpdate;
 use crate::web::auth::Reporter;
 use crate::web::error::ApiError;
 use crate::web::json::ValidJson;
-use crate::web::olympics::common::{read_response, tablet_id, write_response};
+use crate::web::olympics::common::{idempotency_key, read_response, tablet_id, write_response};
 
 /// `GET /olympics/games`
 pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
@@ -30,17 +30,16 @@ pub async fn score(
     Ok(read_response(&req, served))
 }
 
-/// `PUT /olympics/games/{game}/score` with `{"scores": {"gauls": 3, "romans": 1}}` (reporter only).
+/// `PUT /olympics/games/{game}/score` with `{"scores": {"gauls": 3, "romans": 1}}` (reporter
+/// only). A retry with the same `Idempotency-Key` header counts once.
 pub async fn set_score(
     _reporter: Reporter,
+    req: HttpRequest,
     tree: web::Data<Tree>,
     game: web::Path<String>,
     ValidJson(update): ValidJson<ScoreUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     update.validate()?;
-    let command = Command::SetScores {
-        game: game.into_inner(),
-        update,
-    };
+    let command = Command::set_scores(game.into_inner(), update, idempotency_key(&req)?);
     Ok(write_response(tree.router.command(command).await?))
 }

@@ -5,11 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::actors::Tree;
 use crate::actors::olympics::messages::{Command, Query};
-use crate::olympics::{MAX_IDEMPOTENCY_KEY_LEN, MedalAward};
+use crate::olympics::MedalAward;
 use crate::web::auth::Reporter;
 use crate::web::error::ApiError;
 use crate::web::json::ValidJson;
-use crate::web::olympics::common::{IDEMPOTENCY_KEY, read_response, tablet_id, write_response};
+use crate::web::olympics::common::{idempotency_key, read_response, tablet_id, write_response};
 
 /// `GET /olympics/teams`
 pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
@@ -41,19 +41,4 @@ pub async fn award(
 ) -> Result<HttpResponse, ApiError> {
     let command = Command::award_medal(team.into_inner(), award.medal, idempotency_key(&req)?);
     Ok(write_response(tree.router.command(command).await?))
-}
-
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
-        return Ok(None);
-    };
-    match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN => {
-            Ok(Some(key.to_owned()))
-        }
-        _ => Err(ApiError::BadHeader {
-            header: IDEMPOTENCY_KEY,
-            message: format!("expected 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
-        }),
-    }
 }
