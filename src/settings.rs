@@ -222,6 +222,9 @@ pub struct QueueSettings {
     pub heartbeat_deadline_ms: u64,
     pub election_answer_ms: u64,
     pub election_coordinator_ms: u64,
+    /// Faults and counters for tests; never read from configuration.
+    #[serde(skip)]
+    pub hooks: crate::queue::hooks::TestHooks,
 }
 
 impl Default for QueueSettings {
@@ -246,6 +249,7 @@ impl Default for QueueSettings {
             heartbeat_deadline_ms: 150,
             election_answer_ms: 60,
             election_coordinator_ms: 250,
+            hooks: Default::default(),
         }
     }
 }

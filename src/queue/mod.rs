@@ -7,12 +7,14 @@
 //!   and leases so that a partition is never read by two members at once.
 //! - [`retention`]: where retention cuts a partition.
 //! - [`store`]: the SQL (sqlx) of the queue, shared by its actors.
+//! - [`hooks`]: faults tests inject and counters they wait on (never configured).
 //!
 //! The actors are in `actors::queue`: the brokers (own partitions, do the reads and writes),
 //! the managers (write manager and read managers) and the router (what the ingress uses to
 //! reach them). The routes are in `web::queue`, the client in `clients::queue`.
 
 pub mod groups;
+pub mod hooks;
 pub mod retention;
 pub mod routing;
 pub mod store;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use obelix::clients::ClientError;
 use obelix::clients::queue::{Consumer, Subscription, TopicOptions};
 use obelix::queue::StoredMessage;
+use obelix::queue::hooks::TestHooks;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_body, eventually, spawn_app, spawn_app_with};
@@ -48,7 +49,7 @@ pub fn assert_in_order(messages: &[StoredMessage]) {
     }
 }
 
-fn status_of(e: ClientError) -> u16 {
+pub fn status_of(e: ClientError) -> u16 {
     match e {
         ClientError::Refused { status, .. } => status.as_u16(),
         other => panic!("expected a refusal, got {other}"),
@@ -548,15 +549,24 @@ async fn consumers_read_independently_and_size_counts_what_is_left() {
 
 #[actix_web::test]
 async fn a_long_poll_is_woken_by_an_enqueue() {
-    let app = spawn_app().await;
+    let hooks = TestHooks::default();
+    let app = spawn_app_with({
+        let hooks = hooks.clone();
+        move |s| s.queue.hooks = hooks
+    })
+    .await;
     let queue = app.queue();
     queue.create_topic("logs", 2).await.unwrap();
     let producer = queue.create_producer(&["logs"]).await.unwrap();
     let consumer = queue.create_consumer(&["logs"]).await.unwrap();
     let wait = Duration::from_secs(20);
     let started = Instant::now();
+    // The enqueue goes once the poll found nothing and is parked: only a wake-up answers it.
     let (got, _) = tokio::join!(consumer.dequeue_many("logs", 10, wait), async {
-        tokio::task::yield_now().await;
+        eventually(Duration::from_secs(5), || async {
+            hooks.parked_polls() == 1
+        })
+        .await;
         producer.enqueue("logs", "wake up").await.unwrap()
     });
     let got = got.unwrap();
@@ -805,13 +815,17 @@ pub async fn assert_stored(app: &TestApp, topic: &str, acked: &[(i32, i64, Strin
     );
 }
 
-#[actix_web::test]
-async fn readers_older_than_the_tail_share_a_small_read_cache() {
-    // A tail of 10 and room for about one block: most reads come from the read cache, blocks
-    // are evicted and read again, readers run at different speeds.
-    let app = spawn_app_with(|s| {
-        s.queue.tail_messages = 10;
-        s.queue.read_cache_bytes = 300 * 1024;
+/// Three consumers read 5,000 messages older than a tail of 10 (2 partitions, 6 blocks of the
+/// read cache), one first, then two together; returns how many range scans the brokers ran.
+async fn three_readers_of_old_messages(read_cache_bytes: usize) -> u64 {
+    let hooks = TestHooks::default();
+    let app = spawn_app_with({
+        let hooks = hooks.clone();
+        move |s| {
+            s.queue.tail_messages = 10;
+            s.queue.read_cache_bytes = read_cache_bytes;
+            s.queue.hooks = hooks;
+        }
     })
     .await;
     let queue = app.queue();
@@ -826,8 +840,11 @@ async fn readers_older_than_the_tail_share_a_small_read_cache() {
     for _ in 0..3 {
         consumers.push(queue.create_consumer(&["old"]).await.unwrap());
     }
-    let reads = consumers.iter().map(|c| drain(c, "old", total));
-    for got in futures_util::future::join_all(reads).await {
+    // The first reader goes alone; the other two follow it, together.
+    let mut all = vec![drain(&consumers[0], "old", total).await];
+    let reads = consumers[1..].iter().map(|c| drain(c, "old", total));
+    all.extend(futures_util::future::join_all(reads).await);
+    for got in all {
         assert_eq!(got.len(), total);
         assert_in_order(&got);
         let texts: BTreeSet<&str> = got.iter().map(|m| m.message.as_str()).collect();
@@ -839,6 +856,26 @@ async fn readers_older_than_the_tail_share_a_small_read_cache() {
     for c in &consumers {
         assert_eq!(c.size("old").await.unwrap(), 0);
     }
+    hooks.block_reads()
+}
+
+#[actix_web::test]
+async fn readers_older_than_the_tail_share_one_range_scan_per_block() {
+    // Room for every block: each of the 6 blocks is read from PostgreSQL once, for all three
+    // readers (without sharing, each reader would scan each block itself: 18 scans).
+    let scans = three_readers_of_old_messages(64 * 1024 * 1024).await;
+    assert!(
+        (1..=6).contains(&scans),
+        "{scans} range scans for 6 blocks read by 3 readers"
+    );
+}
+
+#[actix_web::test]
+async fn a_small_read_cache_evicts_and_reads_blocks_again() {
+    // Room for about one block: the blocks the first reader left behind are evicted, and read
+    // again for the two that follow; every reader still gets everything once, in order.
+    let scans = three_readers_of_old_messages(300 * 1024).await;
+    assert!(scans > 6, "only {scans} range scans: nothing was evicted");
 }
 
 #[actix_web::test]

@@ -25,12 +25,16 @@ fn is_unavailable(e: &ClientError) -> bool {
 }
 
 /// Producers and a consumer of a 3-partition topic, plus registrations, while `actor` crashes
-/// (and stays down `stay_down_ms`). Producers retry on 503, as clients should.
-async fn crash_under_load(actor: &str, stay_down_ms: u64) {
+/// (and stays down `stay_down_ms`). Producers retry on 503, as clients should. A consumer in a
+/// `group` asks the read managers where to read; one in none does not need them.
+async fn crash_under_load(actor: &str, stay_down_ms: u64, group: Option<&str>) {
     let app = spawn_app().await;
     let queue = app.queue();
     queue.create_topic("load", 3).await.unwrap();
-    let consumer = queue.create_consumer(&["load"]).await.unwrap();
+    let consumer = queue
+        .create_consumer_for(Subscription::Topics(vec!["load".into()]), group)
+        .await
+        .unwrap();
     let acked: Mutex<Vec<(i32, i64, String)>> = Mutex::new(Vec::new());
     let consumed: Mutex<Vec<StoredMessage>> = Mutex::new(Vec::new());
     let producing = AtomicBool::new(true);
@@ -140,17 +144,18 @@ async fn crash_under_load(actor: &str, stay_down_ms: u64) {
 
 #[actix_web::test]
 async fn a_broker_crashed_mid_traffic_loses_nothing() {
-    crash_under_load("queue-broker-1", 1_000).await;
+    crash_under_load("queue-broker-1", 1_000, None).await;
 }
 
 #[actix_web::test]
 async fn the_write_manager_crashed_mid_traffic_is_replaced() {
-    crash_under_load("queue-write-manager", 1_500).await;
+    crash_under_load("queue-write-manager", 1_500, None).await;
 }
 
 #[actix_web::test]
 async fn a_read_manager_crashed_mid_traffic_loses_nothing() {
-    crash_under_load("queue-read-manager-1", 1_000).await;
+    // The consumer is in a group: each of its dequeues asks a read manager.
+    crash_under_load("queue-read-manager-1", 1_000, Some("crew")).await;
 }
 
 #[actix_web::test]

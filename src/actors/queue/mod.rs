@@ -54,9 +54,9 @@ pub async fn boot(
         .map(|id| {
             let cell = ActorCell::new(format!("queue-broker-{id}"));
             let (actor_cell, pool, signals) = (cell.clone(), pool.clone(), signals.clone());
-            let committer = committer.clone();
+            let (committer, hooks) = (committer.clone(), q.hooks.clone());
             let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
-                QueueBroker::new(id, actor_cell, pool, limits, signals, committer.clone())
+                QueueBroker::new(id, actor_cell, pool, limits, signals, committer, hooks)
             });
             registry.add(cell.clone(), addr.clone());
             Arc::new(BrokerSlot { id, addr, cell })

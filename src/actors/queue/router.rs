@@ -409,6 +409,7 @@ impl QueueRouter {
                     .collect();
             wakers.push(Box::pin(futures_util::future::pending::<()>()));
             let woken = futures_util::future::select_all(wakers);
+            let _parked = self.shared.settings.hooks.parked();
             let _ = tokio::time::timeout(remaining, woken).await;
         }
     }

@@ -40,6 +40,7 @@ use tokio::sync::{Mutex as AsyncMutex, oneshot, watch};
 
 use crate::actors::queue::offset_committer::OffsetCommitter;
 use crate::actors::supervisor::ActorCell;
+use crate::queue::hooks::{BrokerTask, TestHooks};
 use crate::queue::retention::{self, Retention};
 use crate::queue::store::{self, PartitionRow};
 use crate::queue::{PartitionKey, QueueError, Reader, StoredMessage};
@@ -181,6 +182,7 @@ pub struct QueueBroker {
     limits: BrokerLimits,
     signals: Arc<PartitionSignals>,
     committer: Arc<OffsetCommitter>,
+    hooks: TestHooks,
     /// Held by a flush in flight; recovery takes it, so it reads PostgreSQL after that flush.
     write_lock: Arc<AsyncMutex<()>>,
     /// The same for offset commits.
@@ -207,6 +209,7 @@ impl QueueBroker {
         limits: BrokerLimits,
         signals: Arc<PartitionSignals>,
         committer: Arc<OffsetCommitter>,
+        hooks: TestHooks,
     ) -> Self {
         Self {
             id,
@@ -215,6 +218,7 @@ impl QueueBroker {
             limits,
             signals,
             committer,
+            hooks,
             write_lock: Arc::default(),
             offsets_lock: Arc::default(),
             generation: 0,
@@ -360,7 +364,9 @@ impl QueueBroker {
         }
         self.retention_running = true;
         let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
+        let hooks = self.hooks.clone();
         actix_rt::spawn(async move {
+            hooks.maybe_panic(BrokerTask::Retention);
             let mut cuts = Vec::new();
             for (key, start, end, rules) in work {
                 let result = async {

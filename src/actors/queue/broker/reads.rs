@@ -9,6 +9,7 @@ use actix::prelude::*;
 use super::partition::{Block, CACHE_BLOCK, cached_bytes};
 use super::writes::{AfterCommit, PendingCommit};
 use super::{Fetch, Generation, QueueBroker};
+use crate::queue::hooks::BrokerTask;
 use crate::queue::store;
 use crate::queue::{PartitionKey, QueueError, StoredMessage};
 
@@ -91,7 +92,10 @@ impl QueueBroker {
         let hi = ((block + 1) * CACHE_BLOCK).min(p.end);
         p.blocks.insert(block, Block::Loading(vec![fetch]));
         let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
+        let hooks = self.hooks.clone();
         actix_rt::spawn(async move {
+            hooks.maybe_panic(BrokerTask::BlockRead);
+            hooks.count_block_read();
             let result = store::read_range(&pool, key, lo, hi).await;
             addr.do_send(BlockRead {
                 generation,

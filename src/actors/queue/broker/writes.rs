@@ -10,6 +10,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use tokio::sync::oneshot;
 
 use super::{Append, AppendReply, CommitOffset, FetchReply, Generation, QueueBroker};
+use crate::queue::hooks::BrokerTask;
 use crate::queue::store::{self, AppendRows, OffsetRows};
 use crate::queue::{PartitionKey, QueueError, Reader, StoredMessage};
 
@@ -107,8 +108,10 @@ impl QueueBroker {
         self.flushing = true;
         let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
         let name = self.cell.name().to_owned();
+        let hooks = self.hooks.clone();
         actix_rt::spawn(async move {
             let _guard = guard;
+            hooks.maybe_panic(BrokerTask::Flush);
             let produced_at = Utc::now().trunc_subsecs(6);
             let began = std::time::Instant::now();
             let result = store::append(&pool, &rows, produced_at).await;
@@ -163,8 +166,10 @@ impl QueueBroker {
         let (committer, addr, generation) =
             (self.committer.clone(), ctx.address(), self.generation);
         let name = self.cell.name().to_owned();
+        let hooks = self.hooks.clone();
         actix_rt::spawn(async move {
             let _guard = guard;
+            hooks.maybe_panic(BrokerTask::OffsetCommit);
             let result = committer.commit(rows).await;
             if let Err(e) = &result {
                 tracing::error!(broker = %name, error = %e, "broker {name} failed to commit offsets; those reads get 503");
