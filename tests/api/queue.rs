@@ -291,6 +291,15 @@ async fn bad_input_gets_clear_4xx_json_errors() {
             422,
         ),
         (
+            "a retention older than any clock",
+            app.post_json(
+                "/queue/topics",
+                json!({"name":"rhuge","partitions":3,"retention_ms":10_000_000_000_000_000u64}),
+            )
+            .await,
+            422,
+        ),
+        (
             "producer of an unknown topic",
             app.post_json("/queue/producers", json!({"topics":["nope"]}))
                 .await,

@@ -113,6 +113,7 @@ impl QueueRouter {
         retention: Retention,
     ) -> Result<TopicInfo, QueueError> {
         crate::queue::validate_name("name", &name)?;
+        retention.validate()?;
         let max = self.shared.settings.max_partitions;
         if !(1..=max).contains(&partitions) {
             return Err(QueueError::invalid(
@@ -323,7 +324,10 @@ impl QueueRouter {
         };
         match tokio::time::timeout(self.timeout(), answer).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(down(format!("{} restarted", broker.cell.name()))),
+            Ok(Err(_)) => Err(down(format!(
+                "{} dropped the request (it crashed or restarted)",
+                broker.cell.name()
+            ))),
             Err(_) => Err(down(format!(
                 "{} did not answer in time",
                 broker.cell.name()

@@ -22,11 +22,13 @@
 //!
 //! The broker's parts: `partition.rs` (one partition's state: its committed tail, read cache
 //! and reader positions), `writes.rs` (group commit of appends and of offsets), `reads.rs`
-//! (fetches, the read cache's loads and eviction). The offset upserts of all brokers go through
+//! (fetches, the read cache's loads and eviction), `tasks.rs` (its detached tasks report their
+//! end, panic included, so that no flag they set outlives them). The offset upserts of all brokers go through
 //! one [`OffsetCommitter`](crate::actors::queue::offset_committer::OffsetCommitter).
 
 mod partition;
 mod reads;
+mod tasks;
 mod writes;
 
 use std::collections::HashMap;
@@ -40,12 +42,13 @@ use tokio::sync::{Mutex as AsyncMutex, oneshot, watch};
 
 use crate::actors::queue::offset_committer::OffsetCommitter;
 use crate::actors::supervisor::ActorCell;
-use crate::queue::hooks::{BrokerTask, TestHooks};
+use crate::queue::hooks::TestHooks;
 use crate::queue::retention::{self, Retention};
 use crate::queue::store::{self, PartitionRow};
 use crate::queue::{PartitionKey, QueueError, Reader, StoredMessage};
 
 use partition::{Block, CACHE_BLOCK, PartitionState, ReaderPosition};
+use tasks::Task;
 use writes::{PendingAppend, PendingCommit};
 
 /// The committed end (next offset) of every partition, watched by long polls.
@@ -364,17 +367,18 @@ impl QueueBroker {
         }
         self.retention_running = true;
         let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
-        let hooks = self.hooks.clone();
-        actix_rt::spawn(async move {
-            hooks.maybe_panic(BrokerTask::Retention);
+        self.spawn_task(ctx, Task::Retention, async move {
             let mut cuts = Vec::new();
             for (key, start, end, rules) in work {
                 let result = async {
                     let first_young = match rules.max_age_ms {
-                        Some(ms) => {
-                            let cutoff = Utc::now() - chrono::Duration::milliseconds(ms);
-                            Some(store::first_young(&pool, key, start, end, cutoff).await?)
-                        }
+                        Some(ms) => match retention::age_cutoff(Utc::now(), ms) {
+                            Some(cutoff) => {
+                                Some(store::first_young(&pool, key, start, end, cutoff).await?)
+                            }
+                            // Older than any clock: nothing is that old.
+                            None => Some(start),
+                        },
                         None => None,
                     };
                     match retention::cut(start, end, rules, first_young) {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::partition::{Block, CACHE_BLOCK, cached_bytes};
+use super::tasks::Task;
 use super::writes::{AfterCommit, PendingCommit};
 use super::{Fetch, Generation, QueueBroker};
-use crate::queue::hooks::BrokerTask;
 use crate::queue::store;
 use crate::queue::{PartitionKey, QueueError, StoredMessage};
 
@@ -93,8 +93,7 @@ impl QueueBroker {
         p.blocks.insert(block, Block::Loading(vec![fetch]));
         let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
         let hooks = self.hooks.clone();
-        actix_rt::spawn(async move {
-            hooks.maybe_panic(BrokerTask::BlockRead);
+        self.spawn_task(ctx, Task::BlockRead { key, block }, async move {
             hooks.count_block_read();
             let result = store::read_range(&pool, key, lo, hi).await;
             addr.do_send(BlockRead {

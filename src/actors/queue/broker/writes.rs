@@ -9,8 +9,8 @@ use actix::prelude::*;
 use chrono::{DateTime, SubsecRound, Utc};
 use tokio::sync::oneshot;
 
+use super::tasks::Task;
 use super::{Append, AppendReply, CommitOffset, FetchReply, Generation, QueueBroker};
-use crate::queue::hooks::BrokerTask;
 use crate::queue::store::{self, AppendRows, OffsetRows};
 use crate::queue::{PartitionKey, QueueError, Reader, StoredMessage};
 
@@ -108,10 +108,8 @@ impl QueueBroker {
         self.flushing = true;
         let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
         let name = self.cell.name().to_owned();
-        let hooks = self.hooks.clone();
-        actix_rt::spawn(async move {
+        self.spawn_task(ctx, Task::Flush, async move {
             let _guard = guard;
-            hooks.maybe_panic(BrokerTask::Flush);
             let produced_at = Utc::now().trunc_subsecs(6);
             let began = std::time::Instant::now();
             let result = store::append(&pool, &rows, produced_at).await;
@@ -166,10 +164,8 @@ impl QueueBroker {
         let (committer, addr, generation) =
             (self.committer.clone(), ctx.address(), self.generation);
         let name = self.cell.name().to_owned();
-        let hooks = self.hooks.clone();
-        actix_rt::spawn(async move {
+        self.spawn_task(ctx, Task::OffsetCommit, async move {
             let _guard = guard;
-            hooks.maybe_panic(BrokerTask::OffsetCommit);
             let result = committer.commit(rows).await;
             if let Err(e) = &result {
                 tracing::error!(broker = %name, error = %e, "broker {name} failed to commit offsets; those reads get 503");
