@@ -300,6 +300,29 @@ async fn bad_input_gets_clear_4xx_json_errors() {
             422,
         ),
         (
+            "a NUL in a message",
+            enqueue(producer.id, json!({"topic":"logs","message":"a\u{0}b"})).await,
+            422,
+        ),
+        (
+            "a NUL in one message of a batch",
+            enqueue(
+                producer.id,
+                json!({"topic":"logs","messages":["fine","a\u{0}b"]}),
+            )
+            .await,
+            422,
+        ),
+        (
+            "a NUL in a key",
+            enqueue(
+                producer.id,
+                json!({"topic":"logs","key":"k\u{0}","message":"m"}),
+            )
+            .await,
+            422,
+        ),
+        (
             "producer of an unknown topic",
             app.post_json("/queue/producers", json!({"topics":["nope"]}))
                 .await,
@@ -939,4 +962,53 @@ async fn the_read_cache_serves_nothing_retention_deleted() {
     assert_eq!(got[0].offset, 1_500, "nothing below the start");
     assert_in_order(&got);
     assert_eq!(late.size("short").await.unwrap(), 0);
+}
+
+#[actix_web::test]
+async fn a_message_postgresql_cannot_store_fails_alone() {
+    // The NUL check is off, so PostgreSQL itself refuses those messages inside group commits
+    // shared with honest ones.
+    let hooks = TestHooks::default();
+    hooks.let_unstorable_through(true);
+    let app = spawn_app_with(move |s| s.queue.hooks = hooks).await;
+    let queue = app.queue();
+    queue.create_topic("mixed", 1).await.unwrap();
+    let producer = queue.create_producer(&["mixed"]).await.unwrap();
+    let sends = (0..120).map(|i| {
+        let producer = &producer;
+        async move {
+            let poison = i % 6 == 3;
+            let m = if poison {
+                format!("bad\u{0}{i}")
+            } else {
+                format!("good {i}")
+            };
+            let result = producer.enqueue("mixed", &m).await;
+            (poison, m, result)
+        }
+    });
+    for (poison, m, result) in futures_util::future::join_all(sends).await {
+        match (poison, result) {
+            (false, Ok(_)) => {}
+            (false, Err(e)) => panic!("the honest {m:?} failed: {e}"),
+            (true, Ok(placed)) => panic!("{m:?} was stored at {placed:?}"),
+            (true, Err(ClientError::Refused { status, body, .. })) => {
+                assert_eq!(status, 422, "{m:?}: {body}");
+                for leak in ["0x00", "UTF8", "byte sequence", "SQLSTATE"] {
+                    assert!(!body.contains(leak), "database text in a reply: {body}");
+                }
+            }
+            (true, Err(e)) => panic!("{m:?}: {e}"),
+        }
+    }
+    let offsets: Vec<i64> =
+        sqlx::query_scalar("SELECT \"offset\" FROM queue_messages ORDER BY \"offset\"")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        offsets,
+        (0..100).collect::<Vec<i64>>(),
+        "dense, honest only"
+    );
 }

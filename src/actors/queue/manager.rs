@@ -235,7 +235,7 @@ impl QueueManager {
                         shared.table.store(Arc::new(table));
                         tracing::info!(manager = %name, "write manager {name} reloaded the routing table");
                     }
-                    Err(e) => tracing::error!(manager = %name, error = %e, "write manager {name} could not reload the routing table"),
+                    Err(e) => tracing::error!(manager = %name, error = ?e, "write manager {name} could not reload the routing table"),
                 }
             }
             .into_actor(self),

@@ -63,7 +63,9 @@ pub async fn boot(
         })
         .collect();
 
-    let table = QueueTable::load(&pool).await?;
+    let table = QueueTable::load(&pool)
+        .await
+        .inspect_err(|e| tracing::error!(error = ?e, "the queue cannot load its routing table"))?;
     let groups = Arc::new(std::sync::Mutex::new(GroupBook::new(q.session_timeout_ms)));
     {
         let mut book = groups.lock().unwrap_or_else(|p| p.into_inner());

@@ -68,6 +68,9 @@ pub struct QueueRouter {
     next_read_manager: Arc<AtomicUsize>,
 }
 
+/// Why text with a NUL is refused.
+const NO_NUL: &str = "must not contain NUL (\\u0000): PostgreSQL text cannot hold it";
+
 /// How long writes to the managers are retried while an election runs.
 const ELECTION_PATIENCE: Duration = Duration::from_secs(3);
 
@@ -243,17 +246,28 @@ impl QueueRouter {
                 format!("at most {} messages per request", limits.max_batch),
             ));
         }
+        // What PostgreSQL cannot store is refused here, before it shares a group commit.
+        let storable_only = !limits.hooks.lets_unstorable_through();
         for (i, m) in messages.iter().enumerate() {
+            let field = || {
+                if messages.len() == 1 {
+                    "message".to_owned()
+                } else {
+                    format!("messages[{i}]")
+                }
+            };
             if m.is_empty() || m.len() > limits.max_message_bytes {
                 return Err(QueueError::invalid(
-                    if messages.len() == 1 {
-                        "message".to_owned()
-                    } else {
-                        format!("messages[{i}]")
-                    },
+                    field(),
                     format!("must be 1 to {} bytes", limits.max_message_bytes),
                 ));
             }
+            if storable_only && m.contains('\0') {
+                return Err(QueueError::invalid(field(), NO_NUL));
+            }
+        }
+        if target.key.as_ref().is_some_and(|k| k.contains('\0')) {
+            return Err(QueueError::invalid("key", NO_NUL));
         }
         let table = self.shared.table.load();
         let registrations = table

@@ -13,9 +13,11 @@
 //! fetches are grouped into one upsert the same way, and a fetch is answered after its offset is
 //! committed. [`Fetch`] with `advance: false` plus [`CommitOffset`] gives at-least-once.
 //!
-//! Failures: if a flush fails, its requests get 503 and the broker reloads its state from
-//! PostgreSQL before flushing again, so nothing uncommitted is acknowledged and no offset is
-//! skipped or reused. After a crash the supervisor restarts the same actor: `restarting` drops
+//! Failures: if PostgreSQL refuses a flush, its requests are committed again one by one so that
+//! only the one it cannot store fails (422; `group_commit.rs`); if the outcome is unknown (the
+//! connection failed), its requests get 503 and the broker reloads its state from PostgreSQL
+//! before flushing again, so nothing uncommitted is acknowledged and no offset is skipped or
+//! reused. After a crash the supervisor restarts the same actor: `restarting` drops
 //! everything in flight (its senders see 503) and `started` reloads partitions, next offsets and
 //! reader offsets from PostgreSQL, after waiting for a flush of the previous life to finish.
 //! Long polls are woken through [`PartitionSignals`] after each commit.
@@ -26,6 +28,7 @@
 //! end, panic included, so that no flag they set outlives them). The offset upserts of all brokers go through
 //! one [`OffsetCommitter`](crate::actors::queue::offset_committer::OffsetCommitter).
 
+mod group_commit;
 mod partition;
 mod reads;
 mod tasks;
@@ -280,7 +283,7 @@ impl QueueBroker {
                     Ok(loaded) => return loaded,
                     Err(e) => {
                         attempt += 1;
-                        tracing::warn!(broker = %name, attempt, error = %e, "broker {name} cannot reload its partitions yet; retrying");
+                        tracing::warn!(broker = %name, attempt, error = ?e, "broker {name} cannot reload its partitions yet; retrying");
                         tokio::time::sleep(Duration::from_millis(100.min(10 * u64::from(attempt))))
                             .await;
                     }
@@ -394,7 +397,7 @@ impl QueueBroker {
                     Ok(Some(cut)) => cuts.push(cut),
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, "retention of partition {}/{} failed; retrying next round", key.topic_id, key.partition)
+                        tracing::warn!(error = ?e, "retention of partition {}/{} failed; retrying next round", key.topic_id, key.partition)
                     }
                 }
             }
