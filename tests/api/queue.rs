@@ -1012,3 +1012,62 @@ async fn a_message_postgresql_cannot_store_fails_alone() {
         "dense, honest only"
     );
 }
+
+#[actix_web::test]
+async fn a_group_with_mixed_registrations_reads_every_partition() {
+    let app = spawn_app().await;
+    let queue = app.queue();
+    queue.create_topic("mix", 3).await.unwrap();
+    let producer = queue.create_producer(&["mix"]).await.unwrap();
+    for p in 0..3 {
+        let batch: Vec<String> = (0..10).map(|i| format!("p{p}-{i}")).collect();
+        for m in &batch {
+            producer.enqueue_to("mix", p, m).await.unwrap();
+        }
+    }
+    // A reads partition 1 only, B the whole topic, both in group g.
+    let a = queue
+        .create_consumer_for(
+            Subscription::Partition {
+                topic: "mix".into(),
+                partition: 1,
+            },
+            Some("g"),
+        )
+        .await
+        .unwrap();
+    let b = queue
+        .create_consumer_for(Subscription::Topics(vec!["mix".into()]), Some("g"))
+        .await
+        .unwrap();
+    let got: std::sync::Mutex<Vec<(i64, StoredMessage)>> = Default::default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.lock().unwrap().len() < 30 && Instant::now() < deadline {
+        for member in [&a, &b] {
+            let messages = member
+                .dequeue_many("mix", 10, Duration::from_millis(20))
+                .await
+                .unwrap();
+            got.lock()
+                .unwrap()
+                .extend(messages.into_iter().map(|m| (member.id, m)));
+        }
+    }
+    let got = got.into_inner().unwrap();
+    let partitions: BTreeSet<i32> = got.iter().map(|(_, m)| m.partition).collect();
+    assert_eq!(
+        partitions,
+        BTreeSet::from([0, 1, 2]),
+        "every partition is read"
+    );
+    assert_eq!(got.len(), 30, "every message once");
+    assert!(
+        got.iter()
+            .all(|(member, m)| *member != a.id || m.partition == 1),
+        "A reads only the partition it registered for"
+    );
+    assert!(
+        got.iter().any(|(member, _)| *member == a.id),
+        "A gets the partition it registered for"
+    );
+}

@@ -486,13 +486,14 @@ impl Handler<RegisterConsumer> for QueueManager {
             if let Some(group) = &route.group {
                 let table = act.shared.table.load();
                 let mut rebalances = Vec::new();
-                for topic_id in route.topics.keys() {
+                for (topic_id, partition) in &route.topics {
                     if let Some(topic) = table.topic_by_id(*topic_id) {
                         rebalances.extend(act.shared.groups().join(
                             group,
                             topic.id,
                             topic.partitions(),
                             route.id,
+                            partition.map(|p| p as usize),
                             now_ms(),
                         ));
                     }

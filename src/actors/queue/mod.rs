@@ -74,9 +74,17 @@ pub async fn boot(
             let Some(group) = &consumer.group else {
                 continue;
             };
-            for topic_id in consumer.topics.keys() {
+            for (topic_id, partition) in &consumer.topics {
                 if let Some(topic) = table.topic_by_id(*topic_id) {
-                    book.join(group, topic.id, topic.partitions(), consumer.id, now);
+                    let partition = partition.map(|p| p as usize);
+                    book.join(
+                        group,
+                        topic.id,
+                        topic.partitions(),
+                        consumer.id,
+                        partition,
+                        now,
+                    );
                 }
             }
         }
