@@ -1071,3 +1071,33 @@ async fn a_group_with_mixed_registrations_reads_every_partition() {
         "A gets the partition it registered for"
     );
 }
+
+#[actix_web::test]
+async fn a_consumer_deleted_during_its_long_poll_gets_404_at_once() {
+    let hooks = TestHooks::default();
+    let app = spawn_app_with({
+        let hooks = hooks.clone();
+        move |s| s.queue.hooks = hooks
+    })
+    .await;
+    let queue = app.queue();
+    queue.create_topic("logs", 1).await.unwrap();
+    let consumer = queue.create_consumer(&["logs"]).await.unwrap();
+    let started = Instant::now();
+    let (polled, _) = tokio::join!(
+        consumer.dequeue_many("logs", 10, Duration::from_secs(20)),
+        async {
+            eventually(Duration::from_secs(5), || async {
+                hooks.parked_polls() == 1
+            })
+            .await;
+            consumer.leave().await.unwrap();
+        }
+    );
+    assert_eq!(status_of(polled.unwrap_err()), 404);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}

@@ -469,11 +469,11 @@ impl Handler<RegisterConsumer> for QueueManager {
         let work = async move {
             let id =
                 store::create_consumer(&pool, msg.group.as_deref(), &msg.registrations).await?;
-            let route = Arc::new(ConsumerRoute {
+            let route = Arc::new(ConsumerRoute::new(
                 id,
-                group: msg.group.map(Into::into),
-                topics: registrations_map(&msg.registrations),
-            });
+                msg.group.map(Into::into),
+                registrations_map(&msg.registrations),
+            ));
             shared.table.rcu(|t| {
                 let mut t = QueueTable::clone(t);
                 t.consumers.insert(id, route.clone());
@@ -527,6 +527,9 @@ impl Handler<LeaveConsumer> for QueueManager {
         };
         Box::pin(work.into_actor(self).map(move |result, act, _| {
             let gone = result?;
+            if let Some(consumer) = &gone {
+                consumer.left.send_replace(true);
+            }
             if let Some(group) = gone.and_then(|c| c.group.clone()) {
                 let rebalances = act.shared.groups().leave(&group, id, now_ms());
                 act.log_rebalances(rebalances, &format!("consumer {id} left"));

@@ -389,8 +389,12 @@ impl QueueRouter {
             ));
         }
         let (consumer_route, topic, _) = self.consumer_and_topic(consumer, topic_name)?;
+        let mut left = consumer_route.left.subscribe();
         let deadline = Instant::now() + params.wait;
         loop {
+            if *left.borrow_and_update() {
+                return Err(QueueError::UnknownConsumer(consumer));
+            }
             let route = self.route_read(&consumer_route, &topic).await?;
             // Subscribed before fetching: a commit between the fetch and the wait still wakes us.
             let mut signals: Vec<_> = route
@@ -425,7 +429,8 @@ impl QueueRouter {
                     .iter_mut()
                     .map(|rx| Box::pin(rx.changed().map(|_| ())) as _)
                     .collect();
-            wakers.push(Box::pin(futures_util::future::pending::<()>()));
+            // A consumer that leaves meanwhile ends its poll at once.
+            wakers.push(Box::pin(left.wait_for(|&gone| gone).map(|_| ())));
             let woken = futures_util::future::select_all(wakers);
             let _parked = self.shared.settings.hooks.parked();
             let _ = tokio::time::timeout(remaining, woken).await;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use sqlx::PgPool;
+use tokio::sync::watch;
 
 use crate::queue::retention::Retention;
 use crate::queue::store::{self, TopicRow};
@@ -68,9 +69,20 @@ pub struct ConsumerRoute {
     pub id: i64,
     pub group: Option<Arc<str>>,
     pub topics: Registrations,
+    /// Turns true when the consumer leaves: its long polls end at once (404).
+    pub left: Arc<watch::Sender<bool>>,
 }
 
 impl ConsumerRoute {
+    pub fn new(id: i64, group: Option<Arc<str>>, topics: Registrations) -> Self {
+        Self {
+            id,
+            group,
+            topics,
+            left: Arc::new(watch::channel(false).0),
+        }
+    }
+
     pub fn reader(&self) -> Reader {
         match &self.group {
             Some(group) => Reader::Group(group.clone()),
@@ -130,10 +142,8 @@ impl QueueTable {
         for (id, group, topic, partition) in store::load_consumers(pool).await? {
             consumers
                 .entry(id)
-                .or_insert_with(|| ConsumerRoute {
-                    id,
-                    group: group.map(|g| g.into()),
-                    topics: Registrations::new(),
+                .or_insert_with(|| {
+                    ConsumerRoute::new(id, group.map(|g| g.into()), Registrations::new())
                 })
                 .topics
                 .insert(topic, partition);
