@@ -181,7 +181,8 @@ impl QueueManager {
         if leads && !self.was_leader {
             self.became_write_manager(ctx);
         } else if !leads && self.was_leader {
-            tracing::warn!(
+            // Not a failure in itself: a lost write manager is logged as a failed heartbeat.
+            tracing::info!(
                 manager = self.name(),
                 "{} is no longer the write manager",
                 self.name()
@@ -214,7 +215,7 @@ impl QueueManager {
 
     fn became_write_manager(&mut self, ctx: &mut Context<Self>) {
         self.shared.leader.store(self.id, Ordering::Release);
-        tracing::warn!(
+        tracing::info!(
             manager = self.name(),
             "Election completed: {} is the write manager",
             self.name()
