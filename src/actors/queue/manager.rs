@@ -29,7 +29,7 @@ use sqlx::PgPool;
 
 use crate::actors::clock::now_ms;
 use crate::actors::queue::broker::{AssignPartition, BrokerSlot, HealthCheck, PartitionSignals};
-use crate::actors::queue::table::{ConsumerRoute, QueueTable, Registrations, TopicRoute};
+use crate::actors::queue::table::{Clients, ConsumerRoute, QueueTable, Registrations, TopicRoute};
 use crate::actors::server_group::{Duty, Election, GroupMember, GroupTiming, Members};
 use crate::actors::supervisor::ActorCell;
 use crate::queue::groups::{GroupBook, Rebalance};
@@ -50,6 +50,8 @@ pub struct ManagerSlot {
 pub struct QueueShared {
     pub settings: QueueSettings,
     pub table: ArcSwap<QueueTable>,
+    /// Producers and consumers (the write manager inserts, the ingress looks up).
+    pub clients: Clients,
     pub brokers: Vec<Arc<BrokerSlot>>,
     /// Set once every manager has started.
     pub managers: OnceLock<Vec<Arc<ManagerSlot>>>,
@@ -231,7 +233,7 @@ impl QueueManager {
                 match QueueTable::load(&pool).await {
                     Ok(loaded) => {
                         let current = shared.table.load_full();
-                        let table = loaded.merged_with(&current);
+                        let table = loaded.fill(&shared.clients).merged_with(&current);
                         assign_all(&shared, &table);
                         shared.table.store(Arc::new(table));
                         tracing::info!(manager = %name, "write manager {name} reloaded the routing table");
@@ -404,7 +406,9 @@ impl Handler<CreateTopic> for QueueManager {
                 Err(QueueError::TopicExists(topic)) => {
                     // Perhaps created by a write manager that died before publishing it.
                     if let Ok(loaded) = QueueTable::load(&pool).await {
-                        let table = loaded.merged_with(&shared.table.load_full());
+                        let table = loaded
+                            .fill(&shared.clients)
+                            .merged_with(&shared.table.load_full());
                         assign_all(&shared, &table);
                         shared.table.store(Arc::new(table));
                     }
@@ -449,11 +453,7 @@ impl Handler<RegisterProducer> for QueueManager {
         Box::pin(async move {
             let id = store::create_producer(&pool, &msg.registrations).await?;
             let registrations = Arc::new(registrations_map(&msg.registrations));
-            shared.table.rcu(|t| {
-                let mut t = QueueTable::clone(t);
-                t.producers.insert(id, registrations.clone());
-                t
-            });
+            shared.clients.producers.insert(id, registrations);
             Ok(id)
         })
     }
@@ -475,11 +475,7 @@ impl Handler<RegisterConsumer> for QueueManager {
                 msg.group.map(Into::into),
                 registrations_map(&msg.registrations),
             ));
-            shared.table.rcu(|t| {
-                let mut t = QueueTable::clone(t);
-                t.consumers.insert(id, route.clone());
-                t
-            });
+            shared.clients.consumers.insert(id, route.clone());
             Ok::<_, QueueError>(route)
         };
         Box::pin(work.into_actor(self).map(|result, act, _| {
@@ -518,13 +514,7 @@ impl Handler<LeaveConsumer> for QueueManager {
             if !store::leave_consumer(&pool, id).await? {
                 return Err(QueueError::UnknownConsumer(id));
             }
-            let mut gone = None;
-            shared.table.rcu(|t| {
-                let mut t = QueueTable::clone(t);
-                gone = t.consumers.remove(&id);
-                t
-            });
-            Ok(gone)
+            Ok(shared.clients.consumers.remove(id))
         };
         Box::pin(work.into_actor(self).map(move |result, act, _| {
             let gone = result?;

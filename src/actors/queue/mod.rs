@@ -31,7 +31,7 @@ use broker::{BrokerLimits, BrokerSlot, PartitionSignals, QueueBroker};
 use manager::{ManagerSlot, QueueManager, QueueShared};
 use offset_committer::OffsetCommitter;
 use router::QueueRouter;
-use table::QueueTable;
+use table::{Clients, QueueTable};
 
 /// Starts the queue: brokers, then managers (the write manager has the highest id).
 pub async fn boot(
@@ -63,14 +63,16 @@ pub async fn boot(
         })
         .collect();
 
-    let table = QueueTable::load(&pool)
+    let loaded = QueueTable::load(&pool)
         .await
         .inspect_err(|e| tracing::error!(error = ?e, "the queue cannot load its routing table"))?;
+    let clients = Clients::default();
+    let table = loaded.fill(&clients);
     let groups = Arc::new(std::sync::Mutex::new(GroupBook::new(q.session_timeout_ms)));
     {
         let mut book = groups.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
-        for consumer in table.consumers.values() {
+        for consumer in clients.consumers.values() {
             let Some(group) = &consumer.group else {
                 continue;
             };
@@ -93,6 +95,7 @@ pub async fn boot(
     let shared = Arc::new(QueueShared {
         settings: q.clone(),
         table: ArcSwap::from_pointee(table),
+        clients,
         brokers,
         managers: Default::default(),
         leader: std::sync::atomic::AtomicU64::new(write_manager_id),

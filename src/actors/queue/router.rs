@@ -197,7 +197,7 @@ impl QueueRouter {
     }
 
     pub async fn leave(&self, consumer: i64) -> Result<(), QueueError> {
-        if !self.shared.table.load().consumers.contains_key(&consumer) {
+        if !self.shared.clients.consumers.contains(consumer) {
             return Err(QueueError::UnknownConsumer(consumer));
         }
         self.ask_write_manager(LeaveConsumer { id: consumer }).await
@@ -270,9 +270,11 @@ impl QueueRouter {
             return Err(QueueError::invalid("key", NO_NUL));
         }
         let table = self.shared.table.load();
-        let registrations = table
+        let registrations = self
+            .shared
+            .clients
             .producers
-            .get(&producer)
+            .get(producer)
             .ok_or(QueueError::UnknownProducer(producer))?;
         let topic = self.topic(&table, topic_name)?;
         let registered = registrations
@@ -351,10 +353,11 @@ impl QueueRouter {
 
     fn consumer_and_topic(&self, consumer: i64, topic_name: &str) -> Result<Resolved, QueueError> {
         let table = self.shared.table.load();
-        let route = table
+        let route = self
+            .shared
+            .clients
             .consumers
-            .get(&consumer)
-            .cloned()
+            .get(consumer)
             .ok_or(QueueError::UnknownConsumer(consumer))?;
         let topic = self.topic(&table, topic_name)?;
         let registered = *route
