@@ -251,6 +251,9 @@ pub struct QueueSettings {
     pub heartbeat_deadline_ms: u64,
     pub election_answer_ms: u64,
     pub election_coordinator_ms: u64,
+    /// Faults and counters for tests; never read from configuration.
+    #[serde(skip)]
+    pub hooks: crate::queue::hooks::TestHooks,
 }
 
 impl Default for QueueSettings {
@@ -275,6 +278,7 @@ impl Default for QueueSettings {
             heartbeat_deadline_ms: 150,
             election_answer_ms: 60,
             election_coordinator_ms: 250,
+            hooks: Default::default(),
         }
     }
 }

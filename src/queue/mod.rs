@@ -7,12 +7,14 @@
 //!   and leases so that a partition is never read by two members at once.
 //! - [`retention`]: where retention cuts a partition.
 //! - [`store`]: the SQL (sqlx) of the queue, shared by its actors.
+//! - [`hooks`]: faults tests inject and counters they wait on (never configured).
 //!
 //! The actors are in `actors::queue`: the brokers (own partitions, do the reads and writes),
 //! the managers (write manager and read managers) and the router (what the ingress uses to
 //! reach them). The routes are in `web::queue`, the client in `clients::queue`.
 
 pub mod groups;
+pub mod hooks;
 pub mod retention;
 pub mod routing;
 pub mod store;
@@ -50,8 +52,9 @@ pub enum QueueError {
     },
     #[error("the queue is unavailable: {0}")]
     Unavailable(String),
-    #[error("storage: {0}")]
-    Storage(String),
+    /// PostgreSQL failed. `detail` (its own words) is for the log, never for a reply.
+    #[error("storage failed: {what}; retry shortly")]
+    Storage { what: String, detail: String },
 }
 
 impl QueueError {
@@ -65,7 +68,10 @@ impl QueueError {
     /// The same error, saying what it interrupted when it comes from the database.
     pub fn in_context(&self, what: &str) -> Self {
         match self {
-            QueueError::Storage(e) => QueueError::Storage(format!("{what}: {e}")),
+            QueueError::Storage { detail, .. } => QueueError::Storage {
+                what: what.to_owned(),
+                detail: detail.clone(),
+            },
             other => other.clone(),
         }
     }
@@ -76,14 +82,25 @@ impl QueueError {
             self,
             QueueError::PartitionUnavailable { .. }
                 | QueueError::Unavailable(_)
-                | QueueError::Storage(_)
+                | QueueError::Storage { .. }
         )
+    }
+
+    /// What the log gets besides the reply's text: PostgreSQL's own message.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            QueueError::Storage { detail, .. } => Some(detail),
+            _ => None,
+        }
     }
 }
 
 impl From<sqlx::Error> for QueueError {
     fn from(e: sqlx::Error) -> Self {
-        QueueError::Storage(e.to_string())
+        QueueError::Storage {
+            what: "a database statement failed".to_owned(),
+            detail: e.to_string(),
+        }
     }
 }
 

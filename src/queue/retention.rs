@@ -13,6 +13,19 @@
 //! `queue.retention_interval_ms`), nor that consumers read a message before it is cut (a reader
 //! behind the start resumes at the start, as Kafka's `auto.offset.reset = earliest`).
 
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::queue::QueueError;
+
+/// The longest age limit accepted: 3,650 days. Past it, `now - limit` is not a date.
+pub const MAX_AGE_MS: i64 = 3_650 * 86_400_000;
+
+/// Messages produced before this are older than `max_age_ms` at `now`; `None` when no date is
+/// that far back (then nothing is that old). Never panics, whatever is stored.
+pub fn age_cutoff(now: DateTime<Utc>, max_age_ms: i64) -> Option<DateTime<Utc>> {
+    now.checked_sub_signed(TimeDelta::try_milliseconds(max_age_ms)?)
+}
+
 /// A topic's retention rules.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
@@ -23,6 +36,25 @@ pub struct Retention {
 impl Retention {
     pub fn keeps_everything(&self) -> bool {
         self.max_age_ms.is_none() && self.max_messages.is_none()
+    }
+
+    /// Positive limits, the age at most [`MAX_AGE_MS`].
+    pub fn validate(&self) -> Result<(), QueueError> {
+        if let Some(ms) = self.max_age_ms
+            && !(1..=MAX_AGE_MS).contains(&ms)
+        {
+            return Err(QueueError::invalid(
+                "retention_ms",
+                format!("must be between 1 and {MAX_AGE_MS} (3,650 days)"),
+            ));
+        }
+        if self.max_messages.is_some_and(|n| n < 1) {
+            return Err(QueueError::invalid(
+                "retention_messages",
+                "must be positive",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -48,6 +80,23 @@ mod tests {
         max_age_ms: Some(60_000),
         max_messages: None,
     };
+
+    #[test]
+    fn an_age_past_any_clock_cuts_nothing_and_does_not_panic() {
+        let now = Utc::now();
+        assert_eq!(age_cutoff(now, i64::MAX), None);
+        assert_eq!(age_cutoff(now, 10_000_000_000_000_000), None);
+        assert_eq!(
+            age_cutoff(now, 1_000),
+            Some(now - TimeDelta::milliseconds(1_000))
+        );
+        let huge = Retention {
+            max_age_ms: Some(10_000_000_000_000_000),
+            max_messages: None,
+        };
+        assert!(huge.validate().is_err());
+        assert!(AGE.validate().is_ok());
+    }
 
     #[test]
     fn the_default_keeps_everything() {

@@ -261,12 +261,36 @@ pub async fn load_offsets(
 }
 
 /// Rows of one append: parallel arrays, one entry per message.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct AppendRows {
     pub topic_ids: Vec<i32>,
     pub partitions: Vec<i32>,
     pub offsets: Vec<i64>,
     pub payloads: Vec<String>,
+}
+
+/// Why an append failed, as far as that tells what reached PostgreSQL.
+#[derive(Debug)]
+pub enum AppendError {
+    /// PostgreSQL refused the data of a row (SQLSTATE class 22, e.g. a NUL in text): nothing
+    /// was written, and the rows are to blame.
+    Unstorable(QueueError),
+    /// PostgreSQL refused the statement for another reason: nothing was written.
+    Refused(QueueError),
+    /// The connection failed: what reached PostgreSQL is unknown.
+    Lost(QueueError),
+}
+
+impl From<sqlx::Error> for AppendError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
+                AppendError::Unstorable(e.into())
+            }
+            sqlx::Error::Database(_) => AppendError::Refused(e.into()),
+            _ => AppendError::Lost(e.into()),
+        }
+    }
 }
 
 /// Inserts a whole group of messages, of any partitions, in one statement (one transaction,
@@ -275,7 +299,7 @@ pub async fn append(
     pool: &PgPool,
     rows: &AppendRows,
     produced_at: DateTime<Utc>,
-) -> Result<(), QueueError> {
+) -> Result<(), AppendError> {
     sqlx::query(
         "INSERT INTO queue_messages (topic_id, partition, \"offset\", payload, produced_at) \
          SELECT t, p, o, m, $5 FROM unnest($1::int[], $2::int[], $3::bigint[], $4::text[]) \

@@ -91,7 +91,7 @@ impl ResponseError for ApiError {
                 QueueError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 QueueError::PartitionUnavailable { .. }
                 | QueueError::Unavailable(_)
-                | QueueError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+                | QueueError::Storage { .. } => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::UnknownActor(_) | ApiError::AdminDisabled | ApiError::NoRoute(_) => {
                 StatusCode::NOT_FOUND
@@ -110,7 +110,12 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+            // The reply says what failed; the log also gets the database's own words.
+            let detail = match self {
+                ApiError::Queue(e) => e.detail(),
+                _ => None,
+            };
+            tracing::error!(status = status.as_u16(), error = %self, detail, "request failed");
         }
         let mut response = HttpResponse::build(status);
         match status {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use obelix::clients::ClientError;
 use obelix::clients::queue::{Consumer, Subscription, TopicOptions};
 use obelix::queue::StoredMessage;
+use obelix::queue::hooks::TestHooks;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_body, eventually, spawn_app, spawn_app_with};
@@ -48,7 +49,7 @@ pub fn assert_in_order(messages: &[StoredMessage]) {
     }
 }
 
-fn status_of(e: ClientError) -> u16 {
+pub fn status_of(e: ClientError) -> u16 {
     match e {
         ClientError::Refused { status, .. } => status.as_u16(),
         other => panic!("expected a refusal, got {other}"),
@@ -287,6 +288,38 @@ async fn bad_input_gets_clear_4xx_json_errors() {
             "negative retention",
             app.post_json("/queue/topics", json!({"name":"r","retention_ms":-1}))
                 .await,
+            422,
+        ),
+        (
+            "a retention older than any clock",
+            app.post_json(
+                "/queue/topics",
+                json!({"name":"rhuge","partitions":3,"retention_ms":10_000_000_000_000_000u64}),
+            )
+            .await,
+            422,
+        ),
+        (
+            "a NUL in a message",
+            enqueue(producer.id, json!({"topic":"logs","message":"a\u{0}b"})).await,
+            422,
+        ),
+        (
+            "a NUL in one message of a batch",
+            enqueue(
+                producer.id,
+                json!({"topic":"logs","messages":["fine","a\u{0}b"]}),
+            )
+            .await,
+            422,
+        ),
+        (
+            "a NUL in a key",
+            enqueue(
+                producer.id,
+                json!({"topic":"logs","key":"k\u{0}","message":"m"}),
+            )
+            .await,
             422,
         ),
         (
@@ -548,15 +581,24 @@ async fn consumers_read_independently_and_size_counts_what_is_left() {
 
 #[actix_web::test]
 async fn a_long_poll_is_woken_by_an_enqueue() {
-    let app = spawn_app().await;
+    let hooks = TestHooks::default();
+    let app = spawn_app_with({
+        let hooks = hooks.clone();
+        move |s| s.queue.hooks = hooks
+    })
+    .await;
     let queue = app.queue();
     queue.create_topic("logs", 2).await.unwrap();
     let producer = queue.create_producer(&["logs"]).await.unwrap();
     let consumer = queue.create_consumer(&["logs"]).await.unwrap();
     let wait = Duration::from_secs(20);
     let started = Instant::now();
+    // The enqueue goes once the poll found nothing and is parked: only a wake-up answers it.
     let (got, _) = tokio::join!(consumer.dequeue_many("logs", 10, wait), async {
-        tokio::task::yield_now().await;
+        eventually(Duration::from_secs(5), || async {
+            hooks.parked_polls() == 1
+        })
+        .await;
         producer.enqueue("logs", "wake up").await.unwrap()
     });
     let got = got.unwrap();
@@ -805,13 +847,17 @@ pub async fn assert_stored(app: &TestApp, topic: &str, acked: &[(i32, i64, Strin
     );
 }
 
-#[actix_web::test]
-async fn readers_older_than_the_tail_share_a_small_read_cache() {
-    // A tail of 10 and room for about one block: most reads come from the read cache, blocks
-    // are evicted and read again, readers run at different speeds.
-    let app = spawn_app_with(|s| {
-        s.queue.tail_messages = 10;
-        s.queue.read_cache_bytes = 300 * 1024;
+/// Three consumers read 5,000 messages older than a tail of 10 (2 partitions, 6 blocks of the
+/// read cache), one first, then two together; returns how many range scans the brokers ran.
+async fn three_readers_of_old_messages(read_cache_bytes: usize) -> u64 {
+    let hooks = TestHooks::default();
+    let app = spawn_app_with({
+        let hooks = hooks.clone();
+        move |s| {
+            s.queue.tail_messages = 10;
+            s.queue.read_cache_bytes = read_cache_bytes;
+            s.queue.hooks = hooks;
+        }
     })
     .await;
     let queue = app.queue();
@@ -826,8 +872,11 @@ async fn readers_older_than_the_tail_share_a_small_read_cache() {
     for _ in 0..3 {
         consumers.push(queue.create_consumer(&["old"]).await.unwrap());
     }
-    let reads = consumers.iter().map(|c| drain(c, "old", total));
-    for got in futures_util::future::join_all(reads).await {
+    // The first reader goes alone; the other two follow it, together.
+    let mut all = vec![drain(&consumers[0], "old", total).await];
+    let reads = consumers[1..].iter().map(|c| drain(c, "old", total));
+    all.extend(futures_util::future::join_all(reads).await);
+    for got in all {
         assert_eq!(got.len(), total);
         assert_in_order(&got);
         let texts: BTreeSet<&str> = got.iter().map(|m| m.message.as_str()).collect();
@@ -839,6 +888,26 @@ async fn readers_older_than_the_tail_share_a_small_read_cache() {
     for c in &consumers {
         assert_eq!(c.size("old").await.unwrap(), 0);
     }
+    hooks.block_reads()
+}
+
+#[actix_web::test]
+async fn readers_older_than_the_tail_share_one_range_scan_per_block() {
+    // Room for every block: each of the 6 blocks is read from PostgreSQL once, for all three
+    // readers (without sharing, each reader would scan each block itself: 18 scans).
+    let scans = three_readers_of_old_messages(64 * 1024 * 1024).await;
+    assert!(
+        (1..=6).contains(&scans),
+        "{scans} range scans for 6 blocks read by 3 readers"
+    );
+}
+
+#[actix_web::test]
+async fn a_small_read_cache_evicts_and_reads_blocks_again() {
+    // Room for about one block: the blocks the first reader left behind are evicted, and read
+    // again for the two that follow; every reader still gets everything once, in order.
+    let scans = three_readers_of_old_messages(300 * 1024).await;
+    assert!(scans > 6, "only {scans} range scans: nothing was evicted");
 }
 
 #[actix_web::test]
@@ -893,4 +962,142 @@ async fn the_read_cache_serves_nothing_retention_deleted() {
     assert_eq!(got[0].offset, 1_500, "nothing below the start");
     assert_in_order(&got);
     assert_eq!(late.size("short").await.unwrap(), 0);
+}
+
+#[actix_web::test]
+async fn a_message_postgresql_cannot_store_fails_alone() {
+    // The NUL check is off, so PostgreSQL itself refuses those messages inside group commits
+    // shared with honest ones.
+    let hooks = TestHooks::default();
+    hooks.let_unstorable_through(true);
+    let app = spawn_app_with(move |s| s.queue.hooks = hooks).await;
+    let queue = app.queue();
+    queue.create_topic("mixed", 1).await.unwrap();
+    let producer = queue.create_producer(&["mixed"]).await.unwrap();
+    let sends = (0..120).map(|i| {
+        let producer = &producer;
+        async move {
+            let poison = i % 6 == 3;
+            let m = if poison {
+                format!("bad\u{0}{i}")
+            } else {
+                format!("good {i}")
+            };
+            let result = producer.enqueue("mixed", &m).await;
+            (poison, m, result)
+        }
+    });
+    for (poison, m, result) in futures_util::future::join_all(sends).await {
+        match (poison, result) {
+            (false, Ok(_)) => {}
+            (false, Err(e)) => panic!("the honest {m:?} failed: {e}"),
+            (true, Ok(placed)) => panic!("{m:?} was stored at {placed:?}"),
+            (true, Err(ClientError::Refused { status, body, .. })) => {
+                assert_eq!(status, 422, "{m:?}: {body}");
+                for leak in ["0x00", "UTF8", "byte sequence", "SQLSTATE"] {
+                    assert!(!body.contains(leak), "database text in a reply: {body}");
+                }
+            }
+            (true, Err(e)) => panic!("{m:?}: {e}"),
+        }
+    }
+    let offsets: Vec<i64> =
+        sqlx::query_scalar("SELECT \"offset\" FROM queue_messages ORDER BY \"offset\"")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        offsets,
+        (0..100).collect::<Vec<i64>>(),
+        "dense, honest only"
+    );
+}
+
+#[actix_web::test]
+async fn a_group_with_mixed_registrations_reads_every_partition() {
+    let app = spawn_app().await;
+    let queue = app.queue();
+    queue.create_topic("mix", 3).await.unwrap();
+    let producer = queue.create_producer(&["mix"]).await.unwrap();
+    for p in 0..3 {
+        let batch: Vec<String> = (0..10).map(|i| format!("p{p}-{i}")).collect();
+        for m in &batch {
+            producer.enqueue_to("mix", p, m).await.unwrap();
+        }
+    }
+    // A reads partition 1 only, B the whole topic, both in group g.
+    let a = queue
+        .create_consumer_for(
+            Subscription::Partition {
+                topic: "mix".into(),
+                partition: 1,
+            },
+            Some("g"),
+        )
+        .await
+        .unwrap();
+    let b = queue
+        .create_consumer_for(Subscription::Topics(vec!["mix".into()]), Some("g"))
+        .await
+        .unwrap();
+    let got: std::sync::Mutex<Vec<(i64, StoredMessage)>> = Default::default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.lock().unwrap().len() < 30 && Instant::now() < deadline {
+        for member in [&a, &b] {
+            let messages = member
+                .dequeue_many("mix", 10, Duration::from_millis(20))
+                .await
+                .unwrap();
+            got.lock()
+                .unwrap()
+                .extend(messages.into_iter().map(|m| (member.id, m)));
+        }
+    }
+    let got = got.into_inner().unwrap();
+    let partitions: BTreeSet<i32> = got.iter().map(|(_, m)| m.partition).collect();
+    assert_eq!(
+        partitions,
+        BTreeSet::from([0, 1, 2]),
+        "every partition is read"
+    );
+    assert_eq!(got.len(), 30, "every message once");
+    assert!(
+        got.iter()
+            .all(|(member, m)| *member != a.id || m.partition == 1),
+        "A reads only the partition it registered for"
+    );
+    assert!(
+        got.iter().any(|(member, _)| *member == a.id),
+        "A gets the partition it registered for"
+    );
+}
+
+#[actix_web::test]
+async fn a_consumer_deleted_during_its_long_poll_gets_404_at_once() {
+    let hooks = TestHooks::default();
+    let app = spawn_app_with({
+        let hooks = hooks.clone();
+        move |s| s.queue.hooks = hooks
+    })
+    .await;
+    let queue = app.queue();
+    queue.create_topic("logs", 1).await.unwrap();
+    let consumer = queue.create_consumer(&["logs"]).await.unwrap();
+    let started = Instant::now();
+    let (polled, _) = tokio::join!(
+        consumer.dequeue_many("logs", 10, Duration::from_secs(20)),
+        async {
+            eventually(Duration::from_secs(5), || async {
+                hooks.parked_polls() == 1
+            })
+            .await;
+            consumer.leave().await.unwrap();
+        }
+    );
+    assert_eq!(status_of(polled.unwrap_err()), 404);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
 }

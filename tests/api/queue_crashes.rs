@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use obelix::clients::ClientError;
-use obelix::clients::queue::Subscription;
+use obelix::clients::queue::{Subscription, TopicOptions};
 use obelix::queue::StoredMessage;
+use obelix::queue::hooks::{BrokerTask, TestHooks};
 use serde_json::json;
 
-use crate::helpers::{error_body, eventually, spawn_app};
-use crate::queue::assert_stored;
+use crate::helpers::{error_body, eventually, spawn_app, spawn_app_with};
+use crate::queue::{assert_stored, status_of};
 
 const PRODUCERS: usize = 4;
 const MESSAGES_EACH: usize = 40;
@@ -25,12 +26,16 @@ fn is_unavailable(e: &ClientError) -> bool {
 }
 
 /// Producers and a consumer of a 3-partition topic, plus registrations, while `actor` crashes
-/// (and stays down `stay_down_ms`). Producers retry on 503, as clients should.
-async fn crash_under_load(actor: &str, stay_down_ms: u64) {
+/// (and stays down `stay_down_ms`). Producers retry on 503, as clients should. A consumer in a
+/// `group` asks the read managers where to read; one in none does not need them.
+async fn crash_under_load(actor: &str, stay_down_ms: u64, group: Option<&str>) {
     let app = spawn_app().await;
     let queue = app.queue();
     queue.create_topic("load", 3).await.unwrap();
-    let consumer = queue.create_consumer(&["load"]).await.unwrap();
+    let consumer = queue
+        .create_consumer_for(Subscription::Topics(vec!["load".into()]), group)
+        .await
+        .unwrap();
     let acked: Mutex<Vec<(i32, i64, String)>> = Mutex::new(Vec::new());
     let consumed: Mutex<Vec<StoredMessage>> = Mutex::new(Vec::new());
     let producing = AtomicBool::new(true);
@@ -140,17 +145,18 @@ async fn crash_under_load(actor: &str, stay_down_ms: u64) {
 
 #[actix_web::test]
 async fn a_broker_crashed_mid_traffic_loses_nothing() {
-    crash_under_load("queue-broker-1", 1_000).await;
+    crash_under_load("queue-broker-1", 1_000, None).await;
 }
 
 #[actix_web::test]
 async fn the_write_manager_crashed_mid_traffic_is_replaced() {
-    crash_under_load("queue-write-manager", 1_500).await;
+    crash_under_load("queue-write-manager", 1_500, None).await;
 }
 
 #[actix_web::test]
 async fn a_read_manager_crashed_mid_traffic_loses_nothing() {
-    crash_under_load("queue-read-manager-1", 1_000).await;
+    // The consumer is in a group: each of its dequeues asks a read manager.
+    crash_under_load("queue-read-manager-1", 1_000, Some("crew")).await;
 }
 
 #[actix_web::test]
@@ -233,4 +239,84 @@ async fn a_broker_kept_down_answers_503_with_retry_after_then_recovers() {
         .await
         .unwrap();
     assert_eq!(next.offset, 5, "offsets go on where they stopped");
+}
+
+#[actix_web::test]
+async fn a_panicking_broker_task_is_reported_and_the_broker_goes_on() {
+    let hooks = TestHooks::default();
+    let app = spawn_app_with({
+        let hooks = hooks.clone();
+        move |s| {
+            s.queue.hooks = hooks;
+            s.queue.brokers = 1;
+            s.queue.retention_interval_ms = 50;
+            // Every read is a block read.
+            s.queue.tail_messages = 0;
+        }
+    })
+    .await;
+    let queue = app.queue();
+    let keep_five = TopicOptions {
+        retention_messages: Some(5),
+        ..Default::default()
+    };
+    queue.create_topic_with("t", 1, keep_five).await.unwrap();
+    let producer = queue.create_producer(&["t"]).await.unwrap();
+    let consumer = queue.create_consumer(&["t"]).await.unwrap();
+    let stored = || {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM queue_messages")
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+
+    // 1. A retention round panics (the next one after arming, with nothing to cut yet).
+    hooks.panic_next(BrokerTask::Retention);
+    eventually(Duration::from_secs(5), || async { hooks.armed() == 0 }).await;
+
+    // 2. A flush panics: its request fails with 503; the next ones are committed.
+    hooks.panic_next(BrokerTask::Flush);
+    let lost = producer.enqueue("t", "lost").await.unwrap_err();
+    assert_eq!(status_of(lost), 503);
+    let batch: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    producer.enqueue_batch("t", &batch).await.unwrap();
+
+    // Retention still runs after its panic: 5 kept.
+    eventually(Duration::from_secs(10), || async { stored().await == 5 }).await;
+
+    // 3. A block read panics: its dequeue fails with 503; the next one reads the block.
+    hooks.panic_next(BrokerTask::BlockRead);
+    let failed = consumer
+        .dequeue_many("t", 10, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(failed), 503);
+    let got = consumer
+        .dequeue_many("t", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = got.iter().map(|m| m.message.as_str()).collect();
+    assert_eq!(texts, ["m15", "m16", "m17", "m18", "m19"]);
+
+    // 4. An offset commit panics: that dequeue fails with 503; the next one gets the messages.
+    producer
+        .enqueue_batch("t", &["x".into(), "y".into()])
+        .await
+        .unwrap();
+    hooks.panic_next(BrokerTask::OffsetCommit);
+    let failed = consumer
+        .dequeue_many("t", 10, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(failed), 503);
+    let got = consumer
+        .dequeue_many("t", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = got.iter().map(|m| m.message.as_str()).collect();
+    assert_eq!(texts, ["x", "y"]);
+    assert_eq!(app.actor_status("queue-broker-1").await["alive"], true);
 }

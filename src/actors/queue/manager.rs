@@ -29,7 +29,7 @@ use sqlx::PgPool;
 
 use crate::actors::clock::now_ms;
 use crate::actors::queue::broker::{AssignPartition, BrokerSlot, HealthCheck, PartitionSignals};
-use crate::actors::queue::table::{ConsumerRoute, QueueTable, Registrations, TopicRoute};
+use crate::actors::queue::table::{Clients, ConsumerRoute, QueueTable, Registrations, TopicRoute};
 use crate::actors::server_group::{Duty, Election, GroupMember, GroupTiming, Members};
 use crate::actors::supervisor::ActorCell;
 use crate::queue::groups::{GroupBook, Rebalance};
@@ -50,6 +50,8 @@ pub struct ManagerSlot {
 pub struct QueueShared {
     pub settings: QueueSettings,
     pub table: ArcSwap<QueueTable>,
+    /// Producers and consumers (the write manager inserts, the ingress looks up).
+    pub clients: Clients,
     pub brokers: Vec<Arc<BrokerSlot>>,
     /// Set once every manager has started.
     pub managers: OnceLock<Vec<Arc<ManagerSlot>>>,
@@ -181,7 +183,8 @@ impl QueueManager {
         if leads && !self.was_leader {
             self.became_write_manager(ctx);
         } else if !leads && self.was_leader {
-            tracing::warn!(
+            // Not a failure in itself: a lost write manager is logged as a failed heartbeat.
+            tracing::info!(
                 manager = self.name(),
                 "{} is no longer the write manager",
                 self.name()
@@ -214,7 +217,7 @@ impl QueueManager {
 
     fn became_write_manager(&mut self, ctx: &mut Context<Self>) {
         self.shared.leader.store(self.id, Ordering::Release);
-        tracing::warn!(
+        tracing::info!(
             manager = self.name(),
             "Election completed: {} is the write manager",
             self.name()
@@ -230,12 +233,12 @@ impl QueueManager {
                 match QueueTable::load(&pool).await {
                     Ok(loaded) => {
                         let current = shared.table.load_full();
-                        let table = loaded.merged_with(&current);
+                        let table = loaded.fill(&shared.clients).merged_with(&current);
                         assign_all(&shared, &table);
                         shared.table.store(Arc::new(table));
                         tracing::info!(manager = %name, "write manager {name} reloaded the routing table");
                     }
-                    Err(e) => tracing::error!(manager = %name, error = %e, "write manager {name} could not reload the routing table"),
+                    Err(e) => tracing::error!(manager = %name, error = ?e, "write manager {name} could not reload the routing table"),
                 }
             }
             .into_actor(self),
@@ -403,7 +406,9 @@ impl Handler<CreateTopic> for QueueManager {
                 Err(QueueError::TopicExists(topic)) => {
                     // Perhaps created by a write manager that died before publishing it.
                     if let Ok(loaded) = QueueTable::load(&pool).await {
-                        let table = loaded.merged_with(&shared.table.load_full());
+                        let table = loaded
+                            .fill(&shared.clients)
+                            .merged_with(&shared.table.load_full());
                         assign_all(&shared, &table);
                         shared.table.store(Arc::new(table));
                     }
@@ -448,11 +453,7 @@ impl Handler<RegisterProducer> for QueueManager {
         Box::pin(async move {
             let id = store::create_producer(&pool, &msg.registrations).await?;
             let registrations = Arc::new(registrations_map(&msg.registrations));
-            shared.table.rcu(|t| {
-                let mut t = QueueTable::clone(t);
-                t.producers.insert(id, registrations.clone());
-                t
-            });
+            shared.clients.producers.insert(id, registrations);
             Ok(id)
         })
     }
@@ -469,16 +470,12 @@ impl Handler<RegisterConsumer> for QueueManager {
         let work = async move {
             let id =
                 store::create_consumer(&pool, msg.group.as_deref(), &msg.registrations).await?;
-            let route = Arc::new(ConsumerRoute {
+            let route = Arc::new(ConsumerRoute::new(
                 id,
-                group: msg.group.map(Into::into),
-                topics: registrations_map(&msg.registrations),
-            });
-            shared.table.rcu(|t| {
-                let mut t = QueueTable::clone(t);
-                t.consumers.insert(id, route.clone());
-                t
-            });
+                msg.group.map(Into::into),
+                registrations_map(&msg.registrations),
+            ));
+            shared.clients.consumers.insert(id, route.clone());
             Ok::<_, QueueError>(route)
         };
         Box::pin(work.into_actor(self).map(|result, act, _| {
@@ -486,13 +483,14 @@ impl Handler<RegisterConsumer> for QueueManager {
             if let Some(group) = &route.group {
                 let table = act.shared.table.load();
                 let mut rebalances = Vec::new();
-                for topic_id in route.topics.keys() {
+                for (topic_id, partition) in &route.topics {
                     if let Some(topic) = table.topic_by_id(*topic_id) {
                         rebalances.extend(act.shared.groups().join(
                             group,
                             topic.id,
                             topic.partitions(),
                             route.id,
+                            partition.map(|p| p as usize),
                             now_ms(),
                         ));
                     }
@@ -516,16 +514,13 @@ impl Handler<LeaveConsumer> for QueueManager {
             if !store::leave_consumer(&pool, id).await? {
                 return Err(QueueError::UnknownConsumer(id));
             }
-            let mut gone = None;
-            shared.table.rcu(|t| {
-                let mut t = QueueTable::clone(t);
-                gone = t.consumers.remove(&id);
-                t
-            });
-            Ok(gone)
+            Ok(shared.clients.consumers.remove(id))
         };
         Box::pin(work.into_actor(self).map(move |result, act, _| {
             let gone = result?;
+            if let Some(consumer) = &gone {
+                consumer.left.send_replace(true);
+            }
             if let Some(group) = gone.and_then(|c| c.group.clone()) {
                 let rebalances = act.shared.groups().leave(&group, id, now_ms());
                 act.log_rebalances(rebalances, &format!("consumer {id} left"));

@@ -31,7 +31,7 @@ use broker::{BrokerLimits, BrokerSlot, PartitionSignals, QueueBroker};
 use manager::{ManagerSlot, QueueManager, QueueShared};
 use offset_committer::OffsetCommitter;
 use router::QueueRouter;
-use table::QueueTable;
+use table::{Clients, QueueTable};
 
 /// Starts the queue: brokers, then managers (the write manager has the highest id).
 pub async fn boot(
@@ -54,27 +54,39 @@ pub async fn boot(
         .map(|id| {
             let cell = ActorCell::new(format!("queue-broker-{id}"));
             let (actor_cell, pool, signals) = (cell.clone(), pool.clone(), signals.clone());
-            let committer = committer.clone();
+            let (committer, hooks) = (committer.clone(), q.hooks.clone());
             let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
-                QueueBroker::new(id, actor_cell, pool, limits, signals, committer.clone())
+                QueueBroker::new(id, actor_cell, pool, limits, signals, committer, hooks)
             });
             registry.add(cell.clone(), addr.clone());
             Arc::new(BrokerSlot { id, addr, cell })
         })
         .collect();
 
-    let table = QueueTable::load(&pool).await?;
+    let loaded = QueueTable::load(&pool)
+        .await
+        .inspect_err(|e| tracing::error!(error = ?e, "the queue cannot load its routing table"))?;
+    let clients = Clients::default();
+    let table = loaded.fill(&clients);
     let groups = Arc::new(std::sync::Mutex::new(GroupBook::new(q.session_timeout_ms)));
     {
         let mut book = groups.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
-        for consumer in table.consumers.values() {
+        for consumer in clients.consumers.values() {
             let Some(group) = &consumer.group else {
                 continue;
             };
-            for topic_id in consumer.topics.keys() {
+            for (topic_id, partition) in &consumer.topics {
                 if let Some(topic) = table.topic_by_id(*topic_id) {
-                    book.join(group, topic.id, topic.partitions(), consumer.id, now);
+                    let partition = partition.map(|p| p as usize);
+                    book.join(
+                        group,
+                        topic.id,
+                        topic.partitions(),
+                        consumer.id,
+                        partition,
+                        now,
+                    );
                 }
             }
         }
@@ -83,6 +95,7 @@ pub async fn boot(
     let shared = Arc::new(QueueShared {
         settings: q.clone(),
         table: ArcSwap::from_pointee(table),
+        clients,
         brokers,
         managers: Default::default(),
         leader: std::sync::atomic::AtomicU64::new(write_manager_id),

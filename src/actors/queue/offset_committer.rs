@@ -50,13 +50,15 @@ impl OffsetCommitter {
     }
 
     async fn run(&self) {
-        /// If this task is dropped (its arbiter stopping), the next batch starts another.
+        /// If this task is dropped or panics, the batches waiting are answered (their senders
+        /// see the channel closed: 503) and the next batch starts another.
         struct Stopped<'a>(&'a OffsetCommitter, bool);
         impl Drop for Stopped<'_> {
             fn drop(&mut self) {
                 if self.1 {
                     let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
                     state.running = false;
+                    state.waiting.clear();
                 }
             }
         }

@@ -79,7 +79,8 @@ impl Handler<RouteRead> for QueueManager {
                 Err(_) => {
                     // Registered (the table says so) but unknown to the book: a member from
                     // before a restart. It joins now.
-                    let joined = book.join(&group, topic.id, n, consumer.id, now);
+                    let partition = registered.map(|p| p as usize);
+                    let joined = book.join(&group, topic.id, n, consumer.id, partition, now);
                     book.acquire(&group, topic.id, consumer.id, now)
                         .map(|(grant, r)| (grant, r.or(joined)))
                 }

@@ -68,6 +68,9 @@ pub struct QueueRouter {
     next_read_manager: Arc<AtomicUsize>,
 }
 
+/// Why text with a NUL is refused.
+const NO_NUL: &str = "must not contain NUL (\\u0000): PostgreSQL text cannot hold it";
+
 /// How long writes to the managers are retried while an election runs.
 const ELECTION_PATIENCE: Duration = Duration::from_secs(3);
 
@@ -113,6 +116,7 @@ impl QueueRouter {
         retention: Retention,
     ) -> Result<TopicInfo, QueueError> {
         crate::queue::validate_name("name", &name)?;
+        retention.validate()?;
         let max = self.shared.settings.max_partitions;
         if !(1..=max).contains(&partitions) {
             return Err(QueueError::invalid(
@@ -193,7 +197,7 @@ impl QueueRouter {
     }
 
     pub async fn leave(&self, consumer: i64) -> Result<(), QueueError> {
-        if !self.shared.table.load().consumers.contains_key(&consumer) {
+        if !self.shared.clients.consumers.contains(consumer) {
             return Err(QueueError::UnknownConsumer(consumer));
         }
         self.ask_write_manager(LeaveConsumer { id: consumer }).await
@@ -242,22 +246,35 @@ impl QueueRouter {
                 format!("at most {} messages per request", limits.max_batch),
             ));
         }
+        // What PostgreSQL cannot store is refused here, before it shares a group commit.
+        let storable_only = !limits.hooks.lets_unstorable_through();
         for (i, m) in messages.iter().enumerate() {
+            let field = || {
+                if messages.len() == 1 {
+                    "message".to_owned()
+                } else {
+                    format!("messages[{i}]")
+                }
+            };
             if m.is_empty() || m.len() > limits.max_message_bytes {
                 return Err(QueueError::invalid(
-                    if messages.len() == 1 {
-                        "message".to_owned()
-                    } else {
-                        format!("messages[{i}]")
-                    },
+                    field(),
                     format!("must be 1 to {} bytes", limits.max_message_bytes),
                 ));
             }
+            if storable_only && m.contains('\0') {
+                return Err(QueueError::invalid(field(), NO_NUL));
+            }
+        }
+        if target.key.as_ref().is_some_and(|k| k.contains('\0')) {
+            return Err(QueueError::invalid("key", NO_NUL));
         }
         let table = self.shared.table.load();
-        let registrations = table
+        let registrations = self
+            .shared
+            .clients
             .producers
-            .get(&producer)
+            .get(producer)
             .ok_or(QueueError::UnknownProducer(producer))?;
         let topic = self.topic(&table, topic_name)?;
         let registered = registrations
@@ -323,7 +340,10 @@ impl QueueRouter {
         };
         match tokio::time::timeout(self.timeout(), answer).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(down(format!("{} restarted", broker.cell.name()))),
+            Ok(Err(_)) => Err(down(format!(
+                "{} dropped the request (it crashed or restarted)",
+                broker.cell.name()
+            ))),
             Err(_) => Err(down(format!(
                 "{} did not answer in time",
                 broker.cell.name()
@@ -333,10 +353,11 @@ impl QueueRouter {
 
     fn consumer_and_topic(&self, consumer: i64, topic_name: &str) -> Result<Resolved, QueueError> {
         let table = self.shared.table.load();
-        let route = table
+        let route = self
+            .shared
+            .clients
             .consumers
-            .get(&consumer)
-            .cloned()
+            .get(consumer)
             .ok_or(QueueError::UnknownConsumer(consumer))?;
         let topic = self.topic(&table, topic_name)?;
         let registered = *route
@@ -371,8 +392,12 @@ impl QueueRouter {
             ));
         }
         let (consumer_route, topic, _) = self.consumer_and_topic(consumer, topic_name)?;
+        let mut left = consumer_route.left.subscribe();
         let deadline = Instant::now() + params.wait;
         loop {
+            if *left.borrow_and_update() {
+                return Err(QueueError::UnknownConsumer(consumer));
+            }
             let route = self.route_read(&consumer_route, &topic).await?;
             // Subscribed before fetching: a commit between the fetch and the wait still wakes us.
             let mut signals: Vec<_> = route
@@ -407,8 +432,10 @@ impl QueueRouter {
                     .iter_mut()
                     .map(|rx| Box::pin(rx.changed().map(|_| ())) as _)
                     .collect();
-            wakers.push(Box::pin(futures_util::future::pending::<()>()));
+            // A consumer that leaves meanwhile ends its poll at once.
+            wakers.push(Box::pin(left.wait_for(|&gone| gone).map(|_| ())));
             let woken = futures_util::future::select_all(wakers);
+            let _parked = self.shared.settings.hooks.parked();
             let _ = tokio::time::timeout(remaining, woken).await;
         }
     }

@@ -13,20 +13,25 @@
 //! fetches are grouped into one upsert the same way, and a fetch is answered after its offset is
 //! committed. [`Fetch`] with `advance: false` plus [`CommitOffset`] gives at-least-once.
 //!
-//! Failures: if a flush fails, its requests get 503 and the broker reloads its state from
-//! PostgreSQL before flushing again, so nothing uncommitted is acknowledged and no offset is
-//! skipped or reused. After a crash the supervisor restarts the same actor: `restarting` drops
+//! Failures: if PostgreSQL refuses a flush, its requests are committed again one by one so that
+//! only the one it cannot store fails (422; `group_commit.rs`); if the outcome is unknown (the
+//! connection failed), its requests get 503 and the broker reloads its state from PostgreSQL
+//! before flushing again, so nothing uncommitted is acknowledged and no offset is skipped or
+//! reused. After a crash the supervisor restarts the same actor: `restarting` drops
 //! everything in flight (its senders see 503) and `started` reloads partitions, next offsets and
 //! reader offsets from PostgreSQL, after waiting for a flush of the previous life to finish.
 //! Long polls are woken through [`PartitionSignals`] after each commit.
 //!
 //! The broker's parts: `partition.rs` (one partition's state: its committed tail, read cache
 //! and reader positions), `writes.rs` (group commit of appends and of offsets), `reads.rs`
-//! (fetches, the read cache's loads and eviction). The offset upserts of all brokers go through
+//! (fetches, the read cache's loads and eviction), `tasks.rs` (its detached tasks report their
+//! end, panic included, so that no flag they set outlives them). The offset upserts of all brokers go through
 //! one [`OffsetCommitter`](crate::actors::queue::offset_committer::OffsetCommitter).
 
+mod group_commit;
 mod partition;
 mod reads;
+mod tasks;
 mod writes;
 
 use std::collections::HashMap;
@@ -40,11 +45,13 @@ use tokio::sync::{Mutex as AsyncMutex, oneshot, watch};
 
 use crate::actors::queue::offset_committer::OffsetCommitter;
 use crate::actors::supervisor::ActorCell;
+use crate::queue::hooks::TestHooks;
 use crate::queue::retention::{self, Retention};
 use crate::queue::store::{self, PartitionRow};
 use crate::queue::{PartitionKey, QueueError, Reader, StoredMessage};
 
 use partition::{Block, CACHE_BLOCK, PartitionState, ReaderPosition};
+use tasks::Task;
 use writes::{PendingAppend, PendingCommit};
 
 /// The committed end (next offset) of every partition, watched by long polls.
@@ -181,6 +188,7 @@ pub struct QueueBroker {
     limits: BrokerLimits,
     signals: Arc<PartitionSignals>,
     committer: Arc<OffsetCommitter>,
+    hooks: TestHooks,
     /// Held by a flush in flight; recovery takes it, so it reads PostgreSQL after that flush.
     write_lock: Arc<AsyncMutex<()>>,
     /// The same for offset commits.
@@ -207,6 +215,7 @@ impl QueueBroker {
         limits: BrokerLimits,
         signals: Arc<PartitionSignals>,
         committer: Arc<OffsetCommitter>,
+        hooks: TestHooks,
     ) -> Self {
         Self {
             id,
@@ -215,6 +224,7 @@ impl QueueBroker {
             limits,
             signals,
             committer,
+            hooks,
             write_lock: Arc::default(),
             offsets_lock: Arc::default(),
             generation: 0,
@@ -273,7 +283,7 @@ impl QueueBroker {
                     Ok(loaded) => return loaded,
                     Err(e) => {
                         attempt += 1;
-                        tracing::warn!(broker = %name, attempt, error = %e, "broker {name} cannot reload its partitions yet; retrying");
+                        tracing::warn!(broker = %name, attempt, error = ?e, "broker {name} cannot reload its partitions yet; retrying");
                         tokio::time::sleep(Duration::from_millis(100.min(10 * u64::from(attempt))))
                             .await;
                     }
@@ -360,15 +370,18 @@ impl QueueBroker {
         }
         self.retention_running = true;
         let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
-        actix_rt::spawn(async move {
+        self.spawn_task(ctx, Task::Retention, async move {
             let mut cuts = Vec::new();
             for (key, start, end, rules) in work {
                 let result = async {
                     let first_young = match rules.max_age_ms {
-                        Some(ms) => {
-                            let cutoff = Utc::now() - chrono::Duration::milliseconds(ms);
-                            Some(store::first_young(&pool, key, start, end, cutoff).await?)
-                        }
+                        Some(ms) => match retention::age_cutoff(Utc::now(), ms) {
+                            Some(cutoff) => {
+                                Some(store::first_young(&pool, key, start, end, cutoff).await?)
+                            }
+                            // Older than any clock: nothing is that old.
+                            None => Some(start),
+                        },
                         None => None,
                     };
                     match retention::cut(start, end, rules, first_young) {
@@ -384,7 +397,7 @@ impl QueueBroker {
                     Ok(Some(cut)) => cuts.push(cut),
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, "retention of partition {}/{} failed; retrying next round", key.topic_id, key.partition)
+                        tracing::warn!(error = ?e, "retention of partition {}/{} failed; retrying next round", key.topic_id, key.partition)
                     }
                 }
             }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::partition::{Block, CACHE_BLOCK, cached_bytes};
+use super::tasks::Task;
 use super::writes::{AfterCommit, PendingCommit};
 use super::{Fetch, Generation, QueueBroker};
 use crate::queue::store;
@@ -91,7 +92,9 @@ impl QueueBroker {
         let hi = ((block + 1) * CACHE_BLOCK).min(p.end);
         p.blocks.insert(block, Block::Loading(vec![fetch]));
         let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
-        actix_rt::spawn(async move {
+        let hooks = self.hooks.clone();
+        self.spawn_task(ctx, Task::BlockRead { key, block }, async move {
+            hooks.count_block_read();
             let result = store::read_range(&pool, key, lo, hi).await;
             addr.do_send(BlockRead {
                 generation,

@@ -9,8 +9,10 @@ use actix::prelude::*;
 use chrono::{DateTime, SubsecRound, Utc};
 use tokio::sync::oneshot;
 
+use super::group_commit::{self, Span};
+use super::tasks::Task;
 use super::{Append, AppendReply, CommitOffset, FetchReply, Generation, QueueBroker};
-use crate::queue::store::{self, AppendRows, OffsetRows};
+use crate::queue::store::{AppendRows, OffsetRows};
 use crate::queue::{PartitionKey, QueueError, Reader, StoredMessage};
 
 #[derive(Message)]
@@ -83,6 +85,7 @@ impl QueueBroker {
             offsets: Vec::with_capacity(total),
             payloads: Vec::with_capacity(total),
         };
+        let mut spans = Vec::with_capacity(pending.len());
         let mut replies = Vec::with_capacity(pending.len());
         for append in pending {
             let Some(p) = self.partitions.get_mut(&append.key) else {
@@ -93,13 +96,19 @@ impl QueueBroker {
             };
             let first = p.next;
             p.next += append.messages.len() as i64;
+            spans.push(Span {
+                key: append.key,
+                first,
+                start: rows.offsets.len(),
+                len: append.messages.len(),
+            });
             for (i, message) in append.messages.into_iter().enumerate() {
                 rows.topic_ids.push(append.key.topic_id);
                 rows.partitions.push(append.key.partition);
                 rows.offsets.push(first + i as i64);
                 rows.payloads.push(message);
             }
-            replies.push((append.reply, first));
+            replies.push(append.reply);
         }
         if replies.is_empty() {
             return;
@@ -107,29 +116,23 @@ impl QueueBroker {
         self.flushing = true;
         let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
         let name = self.cell.name().to_owned();
-        actix_rt::spawn(async move {
+        self.spawn_task(ctx, Task::Flush, async move {
             let _guard = guard;
             let produced_at = Utc::now().trunc_subsecs(6);
             let began = std::time::Instant::now();
-            let result = store::append(&pool, &rows, produced_at).await;
-            tracing::debug!(broker = %name, messages = rows.offsets.len(), requests = replies.len(), micros = began.elapsed().as_micros() as u64, "flush committed");
-            if let Err(e) = &result {
-                tracing::error!(broker = %name, messages = rows.offsets.len(), error = %e, "broker {name} failed to commit a flush; its requests get 503");
-            }
-            let ok = result.is_ok();
+            let messages = rows.offsets.len();
+            let outcome = group_commit::commit(&pool, rows, &spans, produced_at, &name).await;
+            tracing::debug!(broker = %name, messages, requests = replies.len(), micros = began.elapsed().as_micros() as u64, "flush committed");
             // Told before anyone is acknowledged: a read sent after an acknowledgement is
             // handled after this (mailboxes are FIFO) and sees the messages.
             addr.do_send(Flushed {
                 generation,
-                ok,
-                rows,
+                ok: outcome.known,
+                rows: outcome.committed,
                 produced_at,
             });
-            for (reply, first) in replies {
-                let _ = reply.send(match &result {
-                    Ok(()) => Ok(first),
-                    Err(e) => Err(e.in_context("commit failed")),
-                });
+            for (reply, answer) in replies.into_iter().zip(outcome.answers) {
+                let _ = reply.send(answer);
             }
         });
     }
@@ -163,11 +166,11 @@ impl QueueBroker {
         let (committer, addr, generation) =
             (self.committer.clone(), ctx.address(), self.generation);
         let name = self.cell.name().to_owned();
-        actix_rt::spawn(async move {
+        self.spawn_task(ctx, Task::OffsetCommit, async move {
             let _guard = guard;
             let result = committer.commit(rows).await;
             if let Err(e) = &result {
-                tracing::error!(broker = %name, error = %e, "broker {name} failed to commit offsets; those reads get 503");
+                tracing::error!(broker = %name, error = ?e, "broker {name} failed to commit offsets; those reads get 503");
             }
             addr.do_send(OffsetsCommitted {
                 generation,
@@ -255,6 +258,11 @@ impl Handler<Flushed> for QueueBroker {
             if touched.last() != Some(&key) {
                 touched.push(key);
             }
+        }
+        // Every offset this flush assigned is settled: what was not committed (a request
+        // PostgreSQL refused) is assigned again by the next flush.
+        for p in self.partitions.values_mut() {
+            p.next = p.end;
         }
         touched.sort_unstable();
         touched.dedup();
