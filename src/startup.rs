@@ -83,6 +83,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(tokens.clone())
                 .app_data(body_limit)
+                .wrap(crate::web::HeadAsGet)
                 .configure(crate::web::routes)
                 .default_service(web::to(crate::web::no_route))
         })

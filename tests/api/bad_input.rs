@@ -117,3 +117,52 @@ async fn unknown_routes_and_methods_get_json_errors() {
     )
     .await;
 }
+
+#[actix_web::test]
+async fn head_answers_like_get_without_a_body() {
+    let app = spawn_app().await;
+    let tablet = app.register_tablet().await;
+    let events = format!(
+        "/olympics/tablets/{}/events",
+        tablet["id"].as_str().unwrap()
+    );
+    // One GET route of each kind: lists, one item, a missing item, the operators' routes, the
+    // queue, and a stream (whose HEAD must end at once).
+    for path in [
+        "/olympics/games",
+        "/olympics/teams/gauls/medals",
+        "/olympics/games/chariot-racing/score",
+        "/healthz",
+        "/readyz",
+        "/cluster",
+        "/queue/topics",
+        events.as_str(),
+    ] {
+        let get = app.get(path).await;
+        let get_status = get.status();
+        let get_type = get.headers().get("content-type").cloned();
+        drop(get);
+        let head = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            app.request(Method::HEAD, path).send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("HEAD {path} did not answer"))
+        .unwrap();
+        assert_eq!(head.status(), get_status, "HEAD {path}");
+        assert_eq!(
+            head.headers().get("content-type"),
+            get_type.as_ref(),
+            "HEAD {path}"
+        );
+        let body = head.bytes().await.unwrap();
+        assert!(body.is_empty(), "HEAD {path} has no body");
+    }
+    // Routes without a GET still say so.
+    let head = app
+        .request(Method::HEAD, "/olympics/tablets")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 405);
+}
