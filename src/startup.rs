@@ -19,6 +19,8 @@ use crate::web::json::BodyLimit;
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("cannot load the queue's routing table: {0}")]
     Queue(#[from] crate::queue::QueueError),
@@ -43,6 +45,8 @@ impl Application {
     /// Starts everything; the HTTP server runs once [`Application::run_until_stopped`] is awaited
     /// (or the returned server is spawned).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // Again here: tests and embedders adjust settings after loading them.
+        settings.validate()?;
         let storage = storage::connect(&settings.database).await?;
         let shutdown = ShutdownSignal::default();
         let tree = actors::boot(

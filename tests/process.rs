@@ -425,3 +425,102 @@ async fn without_server_binaries_it_says_what_to_install() {
         "{stderr}"
     );
 }
+
+/// Runs `obelix` (a private cluster in a temp folder, port 0) with `env` on top, and waits up to
+/// `within` for it to exit; `None` when it was still running (it is killed then).
+fn run_until_exit(
+    env: &[(&str, &str)],
+    within: Duration,
+) -> Option<(std::process::ExitStatus, String, String)> {
+    let (_guard, data) = data_dir();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_obelix"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env("OBELIX__DATABASE__DATA_DIR", &data)
+        .env("OBELIX__SERVER__PORT", "0")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("obelix starts");
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let (stdout, stderr) = (read_all(Box::new(stdout)), read_all(Box::new(stderr)));
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    status.map(|status| (status, stdout, stderr))
+}
+
+/// Asserts that obelix refused to start at once, with one line on stderr containing `expected`.
+fn assert_refused(env: &[(&str, &str)], expected: &[&str]) {
+    let Some((status, stdout, stderr)) = run_until_exit(env, Duration::from_secs(10)) else {
+        panic!("obelix started with {env:?} instead of refusing");
+    };
+    assert!(!status.success(), "exit status {status} for {env:?}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line for {env:?}: {stderr}"
+    );
+    for word in expected {
+        assert!(
+            stderr.contains(word),
+            "{word} in the error for {env:?}: {stderr}"
+        );
+    }
+    assert!(
+        !stdout.contains("panic") && !stderr.contains("panic"),
+        "no panic: {stdout}{stderr}"
+    );
+}
+
+#[test]
+fn a_misspelled_setting_stops_the_start_and_names_the_key() {
+    // From the environment…
+    assert_refused(
+        &[("OBELIX__SERVER__MAX_BODY_BYTE", "1000")],
+        &["max_body_byte"],
+    );
+    assert_refused(&[("OBELIX__QUEUE__MAXBATCH", "5")], &["maxbatch"]);
+    // …and from the file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("obelix.toml");
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"))
+        .unwrap()
+        .replace("cache_capacity = 10000", "cache_capacty = 10000");
+    std::fs::write(&file, shipped).unwrap();
+    assert_refused(
+        &[("OBELIX_CONFIG", file.to_str().unwrap())],
+        &["cache_capacty"],
+    );
+}
+
+#[test]
+fn contradicting_settings_stop_the_start() {
+    // A message the body limit never lets through.
+    assert_refused(
+        &[("OBELIX__QUEUE__MAX_MESSAGE_BYTES", "100000")],
+        &["queue.max_message_bytes", "server.max_body_bytes"],
+    );
+}
