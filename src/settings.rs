@@ -65,6 +65,37 @@ pub struct ServerSettings {
     #[serde(default)]
     pub workers: usize,
     pub max_body_bytes: usize,
+    /// A request's head (line and headers) must arrive within this, or the connection closes.
+    #[serde(default = "ServerSettings::default_head_timeout_ms")]
+    pub head_timeout_ms: u64,
+    /// A request body must arrive within this once its head has: slower ones get 408 and lose
+    /// their connection (a body sent a byte a second would otherwise hold it for hours).
+    #[serde(default = "ServerSettings::default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Open connections each HTTP worker holds at most; further ones wait in the kernel's
+    /// backlog without using a descriptor. Lowered at start to fit the descriptor limit.
+    #[serde(default = "ServerSettings::default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl ServerSettings {
+    fn default_head_timeout_ms() -> u64 {
+        5_000
+    }
+    fn default_body_timeout_ms() -> u64 {
+        10_000
+    }
+    fn default_max_connections() -> usize {
+        2_048
+    }
+
+    pub fn head_timeout(&self) -> Duration {
+        Duration::from_millis(self.head_timeout_ms)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
