@@ -52,8 +52,18 @@ impl Obelix {
         }
     }
 
-    /// Connection options parsed from the `psql -h DIR -p PORT -U USER -d DB` line it logged.
+    /// Connection options parsed from the `PGPASSFILE=FILE psql -h DIR -p PORT -U USER -d DB`
+    /// line it logged, with the password read from that file.
     fn connect_options(&self) -> PgConnectOptions {
+        let options = self.connect_options_without_password();
+        match self.password() {
+            Some(password) => options.password(&password),
+            None => options,
+        }
+    }
+
+    /// The same, without the password.
+    fn connect_options_without_password(&self) -> PgConnectOptions {
         let words: Vec<&str> = self.psql.split_whitespace().collect();
         let arg = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
         PgConnectOptions::new()
@@ -61,6 +71,16 @@ impl Obelix {
             .port(arg("-p").parse().unwrap())
             .username(arg("-U"))
             .database(arg("-d"))
+    }
+
+    /// The password in the file the logged command's PGPASSFILE names (`host:port:db:user:pw`).
+    fn password(&self) -> Option<String> {
+        let file = self
+            .psql
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("PGPASSFILE="))?;
+        let text = std::fs::read_to_string(file).expect("the password file is readable");
+        Some(text.trim().rsplit(':').next().unwrap().to_owned())
     }
 
     fn signal(&self, signal: i32) {
@@ -433,11 +453,20 @@ fn run_until_exit(
     within: Duration,
 ) -> Option<(std::process::ExitStatus, String, String)> {
     let (_guard, data) = data_dir();
+    run_until_exit_in(&data, env, within)
+}
+
+/// The same with the private cluster in `data`.
+fn run_until_exit_in(
+    data: &Path,
+    env: &[(&str, &str)],
+    within: Duration,
+) -> Option<(std::process::ExitStatus, String, String)> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_obelix"));
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("DATABASE_URL")
-        .env("OBELIX__DATABASE__DATA_DIR", &data)
+        .env("OBELIX__DATABASE__DATA_DIR", data)
         .env("OBELIX__SERVER__PORT", "0")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -522,5 +551,88 @@ fn contradicting_settings_stop_the_start() {
     assert_refused(
         &[("OBELIX__QUEUE__MAX_MESSAGE_BYTES", "100000")],
         &["queue.max_message_bytes", "server.max_body_bytes"],
+    );
+}
+
+#[tokio::test]
+async fn the_private_postgres_wants_its_password_and_is_closed_to_other_users() {
+    let (_guard, data) = data_dir();
+    let obelix = Obelix::start(&data);
+
+    // 1. The command Obelix logged opens its database, password included.
+    let mut conn = PgConnection::connect_with(&obelix.connect_options())
+        .await
+        .expect("the logged psql command connects");
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    conn.close().await.unwrap();
+    let output = Command::new("sh")
+        .args(["-c", &format!("{} -XAtc 'SELECT 40 + 2'", obelix.psql)])
+        .output()
+        .expect("psql runs");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "42",
+        "the logged command, as printed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // 2. Without the password, PostgreSQL refuses.
+    let refused = PgConnection::connect_with(&obelix.connect_options_without_password()).await;
+    assert!(refused.is_err(), "connected without a password");
+
+    // 3. Another local user cannot even reach the socket, password or not.
+    if unsafe { libc::geteuid() } == 0 {
+        let password = obelix.password().expect("a password file");
+        let psql = obelix.psql.split_once("psql").unwrap().1;
+        let output = Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
+            .arg(format!("psql {psql} -XAtc 'SELECT 1'"))
+            .env("PGPASSWORD", password)
+            .current_dir("/")
+            .output()
+            .expect("setpriv runs");
+        assert!(
+            !output.status.success(),
+            "nobody reached the private PostgreSQL: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("Permission denied"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_socket_folder_someone_else_made_is_refused() {
+    if unsafe { libc::geteuid() } != 0 {
+        return; // making a folder for another user needs root
+    }
+    let (guard, data) = data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    let socket_dir = obelix::storage::pg_cluster::socket_dir_for(&data.canonicalize().unwrap());
+    let _ = std::fs::remove_dir_all(&socket_dir);
+    std::fs::create_dir(&socket_dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(&socket_dir, Some(65534), Some(65534)).unwrap();
+    let outcome = run_until_exit_in(&data, &[], Duration::from_secs(30));
+    let _ = std::fs::remove_dir_all(&socket_dir);
+    drop(guard);
+    let Some((status, _, stderr)) = outcome else {
+        panic!("obelix started with a socket folder that another user owns");
+    };
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&socket_dir.display().to_string()),
+        "{stderr}"
     );
 }
