@@ -50,10 +50,12 @@ kill -0 "$OBELIX_PID" 2>/dev/null || { echo "Obelix exited:" >&2; cat "$WORK/obe
 if [[ -n "${DATABASE_URL:-}" ]]; then
     PG_URL=$DATABASE_URL
 else
-    # psql -h <socket dir> -p <port> -U <user> -d <database>
-    read -r pg_host pg_port pg_user pg_db < <(sed -n 's/.*inspect its database with: psql -h \([^ ]*\) -p \([0-9]*\) -U \([^ ]*\) -d \([^ ]*\).*/\1 \2 \3 \4/p' "$WORK/obelix.log" | head -1)
+    # PGPASSFILE=<password file> psql -h <socket dir> -p <port> -U <user> -d <database>
+    read -r pg_pass_file pg_host pg_port pg_user pg_db < <(sed -n 's/.*inspect its database with: PGPASSFILE=\([^ ]*\) psql -h \([^ ]*\) -p \([0-9]*\) -U \([^ ]*\) -d \([^ ]*\).*/\1 \2 \3 \4 \5/p' "$WORK/obelix.log" | head -1)
     [[ -n "${pg_host:-}" ]] || { echo "no psql line in Obelix's log:" >&2; cat "$WORK/obelix.log" >&2; exit 1; }
-    PG_URL="postgres://$pg_user@localhost:$pg_port/$pg_db?host=$pg_host"
+    # The password is the last field of the pgpass line (alphanumeric: nothing to escape).
+    pg_password=$(awk -F: '{print $NF}' "$pg_pass_file")
+    PG_URL="postgres://$pg_user:$pg_password@localhost:$pg_port/$pg_db?host=$pg_host"
 fi
 # A fresh cluster (initdb, migrations) keeps PostgreSQL busy for a moment on these same cores.
 sleep 3

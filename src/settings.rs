@@ -1,5 +1,9 @@
 //! Typed configuration, layered: `config.toml`, then `OBELIX__SECTION__KEY` environment
 //! variables, then `DATABASE_URL` for the database URL.
+//!
+//! Every struct denies unknown fields: a misspelled key in the file or in an `OBELIX__…`
+//! variable stops the start, naming it, instead of silently leaving the default in place.
+//! [`Settings::validate`] then checks the keys that must agree with each other.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,6 +12,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
@@ -25,7 +30,7 @@ pub struct Settings {
 
 /// The raffle (seed 000): every `every`-th tablet request, across all front-ends, wins.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RaffleSettings {
     pub every: u64,
     /// How often each front-end reports the tablet requests it served (off their path).
@@ -60,6 +65,7 @@ impl RaffleSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
@@ -67,9 +73,41 @@ pub struct ServerSettings {
     #[serde(default)]
     pub workers: usize,
     pub max_body_bytes: usize,
+    /// A request's head (line and headers) must arrive within this, or the connection closes.
+    #[serde(default = "ServerSettings::default_head_timeout_ms")]
+    pub head_timeout_ms: u64,
+    /// A request body must arrive within this once its head has: slower ones get 408 and lose
+    /// their connection (a body sent a byte a second would otherwise hold it for hours).
+    #[serde(default = "ServerSettings::default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Open connections each HTTP worker holds at most; further ones wait in the kernel's
+    /// backlog without using a descriptor. Lowered at start to fit the descriptor limit.
+    #[serde(default = "ServerSettings::default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl ServerSettings {
+    fn default_head_timeout_ms() -> u64 {
+        5_000
+    }
+    fn default_body_timeout_ms() -> u64 {
+        10_000
+    }
+    fn default_max_connections() -> usize {
+        2_048
+    }
+
+    pub fn head_timeout(&self) -> Duration {
+        Duration::from_millis(self.head_timeout_ms)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// An existing server. `None` means: run a private cluster in `data_dir`.
     pub url: Option<SecretString>,
@@ -92,6 +130,7 @@ pub enum BalancingPolicy {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OlympicsSettings {
     pub frontends: usize,
     /// The front-ends' numeric ids (the highest live one leads); default 1, 2, … `frontends`.
@@ -158,6 +197,7 @@ pub enum ElectionAlgorithm {
 
 /// The front-end group: election and failure detection timing (milliseconds).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GroupSettings {
     pub election: ElectionAlgorithm,
     /// How often each member looks at its timers.
@@ -184,6 +224,7 @@ pub struct GroupSettings {
 
 /// Server-Sent Events to tablets.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PushSettings {
     /// Events held for tablets that reconnect with `Last-Event-ID`.
     pub replay_events: usize,
@@ -199,12 +240,14 @@ fn default_max_subscriptions() -> usize {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// The admin API is disabled while this is `None`.
     pub token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SupervisionSettings {
     pub max_restarts: u32,
     pub window_ms: u64,
@@ -213,7 +256,7 @@ pub struct SupervisionSettings {
 
 /// The log queue (seed 004): brokers, managers, limits and timing (milliseconds).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct QueueSettings {
     /// Broker actors; a new topic's partitions are spread over them.
     pub brokers: usize,
@@ -297,23 +340,66 @@ pub enum SettingsError {
     Invalid(String),
 }
 
+impl SettingsError {
+    /// An unknown key, with where it came from: an `OBELIX__…` variable or the file.
+    fn located(error: config::ConfigError, file: &str, variables: &[String]) -> Self {
+        let message = error.to_string();
+        let Some(key) = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+        else {
+            return SettingsError::Config(error);
+        };
+        let from_env = variables.iter().find(|var| {
+            var.to_lowercase()
+                .split("__")
+                .skip(1)
+                .any(|part| part == key)
+        });
+        SettingsError::Invalid(match from_env {
+            Some(var) => format!("{message} (from the environment variable {var})"),
+            None => format!("{message} (in {file})"),
+        })
+    }
+}
+
 impl Settings {
     /// Reads `config.toml` (or the file named by `OBELIX_CONFIG`), then the environment.
     pub fn load() -> Result<Self, SettingsError> {
         let file = std::env::var("OBELIX_CONFIG").unwrap_or_else(|_| "config.toml".to_owned());
+        Self::load_from(&file, std::env::vars().collect())
+    }
+
+    /// Reads `file` (if it exists), then the `OBELIX__…` and `DATABASE_URL` entries of `env`,
+    /// and validates the result.
+    pub fn load_from(
+        file: &str,
+        env: std::collections::HashMap<String, String>,
+    ) -> Result<Self, SettingsError> {
+        let database_url = env
+            .get("DATABASE_URL")
+            .filter(|url| !url.is_empty())
+            .cloned();
+        let variables: Vec<String> = env
+            .keys()
+            .filter(|k| k.starts_with("OBELIX__"))
+            .cloned()
+            .collect();
         let mut builder = config::Config::builder()
-            .add_source(config::File::with_name(&file).required(false))
+            .add_source(config::File::with_name(file).required(false))
             .add_source(
                 config::Environment::with_prefix("OBELIX")
                     .prefix_separator("__")
-                    .separator("__"),
+                    .separator("__")
+                    .source(Some(env)),
             );
-        if let Ok(url) = std::env::var("DATABASE_URL")
-            && !url.is_empty()
-        {
+        if let Some(url) = database_url {
             builder = builder.set_override("database.url", url)?;
         }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let settings: Settings = builder
+            .build()?
+            .try_deserialize()
+            .map_err(|e| SettingsError::located(e, file, &variables))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -327,44 +413,147 @@ impl Settings {
         }
     }
 
-    fn validate(&self) -> Result<(), SettingsError> {
-        let group = &self.group;
-        if group.heartbeat_interval_ms == 0
-            || group.heartbeat_deadline_ms < group.heartbeat_interval_ms
-        {
-            return Err(SettingsError::Invalid(
-                "group.heartbeat_deadline_ms must be at least group.heartbeat_interval_ms, which must be positive".into(),
-            ));
-        }
+    /// The checks that keys must pass together (each alone has its type); the first that fails
+    /// is the error, naming the keys.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let (group, queue, server) = (&self.group, &self.queue, &self.server);
         let ids = self.frontend_ids();
         let unique: std::collections::BTreeSet<_> = ids.iter().collect();
-        if unique.len() != ids.len() {
-            return Err(SettingsError::Invalid(
-                "olympics.frontend_ids must be unique".into(),
-            ));
-        }
-        if self.raffle.every == 0 {
-            return Err(SettingsError::Invalid(
-                "raffle.every must be at least 1".into(),
-            ));
-        }
-        let queue = &self.queue;
-        if queue.brokers == 0 || queue.heartbeat_interval_ms == 0 || queue.tick_ms == 0 {
-            return Err(SettingsError::Invalid(
+        // The JSON around one message in an enqueue: `{"topic":"<name>","message":"…"}`.
+        let envelope = 32 + crate::queue::MAX_NAME_LEN;
+        // The smallest message in a batch: `"",` (the queue refuses empty ones; one byte more).
+        let smallest_in_batch = 4;
+        let checks = [
+            (
+                group.heartbeat_interval_ms > 0
+                    && group.heartbeat_deadline_ms >= group.heartbeat_interval_ms,
+                "group.heartbeat_deadline_ms must be at least group.heartbeat_interval_ms, which must be positive".to_owned(),
+            ),
+            (
+                unique.len() == ids.len(),
+                "olympics.frontend_ids must be unique".to_owned(),
+            ),
+            (
+                self.olympics.frontends > 0,
+                "olympics.frontends must be at least 1".to_owned(),
+            ),
+            (
+                self.olympics.clock_skews_ms.len() <= ids.len(),
+                format!(
+                    "olympics.clock_skews_ms has {} entries for {} front-ends",
+                    self.olympics.clock_skews_ms.len(),
+                    ids.len()
+                ),
+            ),
+            (
+                self.olympics.request_timeout_ms > 0 && queue.request_timeout_ms > 0,
+                "olympics.request_timeout_ms and queue.request_timeout_ms must be positive"
+                    .to_owned(),
+            ),
+            (
+                self.raffle.every > 0,
+                "raffle.every must be at least 1".to_owned(),
+            ),
+            (
+                self.push.queue_per_tablet > 0,
+                "push.queue_per_tablet must be at least 1".to_owned(),
+            ),
+            (
+                self.database.max_connections > 0,
+                "database.max_connections must be at least 1".to_owned(),
+            ),
+            (
+                queue.brokers > 0 && queue.heartbeat_interval_ms > 0 && queue.tick_ms > 0,
                 "queue.brokers, queue.heartbeat_interval_ms and queue.tick_ms must be positive"
-                    .into(),
-            ));
+                    .to_owned(),
+            ),
+            (
+                queue.heartbeat_deadline_ms >= queue.heartbeat_interval_ms,
+                "queue.heartbeat_deadline_ms must be at least queue.heartbeat_interval_ms"
+                    .to_owned(),
+            ),
+            (
+                queue.health_interval_ms > 0
+                    && queue.health_deadline_ms >= queue.health_interval_ms,
+                "queue.health_deadline_ms must be at least queue.health_interval_ms, which must be positive".to_owned(),
+            ),
+            (
+                queue.max_message_bytes > 0 && queue.max_batch > 0,
+                "queue.max_message_bytes and queue.max_batch must be positive".to_owned(),
+            ),
+            (
+                queue.max_message_bytes.saturating_add(envelope) <= server.max_body_bytes,
+                format!(
+                    "queue.max_message_bytes ({}) does not fit in a request body of \
+                     server.max_body_bytes ({}) with its JSON around it ({envelope} bytes): \
+                     raise server.max_body_bytes or lower queue.max_message_bytes",
+                    queue.max_message_bytes, server.max_body_bytes
+                ),
+            ),
+            (
+                queue.max_batch.saturating_mul(smallest_in_batch) <= server.max_body_bytes,
+                format!(
+                    "queue.max_batch ({}) messages never fit in a request body of \
+                     server.max_body_bytes ({}), even of one byte each: lower queue.max_batch \
+                     or raise server.max_body_bytes",
+                    queue.max_batch, server.max_body_bytes
+                ),
+            ),
+        ];
+        match checks.into_iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(SettingsError::Invalid(message)),
+            None => Ok(()),
         }
-        if queue.heartbeat_deadline_ms < queue.heartbeat_interval_ms {
-            return Err(SettingsError::Invalid(
-                "queue.heartbeat_deadline_ms must be at least queue.heartbeat_interval_ms".into(),
-            ));
-        }
-        if self.olympics.frontends == 0 {
-            return Err(SettingsError::Invalid(
-                "olympics.frontends must be at least 1".into(),
-            ));
-        }
-        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn error(pairs: &[(&str, &str)]) -> String {
+        Settings::load_from(SHIPPED, env(pairs))
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn the_shipped_configuration_loads() {
+        let settings = Settings::load_from(SHIPPED, env(&[])).unwrap();
+        assert_eq!(settings.server.port, 8080);
+    }
+
+    #[test]
+    fn an_unknown_variable_is_named_with_its_source() {
+        let message = error(&[("OBELIX__PUSH__REPLAY_EVENT", "5")]);
+        assert!(message.contains("replay_event"), "{message}");
+        assert!(message.contains("OBELIX__PUSH__REPLAY_EVENT"), "{message}");
+        let message = error(&[("OBELIX__RAFLE__EVERY", "5")]);
+        assert!(message.contains("rafle"), "{message}");
+    }
+
+    #[test]
+    fn keys_that_contradict_each_other_are_refused() {
+        let message = error(&[("OBELIX__SERVER__MAX_BODY_BYTES", "1000")]);
+        assert!(
+            message.contains("queue.max_message_bytes")
+                && message.contains("server.max_body_bytes"),
+            "{message}"
+        );
+        let message = error(&[("OBELIX__QUEUE__MAX_BATCH", "1000000")]);
+        assert!(message.contains("queue.max_batch"), "{message}");
+        let message = error(&[("OBELIX__QUEUE__HEALTH_DEADLINE_MS", "1")]);
+        assert!(message.contains("queue.health_deadline_ms"), "{message}");
     }
 }

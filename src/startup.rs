@@ -14,10 +14,12 @@ use crate::actors::{self, Tree};
 use crate::settings::Settings;
 use crate::storage::{self, Storage, StorageError};
 use crate::web::auth::Tokens;
-use crate::web::json::BodyLimit;
+use crate::web::json::{BodyLimit, BodyTimeout};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("cannot load the queue's routing table: {0}")]
@@ -43,6 +45,8 @@ impl Application {
     /// Starts everything; the HTTP server runs once [`Application::run_until_stopped`] is awaited
     /// (or the returned server is spawned).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // Again here: tests and embedders adjust settings after loading them.
+        settings.validate()?;
         let storage = storage::connect(&settings.database).await?;
         let shutdown = ShutdownSignal::default();
         let tree = actors::boot(
@@ -77,19 +81,28 @@ impl Application {
             admin: settings.admin.token.clone(),
         };
         let body_limit = BodyLimit(settings.server.max_body_bytes);
+        let body_timeout = BodyTimeout(settings.server.body_timeout());
         let data = web::Data::new(tree.clone());
-        let mut server = HttpServer::new(move || {
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let max_connections = connections_per_worker(&settings, workers);
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(tokens.clone())
                 .app_data(body_limit)
+                .app_data(body_timeout)
+                .wrap(crate::web::HeadAsGet)
+                .wrap(crate::web::json::BodyGuard)
                 .configure(crate::web::routes)
                 .default_service(web::to(crate::web::no_route))
         })
+        .workers(workers)
+        .max_connections(max_connections)
+        .client_request_timeout(settings.server.head_timeout())
         .shutdown_timeout(10);
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
         let server = server.listen(listener).map_err(listen_error)?.run();
 
         tracing::info!(
@@ -141,5 +154,77 @@ impl Application {
             tracing::info!("private PostgreSQL stopped");
         }
         result
+    }
+}
+
+/// Descriptors kept for everything but client connections: the pool's connections, the
+/// private cluster's log, the listener, the runtime's own.
+const RESERVED_DESCRIPTORS: u64 = 128;
+
+/// `server.max_connections`, lowered if `workers` times it would not fit in the process's
+/// descriptor limit (raised to its hard limit first).
+fn connections_per_worker(settings: &Settings, workers: usize) -> usize {
+    let limit = raise_descriptor_limit();
+    let reserved = RESERVED_DESCRIPTORS + u64::from(settings.database.max_connections);
+    let fits = fitting_connections(limit, reserved, workers);
+    let wanted = settings.server.max_connections;
+    if wanted > fits {
+        tracing::info!(
+            wanted,
+            per_worker = fits,
+            descriptor_limit = limit,
+            "server.max_connections lowered to {fits} per worker to fit the descriptor limit of {limit}"
+        );
+        fits
+    } else {
+        wanted
+    }
+}
+
+/// Client connections per worker that `limit` descriptors leave room for.
+fn fitting_connections(limit: u64, reserved: u64, workers: usize) -> usize {
+    let room = limit.saturating_sub(reserved).max(workers as u64);
+    (room / workers.max(1) as u64) as usize
+}
+
+/// Raises the soft limit on open descriptors to the hard limit (allowed without privileges)
+/// and returns the soft limit in force.
+fn raise_descriptor_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1_024;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::info!(
+                from = limit.rlim_cur,
+                to = raised.rlim_cur,
+                "descriptor limit raised from {} to {}",
+                limit.rlim_cur,
+                raised.rlim_cur
+            );
+            return raised.rlim_cur;
+        }
+    }
+    limit.rlim_cur
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitting_connections;
+
+    #[test]
+    fn connections_fit_in_what_the_descriptors_leave() {
+        assert_eq!(fitting_connections(20_000, 144, 2), 9_928);
+        assert_eq!(fitting_connections(1_024, 144, 2), 440);
+        // Never zero: a worker holds at least one connection.
+        assert_eq!(fitting_connections(100, 144, 2), 1);
     }
 }

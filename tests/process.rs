@@ -52,8 +52,18 @@ impl Obelix {
         }
     }
 
-    /// Connection options parsed from the `psql -h DIR -p PORT -U USER -d DB` line it logged.
+    /// Connection options parsed from the `PGPASSFILE=FILE psql -h DIR -p PORT -U USER -d DB`
+    /// line it logged, with the password read from that file.
     fn connect_options(&self) -> PgConnectOptions {
+        let options = self.connect_options_without_password();
+        match self.password() {
+            Some(password) => options.password(&password),
+            None => options,
+        }
+    }
+
+    /// The same, without the password.
+    fn connect_options_without_password(&self) -> PgConnectOptions {
         let words: Vec<&str> = self.psql.split_whitespace().collect();
         let arg = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
         PgConnectOptions::new()
@@ -61,6 +71,16 @@ impl Obelix {
             .port(arg("-p").parse().unwrap())
             .username(arg("-U"))
             .database(arg("-d"))
+    }
+
+    /// The password in the file the logged command's PGPASSFILE names (`host:port:db:user:pw`).
+    fn password(&self) -> Option<String> {
+        let file = self
+            .psql
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("PGPASSFILE="))?;
+        let text = std::fs::read_to_string(file).expect("the password file is readable");
+        Some(text.trim().rsplit(':').next().unwrap().to_owned())
     }
 
     fn signal(&self, signal: i32) {
@@ -422,6 +442,197 @@ async fn without_server_binaries_it_says_what_to_install() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("apt-get install postgresql") && stderr.contains("DATABASE_URL"),
+        "{stderr}"
+    );
+}
+
+/// Runs `obelix` (a private cluster in a temp folder, port 0) with `env` on top, and waits up to
+/// `within` for it to exit; `None` when it was still running (it is killed then).
+fn run_until_exit(
+    env: &[(&str, &str)],
+    within: Duration,
+) -> Option<(std::process::ExitStatus, String, String)> {
+    let (_guard, data) = data_dir();
+    run_until_exit_in(&data, env, within)
+}
+
+/// The same with the private cluster in `data`.
+fn run_until_exit_in(
+    data: &Path,
+    env: &[(&str, &str)],
+    within: Duration,
+) -> Option<(std::process::ExitStatus, String, String)> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_obelix"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env("OBELIX__DATABASE__DATA_DIR", data)
+        .env("OBELIX__SERVER__PORT", "0")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("obelix starts");
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let (stdout, stderr) = (read_all(Box::new(stdout)), read_all(Box::new(stderr)));
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    status.map(|status| (status, stdout, stderr))
+}
+
+/// Asserts that obelix refused to start at once, with one line on stderr containing `expected`.
+fn assert_refused(env: &[(&str, &str)], expected: &[&str]) {
+    let Some((status, stdout, stderr)) = run_until_exit(env, Duration::from_secs(10)) else {
+        panic!("obelix started with {env:?} instead of refusing");
+    };
+    assert!(!status.success(), "exit status {status} for {env:?}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line for {env:?}: {stderr}"
+    );
+    for word in expected {
+        assert!(
+            stderr.contains(word),
+            "{word} in the error for {env:?}: {stderr}"
+        );
+    }
+    assert!(
+        !stdout.contains("panic") && !stderr.contains("panic"),
+        "no panic: {stdout}{stderr}"
+    );
+}
+
+#[test]
+fn a_misspelled_setting_stops_the_start_and_names_the_key() {
+    // From the environment…
+    assert_refused(
+        &[("OBELIX__SERVER__MAX_BODY_BYTE", "1000")],
+        &["max_body_byte"],
+    );
+    assert_refused(&[("OBELIX__QUEUE__MAXBATCH", "5")], &["maxbatch"]);
+    // …and from the file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("obelix.toml");
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"))
+        .unwrap()
+        .replace("cache_capacity = 10000", "cache_capacty = 10000");
+    std::fs::write(&file, shipped).unwrap();
+    assert_refused(
+        &[("OBELIX_CONFIG", file.to_str().unwrap())],
+        &["cache_capacty"],
+    );
+}
+
+#[test]
+fn contradicting_settings_stop_the_start() {
+    // A message the body limit never lets through.
+    assert_refused(
+        &[("OBELIX__QUEUE__MAX_MESSAGE_BYTES", "100000")],
+        &["queue.max_message_bytes", "server.max_body_bytes"],
+    );
+}
+
+#[tokio::test]
+async fn the_private_postgres_wants_its_password_and_is_closed_to_other_users() {
+    let (_guard, data) = data_dir();
+    let obelix = Obelix::start(&data);
+
+    // 1. The command Obelix logged opens its database, password included.
+    let mut conn = PgConnection::connect_with(&obelix.connect_options())
+        .await
+        .expect("the logged psql command connects");
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    conn.close().await.unwrap();
+    let output = Command::new("sh")
+        .args(["-c", &format!("{} -XAtc 'SELECT 40 + 2'", obelix.psql)])
+        .output()
+        .expect("psql runs");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "42",
+        "the logged command, as printed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // 2. Without the password, PostgreSQL refuses.
+    let refused = PgConnection::connect_with(&obelix.connect_options_without_password()).await;
+    assert!(refused.is_err(), "connected without a password");
+
+    // 3. Another local user cannot even reach the socket, password or not.
+    if unsafe { libc::geteuid() } == 0 {
+        let password = obelix.password().expect("a password file");
+        let psql = obelix.psql.split_once("psql").unwrap().1;
+        let output = Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
+            .arg(format!("psql {psql} -XAtc 'SELECT 1'"))
+            .env("PGPASSWORD", password)
+            .current_dir("/")
+            .output()
+            .expect("setpriv runs");
+        assert!(
+            !output.status.success(),
+            "nobody reached the private PostgreSQL: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("Permission denied"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_socket_folder_someone_else_made_is_refused() {
+    if unsafe { libc::geteuid() } != 0 {
+        return; // making a folder for another user needs root
+    }
+    let (guard, data) = data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    let socket_dir = obelix::storage::pg_cluster::socket_dir_for(&data.canonicalize().unwrap());
+    let _ = std::fs::remove_dir_all(&socket_dir);
+    std::fs::create_dir(&socket_dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(&socket_dir, Some(65534), Some(65534)).unwrap();
+    let outcome = run_until_exit_in(&data, &[], Duration::from_secs(30));
+    let _ = std::fs::remove_dir_all(&socket_dir);
+    drop(guard);
+    let Some((status, _, stderr)) = outcome else {
+        panic!("obelix started with a socket folder that another user owns");
+    };
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&socket_dir.display().to_string()),
         "{stderr}"
     );
 }

@@ -87,15 +87,38 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageErro
     })
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user@host/db`, for logs.
-fn redact_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            let user = credentials.split(':').next().unwrap_or("");
-            format!("{}{}{}", &url[..scheme_end + 3], user, &url[at..])
+/// `postgres://user:secret@host/db?password=secret&sslmode=…` → `postgres://user@host/db?sslmode=…`,
+/// for logs: the password goes, from the user part and from the query.
+pub fn redact_password(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let base = match base.find("://") {
+        Some(scheme_end) => {
+            let (scheme, rest) = base.split_at(scheme_end + 3);
+            // Only an `@` of the authority separates credentials, not one further on.
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rfind('@') {
+                Some(at) => {
+                    let user = authority[..at].split(':').next().unwrap_or("");
+                    format!("{scheme}{user}{}{path}", &authority[at..])
+                }
+                None => base.to_owned(),
+            }
         }
-        _ => url.to_owned(),
+        None => base.to_owned(),
+    };
+    let kept: Vec<&str> = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("password="))
+        .collect();
+    if kept.is_empty() {
+        base
+    } else {
+        format!("{base}?{}", kept.join("&"))
     }
 }
 
@@ -116,6 +139,22 @@ mod tests {
         assert_eq!(
             redact_password("postgres:///obelix?host=/tmp"),
             "postgres:///obelix?host=/tmp"
+        );
+    }
+
+    #[test]
+    fn passwords_in_the_query_never_reach_the_log() {
+        assert_eq!(
+            redact_password("postgres://bob@db/obelix?password=hunter2"),
+            "postgres://bob@db/obelix"
+        );
+        assert_eq!(
+            redact_password("postgres://bob@db/obelix?sslmode=disable&password=hunter2&host=/tmp"),
+            "postgres://bob@db/obelix?sslmode=disable&host=/tmp"
+        );
+        assert_eq!(
+            redact_password("postgres://bob:pw@db/obelix?password=hunter2&sslmode=disable"),
+            "postgres://bob@db/obelix?sslmode=disable"
         );
     }
 }

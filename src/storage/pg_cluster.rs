@@ -3,7 +3,12 @@
 //!
 //! - `initdb` runs once into the data folder; later starts reuse it, so data outlives the process.
 //! - The server listens on a Unix socket only, in a folder of its own, so it never collides with a
-//!   system PostgreSQL on port 5432.
+//!   system PostgreSQL on port 5432. That folder is private (0700, ours or the `postgres`
+//!   user's): its name is predictable, so one that someone else made first is refused rather
+//!   than used.
+//! - Connections authenticate: the superuser has a generated password (scram-sha-256), kept in
+//!   a `pgpass` file (0600) in the data folder, which `psql` reads through `PGPASSFILE`.
+//!   `pg_hba.conf` is ours and rewritten at every start.
 //! - `initdb` and `postgres` refuse to run as root: as root they run as the `postgres` user
 //!   through `setpriv`.
 //! - The postmaster gets SIGINT (fast shutdown) when the thread that started it dies, so a
@@ -18,10 +23,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 const SUPERUSER: &str = "postgres";
+/// The superuser's password, in `pgpass` format, inside the data folder.
+const PASSWORD_FILE: &str = "obelix.pgpass";
+/// Who may connect: the superuser with its password, over the private socket only (the server
+/// listens on no TCP port).
+const PG_HBA: &str = "# Written by Obelix at every start (see src/storage/pg_cluster.rs).\n\
+                      local all all scram-sha-256\n";
 const PORT: u16 = 5432;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STALE_POSTMASTER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -47,6 +59,13 @@ pub enum ClusterError {
     },
     #[error("initdb failed for {dir}: {log}")]
     Initdb { dir: PathBuf, log: String },
+    #[error(
+        "the socket folder {dir} of the private PostgreSQL is not ours ({why}); another user may \
+         have made it to reach our database: remove it, or choose another database.data_dir"
+    )]
+    ForeignSocketDir { dir: PathBuf, why: String },
+    #[error("could not set the superuser's password in {dir}: {log}")]
+    Password { dir: PathBuf, log: String },
     #[error("the data folder {dir} is held by another running postgres (pid {pid})")]
     InUse { dir: PathBuf, pid: i32 },
     #[error("the private PostgreSQL did not become ready in {dir}; last lines of its log:\n{log}")]
@@ -72,6 +91,8 @@ pub struct PrivateCluster {
     data_dir: PathBuf,
     socket_dir: PathBuf,
     log_file: PathBuf,
+    /// The superuser's password (also in the data folder's `pgpass` file).
+    password: SecretString,
     options: ClusterOptions,
     server: std::sync::Mutex<Arc<ServerProcess>>,
 }
@@ -103,11 +124,10 @@ impl PrivateCluster {
             .canonicalize()
             .map_err(io_err("resolve the data folder"))?;
         let socket_dir = socket_dir_for(&data_dir);
-        std::fs::create_dir_all(&socket_dir).map_err(io_err("create the socket folder"))?;
+        prepare_socket_dir(&socket_dir, as_root)?;
         let log_file = data_dir.with_extension("log");
         if as_root {
             chown_to_postgres(&data_dir).map_err(io_err("hand the data folder to postgres"))?;
-            chown_to_postgres(&socket_dir).map_err(io_err("hand the socket folder to postgres"))?;
         }
         set_mode(&data_dir, 0o700).map_err(io_err("restrict the data folder"))?;
 
@@ -115,6 +135,7 @@ impl PrivateCluster {
             run_initdb(&bin_dir, &data_dir, as_root)?;
         }
         wait_for_stale_postmaster(&data_dir).await?;
+        let password = ensure_password(&bin_dir, &data_dir, &socket_dir, as_root)?;
 
         let cluster = PrivateCluster {
             server: std::sync::Mutex::new(Arc::new(ServerProcess {
@@ -125,6 +146,7 @@ impl PrivateCluster {
             data_dir,
             socket_dir,
             log_file,
+            password,
             options,
         };
         cluster.launch()?;
@@ -163,13 +185,21 @@ impl PrivateCluster {
             .host(&self.socket_dir.to_string_lossy())
             .port(PORT)
             .username(SUPERUSER)
+            .password(self.password.expose_secret())
             .database(database)
     }
 
-    /// The exact `psql` command that opens `database` in this cluster.
+    /// The superuser's password, for URLs of this cluster (tests).
+    pub fn password(&self) -> &SecretString {
+        &self.password
+    }
+
+    /// The exact `psql` command that opens `database` in this cluster: the password comes from
+    /// the data folder's `pgpass` file, so it appears in no log and no process list.
     pub fn psql_command(&self, database: &str) -> String {
         format!(
-            "psql -h {} -p {PORT} -U {SUPERUSER} -d {database}",
+            "PGPASSFILE={} psql -h {} -p {PORT} -U {SUPERUSER} -d {database}",
+            self.data_dir.join(PASSWORD_FILE).display(),
             self.socket_dir.display()
         )
     }
@@ -359,6 +389,157 @@ fn run_initdb(bin_dir: &Path, data_dir: &Path, as_root: bool) -> Result<(), Clus
     Ok(())
 }
 
+/// Creates the socket folder with mode 0700, or accepts an existing one only if it is a real
+/// folder of ours (or, as root, of the `postgres` user who runs the server).
+fn prepare_socket_dir(dir: &Path, as_root: bool) -> Result<(), ClusterError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let io_err = |what: &str| {
+        let (dir, what) = (dir.to_path_buf(), what.to_owned());
+        move |source| ClusterError::Io { dir, what, source }
+    };
+    let foreign = |why: String| ClusterError::ForeignSocketDir {
+        dir: dir.to_path_buf(),
+        why,
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta =
+                std::fs::symlink_metadata(dir).map_err(io_err("inspect the socket folder"))?;
+            if !meta.file_type().is_dir() {
+                return Err(foreign("not a folder".into()));
+            }
+            let ours = unsafe { libc::geteuid() };
+            let server_user = postgres_user_ids().map(|(uid, _)| uid);
+            if meta.uid() != ours && !(as_root && Some(meta.uid()) == server_user) {
+                return Err(foreign(format!("owned by uid {}", meta.uid())));
+            }
+        }
+        Err(e) => return Err(io_err("create the socket folder")(e)),
+    }
+    if as_root {
+        chown_to_postgres(dir).map_err(io_err("hand the socket folder to postgres"))?;
+    }
+    set_mode(dir, 0o700).map_err(io_err("restrict the socket folder"))
+}
+
+/// The superuser's password: read from the data folder's `pgpass` file, or (first start, or a
+/// cluster made before passwords) generated and set in single-user mode, with no server
+/// listening meanwhile. Rewrites `pg_hba.conf` and the `pgpass` line (the socket folder is part
+/// of it) either way.
+fn ensure_password(
+    bin_dir: &Path,
+    data_dir: &Path,
+    socket_dir: &Path,
+    as_root: bool,
+) -> Result<SecretString, ClusterError> {
+    let file = data_dir.join(PASSWORD_FILE);
+    let io_err = |what: &str| {
+        let (dir, what) = (data_dir.to_path_buf(), what.to_owned());
+        move |source| ClusterError::Io { dir, what, source }
+    };
+    let known = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|text| Some(text.trim().rsplit(':').next()?.to_owned()))
+        .filter(|p| !p.is_empty());
+    let password = match known {
+        Some(password) => password,
+        None => {
+            use rand::Rng;
+            let password: String = rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(32)
+                .map(char::from)
+                .collect();
+            set_superuser_password(bin_dir, data_dir, &password, as_root)?;
+            password
+        }
+    };
+    let line = format!(
+        "{}:{PORT}:*:{SUPERUSER}:{password}\n",
+        pgpass_escape(&socket_dir.to_string_lossy())
+    );
+    write_private(&file, &line).map_err(io_err("write the password file"))?;
+    std::fs::write(data_dir.join("pg_hba.conf"), PG_HBA).map_err(io_err("write pg_hba.conf"))?;
+    Ok(SecretString::from(password))
+}
+
+/// `ALTER ROLE … PASSWORD` through `postgres --single`: the password goes on its stdin, never
+/// on a command line.
+fn set_superuser_password(
+    bin_dir: &Path,
+    data_dir: &Path,
+    password: &str,
+    as_root: bool,
+) -> Result<(), ClusterError> {
+    use std::io::Write;
+    let postgres = bin_dir.join("postgres");
+    let mut cmd = if as_root {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+            .arg(postgres);
+        cmd
+    } else {
+        Command::new(postgres)
+    };
+    cmd.arg("--single")
+        .arg("-D")
+        .arg(data_dir)
+        .arg("postgres")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let failed = |log: String| ClusterError::Password {
+        dir: data_dir.to_path_buf(),
+        log,
+    };
+    let mut child = cmd.spawn().map_err(|e| failed(e.to_string()))?;
+    let statement = format!("ALTER ROLE {SUPERUSER} PASSWORD '{password}';\n");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(statement.as_bytes())
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() || stderr.contains("ERROR") {
+        return Err(failed(one_line(&stderr)));
+    }
+    Ok(())
+}
+
+/// `:` and `\` are escaped in `pgpass` fields.
+fn pgpass_escape(field: &str) -> String {
+    field.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+/// Writes `text` to `path` with mode 0600 (a fresh file renamed over the old one).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temporary = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+/// Several lines of a log as one, for a one-line error.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 /// After a `kill -9` of Obelix, its postmaster gets SIGINT and needs a moment to shut down;
 /// wait for it rather than fail on the lock file.
 async fn wait_for_stale_postmaster(data_dir: &Path) -> Result<(), ClusterError> {
@@ -416,7 +597,7 @@ pub fn find_server_binaries(configured: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// A short socket folder under the temp dir: Unix socket paths are limited to ~107 bytes.
-fn socket_dir_for(data_dir: &Path) -> PathBuf {
+pub fn socket_dir_for(data_dir: &Path) -> PathBuf {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     data_dir.hash(&mut hasher);

@@ -34,6 +34,8 @@ pub enum ApiError {
     },
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("request body not received within {} ms", timeout.as_millis())]
+    BodyTimeout { timeout: std::time::Duration },
     #[error("missing or wrong bearer token")]
     Unauthorized,
     #[error("the admin API is disabled; set admin.token to enable it")]
@@ -101,6 +103,7 @@ impl ResponseError for ApiError {
             | ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -125,6 +128,10 @@ impl ResponseError for ApiError {
             StatusCode::UNAUTHORIZED => {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            // The rest of a late body may still be on its way: the connection goes too.
+            StatusCode::REQUEST_TIMEOUT => {
+                response.force_close();
             }
             _ => {}
         }

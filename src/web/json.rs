@@ -1,14 +1,24 @@
-//! `ValidJson<T>`: a JSON body extractor whose errors say what is wrong and where.
-//! Syntax errors are 400, well-formed JSON of the wrong shape is 422 naming the field (e.g.
-//! `scores.gauls`), and a body over the configured limit is 413.
+//! Request bodies. `ValidJson<T>`: a JSON body extractor whose errors say what is wrong and
+//! where. Syntax errors are 400, well-formed JSON of the wrong shape is 422 naming the field
+//! (e.g. `scores.gauls`), a body over the configured limit is 413, and one that does not arrive
+//! within the body timeout is 408 (actix-web's own timeout covers the request head only).
+//!
+//! [`BodyGuard`] makes sure a body that was not read to its end (too late, too large, or never
+//! read by its route) costs its connection: see there.
 
-use std::future::Future;
+use std::cell::RefCell;
+use std::future::{Future, Ready, ready};
 use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use actix_web::dev::Payload;
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::PayloadError;
 use actix_web::web::{self, Bytes};
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures_util::Stream;
 use serde::de::DeserializeOwned;
 
 use crate::web::error::ApiError;
@@ -16,6 +26,10 @@ use crate::web::error::ApiError;
 /// The body limit, registered as app data.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
+
+/// How long a body may take to arrive once its head has, registered as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
 
 pub struct ValidJson<T>(pub T);
 
@@ -37,10 +51,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
         if declared.is_some_and(|len| len > limit) {
             return Box::pin(async move { Err(ApiError::PayloadTooLarge { limit }) });
         }
+        let timeout = req
+            .app_data::<BodyTimeout>()
+            .copied()
+            .unwrap_or(BodyTimeout(Duration::from_secs(10)))
+            .0;
         let body = web::Payload::from_request(req, payload).into_inner();
         Box::pin(async move {
             let mut payload = body.map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-            let bytes = read_limited(&mut payload, limit).await?;
+            let bytes = tokio::time::timeout(timeout, read_limited(&mut payload, limit))
+                .await
+                .map_err(|_| ApiError::BodyTimeout { timeout })??;
             parse(&bytes).map(ValidJson)
         })
     }
@@ -60,6 +81,125 @@ async fn read_limited(payload: &mut web::Payload, limit: usize) -> Result<Bytes,
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// App middleware that keeps each request body's stream alive until the response to it has
+/// been sent. actix-http closes a connection whose body is unread when its response goes, but a
+/// *chunked* body whose stream is already gone is drained instead, for as long as the client
+/// keeps sending: a byte a second would hold the connection for ever. Holding the stream (here,
+/// in the response body) makes every unfinished body, chunked or not, end its connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BodyGuard;
+
+type SharedPayload = Rc<RefCell<Payload>>;
+
+impl<S, B> Transform<S, ServiceRequest> for BodyGuard
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<HeldBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = BodyGuardService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(BodyGuardService(service)))
+    }
+}
+
+pub struct BodyGuardService<S>(S);
+
+impl<S, B> Service<ServiceRequest> for BodyGuardService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<HeldBody<B>>;
+    type Error = actix_web::Error;
+    type Future = BodyGuardFuture<S::Future>;
+
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        // Requests without a body (most GETs) pass untouched.
+        let held = match req.take_payload() {
+            Payload::None => None,
+            payload => {
+                let shared = Rc::new(RefCell::new(payload));
+                req.set_payload(Payload::Stream {
+                    payload: Box::pin(SharedStream(shared.clone())),
+                });
+                Some(shared)
+            }
+        };
+        BodyGuardFuture {
+            call: self.0.call(req),
+            held,
+        }
+    }
+}
+
+/// The route's view of a body the guard holds too.
+struct SharedStream(SharedPayload);
+
+impl Stream for SharedStream {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_next(cx)
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct BodyGuardFuture<F> {
+        #[pin]
+        call: F,
+        held: Option<SharedPayload>,
+    }
+}
+
+impl<F, B> Future for BodyGuardFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+{
+    type Output = Result<ServiceResponse<HeldBody<B>>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.call.poll(cx))?;
+        let held = this.held.take();
+        Poll::Ready(Ok(
+            response.map_body(|_, body| HeldBody { body, _held: held })
+        ))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that holds its request's body stream until it has been sent.
+    pub struct HeldBody<B> {
+        #[pin]
+        body: B,
+        _held: Option<SharedPayload>,
+    }
+}
+
+impl<B: MessageBody> MessageBody for HeldBody<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        self.project().body.poll_next(cx)
+    }
 }
 
 /// Parses `bytes` as `T`, classifying the error. Well-formed bodies take the fast path; only a

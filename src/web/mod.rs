@@ -3,7 +3,8 @@
 //! each service's own `routes` ([`olympics::routes`], [`queue::routes`]).
 //!
 //! Shared by every service: [`error`] (every error mapped to HTTP in one place), [`json`] (the
-//! JSON body extractor), [`auth`] (bearer tokens), [`health`], [`cluster`] and [`admin`].
+//! JSON body extractor), [`auth`] (bearer tokens), [`health`], [`cluster`] and [`admin`], and
+//! [`HeadAsGet`], which answers `HEAD` on every GET route.
 
 pub mod admin;
 pub mod auth;
@@ -14,7 +15,15 @@ pub mod json;
 pub mod olympics;
 pub mod queue;
 
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, EitherBody, MessageBody, None as NoBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::Method;
 use actix_web::{HttpRequest, web};
+use futures_util::TryFutureExt;
+use futures_util::future::MapOk;
 
 use error::{ApiError, extractor_error};
 
@@ -34,7 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/admin/actors/{name}/crash").route(web::post().to(admin::crash)));
 }
 
-/// A resource that answers other methods with a JSON 405.
+/// A resource that answers other methods with a JSON 405 (`HEAD` is a GET: see [`HeadAsGet`]).
 pub(crate) fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(|| async {
         Err::<String, _>(ApiError::MethodNotAllowed)
@@ -44,4 +53,60 @@ pub(crate) fn resource(path: &str) -> actix_web::Resource {
 /// The answer for paths no route matches.
 pub async fn no_route(req: HttpRequest) -> Result<String, ApiError> {
     Err(ApiError::NoRoute(req.path().to_owned()))
+}
+
+/// Middleware for the whole app: a `HEAD` request is routed as the `GET` of the same path, so
+/// every GET route answers it with the same status and headers. The HTTP codec never sends a
+/// body in reply to a `HEAD`; a streamed body (Server-Sent Events) is dropped here as well, so
+/// the exchange ends at once instead of keeping the connection for a stream nobody reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadAsGet;
+
+impl<S, B> Transform<S, ServiceRequest> for HeadAsGet
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<EitherBody<B, NoBody>>;
+    type Error = actix_web::Error;
+    type Transform = HeadAsGetService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(HeadAsGetService(service)))
+    }
+}
+
+pub struct HeadAsGetService<S>(S);
+
+type MapBody<B> = fn(ServiceResponse<B>) -> ServiceResponse<EitherBody<B, NoBody>>;
+
+impl<S, B> Service<ServiceRequest> for HeadAsGetService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<EitherBody<B, NoBody>>;
+    type Error = actix_web::Error;
+    type Future = MapOk<S::Future, MapBody<B>>;
+
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let map: MapBody<B> = if req.method() == Method::HEAD {
+            req.head_mut().method = Method::GET;
+            |res| {
+                res.map_body(|_, body| match body.size() {
+                    BodySize::Stream => EitherBody::right(NoBody::new()),
+                    _ => EitherBody::left(body),
+                })
+            }
+        } else {
+            ServiceResponse::map_into_left_body
+        };
+        self.0.call(req).map_ok(map)
+    }
 }

@@ -1,7 +1,9 @@
+use std::time::{Duration, Instant};
+
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{REPORTER_TOKEN, error_body, spawn_app};
+use crate::helpers::{REPORTER_TOKEN, TestApp, error_body, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn unknown_games_and_teams_are_404() {
@@ -116,4 +118,162 @@ async fn unknown_routes_and_methods_get_json_errors() {
         405,
     )
     .await;
+}
+
+#[actix_web::test]
+async fn head_answers_like_get_without_a_body() {
+    let app = spawn_app().await;
+    let tablet = app.register_tablet().await;
+    let events = format!(
+        "/olympics/tablets/{}/events",
+        tablet["id"].as_str().unwrap()
+    );
+    // One GET route of each kind: lists, one item, a missing item, the operators' routes, the
+    // queue, and a stream (whose HEAD must end at once).
+    for path in [
+        "/olympics/games",
+        "/olympics/teams/gauls/medals",
+        "/olympics/games/chariot-racing/score",
+        "/healthz",
+        "/readyz",
+        "/cluster",
+        "/queue/topics",
+        events.as_str(),
+    ] {
+        let get = app.get(path).await;
+        let get_status = get.status();
+        let get_type = get.headers().get("content-type").cloned();
+        drop(get);
+        let head = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            app.request(Method::HEAD, path).send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("HEAD {path} did not answer"))
+        .unwrap();
+        assert_eq!(head.status(), get_status, "HEAD {path}");
+        assert_eq!(
+            head.headers().get("content-type"),
+            get_type.as_ref(),
+            "HEAD {path}"
+        );
+        let body = head.bytes().await.unwrap();
+        assert!(body.is_empty(), "HEAD {path} has no body");
+    }
+    // Routes without a GET still say so.
+    let head = app
+        .request(Method::HEAD, "/olympics/tablets")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 405);
+}
+
+/// Opens `count` connections that announce a 60,000-byte body and send one byte of it.
+async fn slow_bodies(app: &TestApp, count: usize, chunked: bool) -> Vec<tokio::net::TcpStream> {
+    slow_bodies_to(app, "/queue/producers", count, chunked).await
+}
+
+/// The same to `path`: chunked (one chunk of one byte) or with a Content-Length.
+async fn slow_bodies_to(
+    app: &TestApp,
+    path: &str,
+    count: usize,
+    chunked: bool,
+) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let framing = if chunked {
+        "Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n"
+    } else {
+        "Content-Length: 60000\r\n\r\n{"
+    };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: obelix\r\nContent-Type: application/json\r\n{framing}"
+    );
+    let mut streams = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        streams.push(stream);
+    }
+    streams
+}
+
+/// Waits until the server has answered and closed every one of `streams`; returns the status
+/// lines it sent.
+async fn closed_by_the_server(
+    streams: Vec<tokio::net::TcpStream>,
+    within: Duration,
+) -> Vec<String> {
+    use tokio::io::AsyncReadExt;
+    let reads = streams.into_iter().map(|mut stream| async move {
+        let mut reply = Vec::new();
+        match tokio::time::timeout(within, stream.read_to_end(&mut reply)).await {
+            Ok(_) => String::from_utf8_lossy(&reply)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+            Err(_) => "still open".to_owned(),
+        }
+    });
+    futures_util::future::join_all(reads).await
+}
+
+#[actix_web::test]
+async fn slow_bodies_are_cut_off_while_others_are_served() {
+    let app = spawn_app_with(|s| {
+        s.server.body_timeout_ms = 1_000;
+        s.server.max_connections = 100;
+    })
+    .await;
+    // 1. Fewer slow connections than the cap: a normal request is served at once.
+    let slow = slow_bodies(&app, 60, false).await;
+    let chunked = slow_bodies(&app, 20, true).await;
+    let started = Instant::now();
+    assert_eq!(app.get("/olympics/games").await.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    // 2. After the body timeout, each gets a 408 and its connection is closed.
+    let mut answers = closed_by_the_server(slow, Duration::from_secs(5)).await;
+    answers.extend(closed_by_the_server(chunked, Duration::from_secs(5)).await);
+    assert!(
+        answers.iter().all(|a| a.starts_with("HTTP/1.1 408")),
+        "{answers:?}"
+    );
+    // 3. More slow connections than the cap: the server holds no more than the cap (the rest
+    //    wait in the backlog, using no descriptor of ours), cuts them off in turn, and a normal
+    //    request waits for about one body timeout.
+    let slow = slow_bodies(&app, 150, false).await;
+    let started = Instant::now();
+    assert_eq!(app.get("/olympics/games").await.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "{:?}",
+        started.elapsed()
+    );
+    let answers = closed_by_the_server(slow, Duration::from_secs(8)).await;
+    assert!(
+        answers.iter().all(|a| a.starts_with("HTTP/1.1 408")),
+        "{answers:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_slow_body_that_its_route_never_reads_does_not_keep_the_connection() {
+    let app = spawn_app_with(|s| s.server.body_timeout_ms = 60_000).await;
+    // Registering a tablet takes no body: the answer comes at once, and the connection goes
+    // with it rather than waiting for the rest of a body sent a byte at a time.
+    for chunked in [false, true] {
+        let slow = slow_bodies_to(&app, "/olympics/tablets", 10, chunked).await;
+        let answers = closed_by_the_server(slow, Duration::from_secs(5)).await;
+        assert!(
+            answers.iter().all(|a| a.starts_with("HTTP/1.1 201")),
+            "chunked {chunked}: {answers:?}"
+        );
+    }
 }

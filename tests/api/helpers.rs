@@ -12,7 +12,7 @@ use obelix::settings::Settings;
 use obelix::startup::Application;
 use obelix::storage::pg_cluster::{ClusterOptions, PrivateCluster};
 use reqwest::{Method, RequestBuilder, Response};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -78,9 +78,12 @@ fn private_data_dir() -> PathBuf {
 /// Creates a fresh database and returns a URL for it.
 pub async fn fresh_database() -> String {
     let name = format!("obelix_test_{}", uuid::Uuid::new_v4().simple());
-    let admin_options = match server().await {
-        TestServer::External(options) => options.clone(),
-        TestServer::Private(cluster) => cluster.connect_options("postgres"),
+    let (admin_options, password) = match server().await {
+        TestServer::External(options) => (options.clone(), None),
+        TestServer::Private(cluster) => (
+            cluster.connect_options("postgres"),
+            Some(cluster.password().expose_secret().to_owned()),
+        ),
     };
     let mut conn = admin_options
         .connect()
@@ -97,7 +100,12 @@ pub async fn fresh_database() -> String {
     let user = options.get_username().to_owned();
     let port = options.get_port();
     if host.starts_with('/') {
-        format!("postgres://{user}@localhost:{port}/{name}?host={host}")
+        // The private cluster's password is alphanumeric: nothing to escape.
+        let credentials = match password {
+            Some(password) => format!("{user}:{password}"),
+            None => user,
+        };
+        format!("postgres://{credentials}@localhost:{port}/{name}?host={host}")
     } else {
         match &std::env::var("DATABASE_URL") {
             Ok(url) => {
