@@ -1,11 +1,9 @@
 -- Olympic service hardening (issue 10).
 
 -- Every reporter update carries an identity that survives re-delivery: the client's
--- Idempotency-Key, or one the ingress gave it. The sequenced log applies each once; a retry is
--- answered the state the first delivery left (detail). request is the update itself, to refuse
--- a key reused for another update. Both are NULL for updates logged before this migration.
-ALTER TABLE update_log ADD COLUMN idempotency_key text UNIQUE;
-ALTER TABLE update_log ADD COLUMN request jsonb;
+-- Idempotency-Key, or one the ingress gave it. The write log keeps it in update_log
+-- (idempotency_key, and fingerprint: the update itself, to refuse a key reused for another
+-- update; migration 20261201000004) and applies each key once.
 
 -- Tablet ids are credentials (they unregister a tablet and read its pushes): the public lists
 -- name a tablet by a label, given at registration and never reused.

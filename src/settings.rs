@@ -26,6 +26,40 @@ pub struct Settings {
     pub queue: QueueSettings,
     #[serde(default)]
     pub raffle: RaffleSettings,
+    #[serde(default)]
+    pub write_log: WriteLogSettings,
+}
+
+/// The sequenced write logs (`actors::write_log`): how much each takes on.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct WriteLogSettings {
+    /// Writes committed together at most.
+    pub max_group: usize,
+    /// Writes waiting for a commit at most; past it a write is answered 503 at once.
+    pub max_pending: usize,
+    /// Subscribers (front-ends, publishers, replicas) at most per log.
+    pub max_subscribers: usize,
+}
+
+impl Default for WriteLogSettings {
+    fn default() -> Self {
+        Self {
+            max_group: 256,
+            max_pending: 10_000,
+            max_subscribers: 1_024,
+        }
+    }
+}
+
+impl WriteLogSettings {
+    pub fn limits(&self) -> crate::actors::write_log::WriteLogLimits {
+        crate::actors::write_log::WriteLogLimits {
+            max_group: self.max_group.max(1),
+            max_pending: self.max_pending,
+            max_subscribers: self.max_subscribers,
+        }
+    }
 }
 
 /// The raffle (seed 000): every `every`-th tablet request, across all front-ends, wins.

@@ -27,6 +27,8 @@
 //! - [`registry`]: every actor by name, for `/admin/actors`, readiness and shutdown.
 //! - [`server_group`]: a member's part in a server group (election, heartbeats to the leader,
 //!   seed 003's log lines), embedded by the front-ends and the queue managers.
+//! - [`write_log`]: the sequenced write log with group commit: one order for a service's
+//!   writes, many writes per commit.
 //! - [`clock`]: the one monotonic millisecond clock of the process.
 //! - [`postgres_keeper`]: watches the private PostgreSQL cluster and restarts it.
 
@@ -38,6 +40,7 @@ pub mod queue;
 pub mod registry;
 pub mod server_group;
 pub mod supervisor;
+pub mod write_log;
 
 use actix::Addr;
 use sqlx::PgPool;

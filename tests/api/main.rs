@@ -13,3 +13,4 @@ mod queue;
 mod queue_crashes;
 mod raffle;
 mod tablets;
+mod write_log;

@@ -957,7 +957,13 @@ async fn the_read_cache_serves_nothing_retention_deleted() {
         }
     };
     eventually(Duration::from_secs(10), || async { start().await == 1_500 }).await;
+    // The broker learns its new start just after the delete commits: wait for its own view (a
+    // new consumer has exactly the retained 1,500 to read), then read through the cache.
     let late = queue.create_consumer(&["short"]).await.unwrap();
+    eventually(Duration::from_secs(10), || async {
+        late.size("short").await.unwrap() == 1_500
+    })
+    .await;
     let got = drain(&late, "short", 1_500).await;
     assert_eq!(got[0].offset, 1_500, "nothing below the start");
     assert_in_order(&got);

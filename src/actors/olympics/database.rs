@@ -1,4 +1,6 @@
-//! The Database actor: the only part of the Olympic service that talks to PostgreSQL.
+//! The Database actor: the Olympic service's reads of PostgreSQL (scores, tallies, the update
+//! log for front-ends that missed updates), its tablets and its raffle. The reporter's updates
+//! go through the service's write log instead (`writes.rs`, [`crate::actors::write_log`]).
 //!
 //! Each handler runs its SQL in a future of its own, so queries proceed concurrently over the
 //! pool while the actor's mailbox keeps flowing. A write is answered only after its transaction
@@ -8,15 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Context, Handler, MailboxError, Message, Recipient, ResponseFuture};
+use actix::{Actor, Addr, Context, Handler, MailboxError, Message, ResponseFuture};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::actors::olympics::database_writes;
-use crate::actors::olympics::messages::{
-    Changed, CommandReply, Query, QueryReply, SequencedUpdate, Write,
-};
+use crate::actors::olympics::messages::{Query, QueryReply, SequencedUpdate};
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::raffle::Raffle;
 use crate::olympics::{Game, MedalTally, OlympicsError, ScoreBoard, Team, TeamScore, is_slug};
@@ -24,84 +23,11 @@ use crate::olympics::{Game, MedalTally, OlympicsError, ScoreBoard, Team, TeamSco
 pub struct Database {
     pool: PgPool,
     cell: Arc<ActorCell>,
-    /// Told of each committed write (front-end caches, the publisher). Kept across restarts.
-    watchers: Watchers,
 }
 
 impl Database {
     pub fn new(pool: PgPool, cell: Arc<ActorCell>) -> Self {
-        Self {
-            pool,
-            cell,
-            watchers: Watchers::default(),
-        }
-    }
-}
-
-/// Who is told of committed writes, by name. A front-end started again under its name replaces
-/// its old entry, and entries whose actor is gone are dropped, so the list holds at most the
-/// live front-ends and the publisher. Shared with the writes under way, which read it when
-/// they commit: a watcher added meanwhile hears of them too.
-#[derive(Clone, Default)]
-struct Watchers(Arc<std::sync::Mutex<Vec<Watcher>>>);
-
-/// A watcher's name and where to tell it.
-type Watcher = (String, Recipient<Changed>);
-
-impl Watchers {
-    fn watch(&self, name: String, recipient: Recipient<Changed>) {
-        let mut list = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        list.retain(|(watcher, r)| *watcher != name && r.connected());
-        list.push((name, recipient));
-    }
-
-    fn tell(&self, changed: &Changed) {
-        let list = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (_, watcher) in list.iter() {
-            watcher.do_send(changed.clone());
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
-    }
-}
-
-/// Register a watcher (by name: `frontend-3`, `publisher`) to be told of every committed write.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Watch {
-    pub name: String,
-    pub recipient: Recipient<Changed>,
-}
-
-impl Watch {
-    pub fn new(name: impl Into<String>, recipient: Recipient<Changed>) -> Self {
-        Self {
-            name: name.into(),
-            recipient,
-        }
-    }
-}
-
-impl Handler<Watch> for Database {
-    type Result = ();
-    fn handle(&mut self, msg: Watch, _ctx: &mut Self::Context) {
-        self.watchers.watch(msg.name, msg.recipient);
-        tracing::debug!(
-            actor = self.cell.name(),
-            watchers = self.watchers.len(),
-            "database actor watched"
-        );
+        Self { pool, cell }
     }
 }
 
@@ -134,30 +60,6 @@ impl Handler<Query> for Database {
                 Query::Score { game } => QueryReply::Score(score_board(&pool, &game).await?),
                 Query::Medals { team } => QueryReply::Medals(medal_tally(&pool, &team).await?),
             })
-        })
-    }
-}
-
-impl Handler<Write> for Database {
-    type Result = ResponseFuture<Result<CommandReply, OlympicsError>>;
-
-    fn handle(&mut self, write: Write, _ctx: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
-        let watchers = self.watchers.clone();
-        let Write {
-            command,
-            entered_via,
-        } = write;
-        Box::pin(async move {
-            let (reply, seq) = database_writes::apply_once(&pool, command, &entered_via).await?;
-            // Queued in every front-end's mailbox before the writer hears OK: any read sent after
-            // the acknowledgement is handled after the invalidation (mailboxes are FIFO).
-            watchers.tell(&Changed {
-                seq,
-                reply: reply.clone(),
-                entered_via: entered_via.clone(),
-            });
-            Ok(reply)
         })
     }
 }
@@ -211,7 +113,7 @@ impl Handler<RecordRequests> for Database {
     type Result = ResponseFuture<Result<Vec<RaffleWin>, OlympicsError>>;
     fn handle(&mut self, msg: RecordRequests, _ctx: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
-        Box::pin(database_writes::record_requests(pool, msg))
+        Box::pin(record_requests(pool, msg))
     }
 }
 
@@ -441,12 +343,120 @@ async fn medal_tally(pool: &PgPool, team: &str) -> Result<MedalTally, OlympicsEr
         .ok_or_else(|| OlympicsError::UnknownTeam(team.to_owned()))
 }
 
+/// One transaction per batch: take the next run of positions and record its winners, or, for
+/// a batch counted already (its reply was lost, and the front-end sends it again), answer the
+/// wins it had.
+#[tracing::instrument(skip(pool, msg), fields(frontend = %msg.frontend, batch = msg.batch, requests = msg.tablets.len()))]
+async fn record_requests(
+    pool: PgPool,
+    msg: RecordRequests,
+) -> Result<Vec<RaffleWin>, OlympicsError> {
+    let mut tx = pool.begin().await?;
+    let fresh = sqlx::query(
+        "INSERT INTO raffle_reports (reporter, last_batch) VALUES ($1, $2) \
+         ON CONFLICT (reporter) DO UPDATE SET last_batch = excluded.last_batch, reported_at = now() \
+         WHERE raffle_reports.last_batch < excluded.last_batch",
+    )
+    .bind(&msg.reporter)
+    .bind(msg.batch as i64)
+    .execute(&mut *tx)
+    .await?;
+    if fresh.rows_affected() == 0 {
+        let wins = counted_wins(&mut tx, &msg.reporter, msg.batch).await?;
+        tracing::info!(reporter = %msg.reporter, batch = msg.batch, wins = wins.len(), "raffle batch already counted; not counted again, its wins told again");
+        return Ok(wins);
+    }
+    let count = msg.tablets.len() as i64;
+    let before: i64 = sqlx::query_scalar(
+        "UPDATE raffle_counter SET requests = requests + $1 RETURNING requests - $1",
+    )
+    .bind(count)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE raffle_reports SET first_position = $2, last_position = $3 WHERE reporter = $1",
+    )
+    .bind(&msg.reporter)
+    .bind(before + 1)
+    .bind(before + count)
+    .execute(&mut *tx)
+    .await?;
+    let wins: Vec<RaffleWin> = msg
+        .raffle
+        .winners_among(before as u64, count as u64)
+        .map(|position| RaffleWin {
+            position,
+            tablet: msg.tablets[(position - before as u64 - 1) as usize],
+        })
+        .collect();
+    let mut labels: HashMap<i64, String> = HashMap::new();
+    if !wins.is_empty() {
+        let positions: Vec<i64> = wins.iter().map(|w| w.position as i64).collect();
+        let tablets: Vec<Uuid> = wins.iter().map(|w| w.tablet).collect();
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "INSERT INTO raffle_winners (position, tablet_id, tablet_label, frontend, every) \
+             SELECT w.position, w.tablet_id, t.label, $3, $4 \
+             FROM unnest($1::bigint[], $2::uuid[]) AS w(position, tablet_id) \
+             LEFT JOIN tablets t ON t.id = w.tablet_id \
+             RETURNING position, coalesce(tablet_label, 'unlabelled')",
+        )
+        .bind(&positions)
+        .bind(&tablets)
+        .bind(&msg.frontend)
+        .bind(msg.raffle.every() as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        labels.extend(rows);
+    }
+    tx.commit().await?;
+    for win in &wins {
+        let label = labels
+            .get(&(win.position as i64))
+            .map_or("?", String::as_str);
+        tracing::info!(
+            position = win.position,
+            tablet = %label,
+            frontend = %msg.frontend,
+            "raffle: request #{} (tablet {label}, served by {}) wins",
+            win.position,
+            msg.frontend
+        );
+    }
+    Ok(wins)
+}
+
+/// The wins of `reporter`'s batch `batch`, counted already: its positions are recorded beside
+/// the reporter's last batch (none for an older batch, which is never sent again).
+async fn counted_wins(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    reporter: &str,
+    batch: u64,
+) -> Result<Vec<RaffleWin>, OlympicsError> {
+    let rows: Vec<(i64, Uuid)> = sqlx::query_as(
+        "SELECT w.position, w.tablet_id FROM raffle_reports r \
+         JOIN raffle_winners w ON w.position BETWEEN r.first_position AND r.last_position \
+         WHERE r.reporter = $1 AND r.last_batch = $2 ORDER BY w.position",
+    )
+    .bind(reporter)
+    .bind(batch as i64)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(position, tablet)| RaffleWin {
+            position: position as u64,
+            tablet,
+        })
+        .collect())
+}
+
 /// How often callers retry the Database actor while it restarts.
 const DATABASE_RETRIES: u32 = 20;
 const DATABASE_RETRY_PAUSE: Duration = Duration::from_millis(25);
 
 /// Sends to the Database actor, retrying while it restarts, all within `timeout`. Retrying is
-/// safe: reads are reads, and every write carries an idempotency key it is applied once under.
+/// safe: reads are reads, the raffle's batches and the tablets' rows are written once whatever
+/// the retries.
 pub async fn ask_database<M, R>(
     db: Addr<Database>,
     msg: M,
@@ -472,33 +482,5 @@ where
                 return Err(OlympicsError::Unavailable(format!("database actor: {e}")));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A watcher that ignores what it is told.
-    struct Sink;
-    impl Actor for Sink {
-        type Context = Context<Self>;
-    }
-    impl Handler<Changed> for Sink {
-        type Result = ();
-        fn handle(&mut self, _: Changed, _ctx: &mut Self::Context) {}
-    }
-
-    #[actix_web::test]
-    async fn a_front_end_started_again_replaces_its_watcher_entry() {
-        let watchers = Watchers::default();
-        watchers.watch("publisher".into(), Sink.start().recipient());
-        // Front-end 3 is started, killed and started again, a hundred times.
-        for _ in 0..100 {
-            watchers.watch("frontend-3".into(), Sink.start().recipient());
-        }
-        assert_eq!(watchers.len(), 2);
-        watchers.watch("frontend-4".into(), Sink.start().recipient());
-        assert_eq!(watchers.len(), 3);
     }
 }
