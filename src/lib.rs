@@ -8,6 +8,7 @@
 //! |---|---|---|---|
 //! | Olympic results (seeds 000, 001) | `actors::olympics` | `web::olympics` | [`olympics`] |
 //! | log queue (seed 004) | `actors::queue` | `web::queue` | [`queue`] |
+//! | Pygmy.com bookstore (seed 002) | `actors::bookstore` | `web::bookstore` | [`bookstore`] |
 //!
 //! Shared machinery, once:
 //! - [`startup`]: builds the tree (PostgreSQL, actors, HTTP) and runs it until a signal.
@@ -25,6 +26,7 @@
 //! - [`telemetry`]: logs.
 
 pub mod actors;
+pub mod bookstore;
 pub mod clients;
 pub mod coordination;
 pub mod olympics;
