@@ -1,6 +1,7 @@
 //! REST tests against the whole tree: real HTTP, real actors, real PostgreSQL.
 mod admin;
 mod bad_input;
+mod bookstore;
 mod cache;
 mod clients;
 mod cluster;
