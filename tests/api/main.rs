@@ -2,6 +2,7 @@
 mod admin;
 mod bad_input;
 mod bookstore;
+mod bookstore_crashes;
 mod cache;
 mod clients;
 mod cluster;
