@@ -21,8 +21,8 @@
 //! - [`coordination`]: plain algorithms, free of actix and unit-tested: elections (bully, ring),
 //!   failure detection, Berkeley and vector clocks, the hold-back queue of a total order, load
 //!   balancing.
-//! - [`clients`]: `obelix tablet`, `obelix cacofonix` and `obelix queue`, REST clients of a
-//!   running server.
+//! - [`clients`]: `obelix tablet`, `obelix cacofonix`, `obelix queue` and `obelix books`, REST
+//!   clients of a running server.
 //! - [`telemetry`]: logs.
 
 pub mod actors;

@@ -408,3 +408,48 @@ async fn bad_input_gets_a_clear_json_4xx() {
     error_body(delete, 405).await;
     assert_eq!(stock(&app, 1).await, 100);
 }
+
+/// Runs `obelix books …` against the app and returns its output lines.
+async fn books_cli(app: &TestApp, args: &[&str]) -> Vec<String> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_obelix"))
+        .arg("books")
+        .arg("--server")
+        .arg(&app.address)
+        .args(args)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), output)
+        .await
+        .expect("the client finished within 30 s")
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "obelix books {args:?}: {}",
+        output.status
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_books_client_lists_searches_looks_up_and_buys() {
+    let app = spawn_store().await;
+    let list = books_cli(&app, &["list"]).await;
+    assert_eq!(list.len(), 7, "{list:?}");
+    assert!(
+        list[1].contains("RPCs for Dummies") && list[1].contains("$24.50"),
+        "{list:?}"
+    );
+    let search = books_cli(&app, &["search", "distributed systems"]).await;
+    assert_eq!(search.len(), 2, "{search:?}");
+    let bought = books_cli(&app, &["buy", "2"]).await;
+    assert!(
+        bought[0].starts_with("bought \"RPCs for Dummies\" for $24.50"),
+        "{bought:?}"
+    );
+    let lookup = books_cli(&app, &["lookup", "2"]).await;
+    assert!(lookup[0].contains("99 in stock"), "{lookup:?}");
+    assert_eq!(stock(&app, 2).await, 99);
+}

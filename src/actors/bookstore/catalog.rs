@@ -216,7 +216,12 @@ impl Actor for CatalogReplica {
         });
         let patience = Duration::from_millis(self.timing.gap_patience_ms.max(10));
         ctx.run_interval(patience, |act, ctx| act.tick(ctx));
-        self.resync(ctx, "start");
+        let why = if self.slot.cell.restarts() > 0 {
+            "restart"
+        } else {
+            "start"
+        };
+        self.resync(ctx, why);
     }
 }
 
