@@ -133,7 +133,7 @@ pub fn cents_to_amount(cents: i64) -> f64 {
 }
 
 /// The most a book may cost, and the most copies one restock may add.
-pub const MAX_COST_CENTS: i64 = 100_000_00;
+pub const MAX_COST_CENTS: i64 = 10_000_000;
 pub const MAX_RESTOCK: i64 = 1_000_000;
 
 /// `POST /bookstore/books/{id}/restock` `{"quantity": 10}`.

@@ -262,16 +262,18 @@ impl Handler<Read> for Frontend {
     }
 }
 
-/// A buy, for an order server. Without a client key the front end makes one, so that its own
-/// retry on the other order server counts once.
+/// A buy, for an order server. `key` is the log's idempotency key ([`internal_key`]), so that
+/// the front end's own retries, on the other order server or after a crash, count once.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(Sold, String), BookstoreError>")]
 pub struct Buy {
     pub book: i64,
-    pub key: Option<String>,
+    pub key: String,
 }
 
-fn internal_key(key: Option<String>) -> String {
+/// The log's key for a request: the client's (prefixed, to keep it apart from ours), or a
+/// fresh one made before the first attempt.
+pub fn internal_key(key: Option<String>) -> String {
     match key {
         Some(key) => format!("{CLIENT_KEY_PREFIX}{key}"),
         None => format!("frontend:{}", Uuid::new_v4().simple()),
@@ -287,7 +289,7 @@ impl Handler<Buy> for Frontend {
         let deadline = Instant::now() + self.parts.timeout;
         let order = PlaceOrder {
             book: buy.book,
-            key: internal_key(buy.key),
+            key: buy.key,
         };
         Box::pin(async move {
             let mut last_error = BookstoreError::Unavailable("no order server is up".into());
@@ -330,7 +332,8 @@ impl Handler<Buy> for Frontend {
 pub struct Manage {
     pub book: i64,
     pub change: StoreChange,
-    pub key: Option<String>,
+    /// The log's idempotency key ([`internal_key`]).
+    pub key: String,
 }
 
 impl Handler<Manage> for Frontend {
@@ -343,7 +346,7 @@ impl Handler<Manage> for Frontend {
             book: manage.book,
             change: manage.change,
             via: name.clone(),
-            key: Some(internal_key(manage.key)),
+            key: Some(manage.key),
         };
         Box::pin(async move {
             let described = format!("{:?} of book {}", write.change, write.book);

@@ -295,6 +295,7 @@ impl Bookstore {
         key: Option<String>,
     ) -> Result<(Sold, String), BookstoreError> {
         let book = parse_book_id(raw_id)?;
+        let key = frontend::internal_key(key);
         self.ask(Buy { book, key }).await
     }
 
@@ -306,6 +307,7 @@ impl Bookstore {
         key: Option<String>,
     ) -> Result<Sequenced<StoreEntry>, BookstoreError> {
         let book = parse_book_id(raw_id)?;
+        let key = frontend::internal_key(key);
         self.ask(Manage { book, change, key }).await
     }
 
