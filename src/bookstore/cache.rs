@@ -8,12 +8,14 @@
 //! insert happened before the write's drop, which removes it. So no lookup sent after an
 //! acknowledged write is answered from an older copy.
 
+use std::sync::Arc;
+
 use moka::sync::Cache;
 
-use crate::bookstore::Book;
+use crate::bookstore::{Book, RenderedBook};
 
 pub struct BookCache {
-    books: Cache<i64, Book>,
+    books: Cache<i64, Arc<RenderedBook>>,
     /// The number of the last write to each book (as many books as the cache holds).
     written: Cache<i64, u64>,
     enabled: bool,
@@ -29,7 +31,7 @@ impl BookCache {
         }
     }
 
-    pub fn get(&self, id: i64) -> Option<Book> {
+    pub fn get(&self, id: i64) -> Option<Arc<RenderedBook>> {
         if !self.enabled {
             return None;
         }
@@ -53,7 +55,7 @@ impl BookCache {
         if !self.enabled || book.version < self.last_write(book.id) {
             return;
         }
-        self.books.insert(book.id, book.clone());
+        self.books.insert(book.id, RenderedBook::new(book.clone()));
         if book.version < self.last_write(book.id) {
             self.books.invalidate(&book.id);
         }
@@ -84,13 +86,13 @@ mod tests {
     fn a_copy_older_than_the_last_write_is_never_cached() {
         let cache = BookCache::new(10);
         cache.fill(&book(3, 10));
-        assert_eq!(cache.get(1).map(|b| b.quantity), Some(10));
+        assert_eq!(cache.get(1).map(|b| b.book.quantity), Some(10));
         cache.invalidate(1, 5);
         assert_eq!(cache.get(1), None);
         cache.fill(&book(3, 10));
         assert_eq!(cache.get(1), None, "a stale refill is refused");
         cache.fill(&book(5, 9));
-        assert_eq!(cache.get(1).map(|b| b.quantity), Some(9));
+        assert_eq!(cache.get(1).map(|b| b.book.quantity), Some(9));
     }
 
     #[test]

@@ -88,6 +88,37 @@ impl From<&Book> for BookView {
     }
 }
 
+/// A book rendered once for shoppers, as the front end's cache keeps it: a hit is answered
+/// without serializing or hashing anything.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedBook {
+    pub book: Book,
+    /// The [`BookView`] as JSON.
+    pub json: bytes::Bytes,
+    /// A strong ETag of `json`.
+    pub etag: String,
+}
+
+impl RenderedBook {
+    pub fn new(book: Book) -> std::sync::Arc<Self> {
+        let json = serde_json::to_vec(&BookView::from(&book)).expect("a book serializes");
+        let etag = etag_of(&json);
+        std::sync::Arc::new(Self {
+            book,
+            json: json.into(),
+            etag,
+        })
+    }
+}
+
+/// A strong ETag for a body: a hash of its bytes, quoted.
+pub fn etag_of(body: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut hasher);
+    format!("\"{:016x}\"", hasher.finish())
+}
+
 /// A recorded order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {

@@ -38,7 +38,7 @@ use crate::actors::write_log::{Sequenced, WriteLog, WriteLogLimits};
 use crate::bookstore::cache::BookCache;
 use crate::bookstore::replica_store::ReplicaStore;
 use crate::bookstore::writes::{STORE_LOG, StoreChange, StoreEntry};
-use crate::bookstore::{Book, BookstoreError, Order, parse_book_id};
+use crate::bookstore::{Book, BookstoreError, Order, RenderedBook, parse_book_id};
 use crate::settings::Settings;
 use catalog::{CatalogReplica, ReplicaTiming};
 use frontend::{Buy, Directory, Frontend, FrontendParts, GetOrder, Manage, Read};
@@ -243,7 +243,7 @@ impl Bookstore {
     }
 
     /// `GET /bookstore/books/{id}`.
-    pub async fn lookup(&self, raw_id: &str) -> Result<Served<Book>, BookstoreError> {
+    pub async fn lookup(&self, raw_id: &str) -> Result<Served<Arc<RenderedBook>>, BookstoreError> {
         let id = parse_book_id(raw_id)?;
         if let Some(book) = self.cache.get(id) {
             tracing::debug!(
@@ -259,7 +259,7 @@ impl Bookstore {
         let served = self.ask(Read(CatalogRead::Lookup(id))).await?;
         match served.answer {
             CatalogAnswer::Book(Some(book)) => Ok(Served {
-                value: book,
+                value: RenderedBook::new(book),
                 by: served.by,
                 from_cache: false,
             }),

@@ -9,7 +9,7 @@ use crate::actors::Tree;
 use crate::bookstore::writes::{StoreChange, StoreEntry};
 use crate::bookstore::{BookView, CostRequest, OrderView, RestockRequest};
 use crate::web::auth::Manager;
-use crate::web::bookstore::{SERVED_BY, idempotency_key, read_response};
+use crate::web::bookstore::{SERVED_BY, book_response, idempotency_key, read_response};
 use crate::web::error::ApiError;
 use crate::web::json::ValidJson;
 
@@ -37,8 +37,7 @@ pub async fn lookup(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let served = tree.bookstore.lookup(&id).await?;
-    let view = BookView::from(&served.value);
-    read_response(&req, &served, &view)
+    Ok(book_response(&req, &served))
 }
 
 /// `POST /bookstore/books/{id}/buy` → 201 with the order (409 when out of stock).

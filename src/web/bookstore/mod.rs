@@ -4,13 +4,12 @@ pub mod books;
 pub mod orders;
 pub mod replicas;
 
-use std::hash::{Hash, Hasher};
-
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use crate::actors::bookstore::Served;
+use crate::bookstore::{RenderedBook, etag_of};
 use crate::web::error::ApiError;
 use crate::web::resource;
 
@@ -40,9 +39,24 @@ pub fn read_response<T, V: Serialize>(
     view: &V,
 ) -> Result<HttpResponse, ApiError> {
     let body = serde_json::to_vec(view).map_err(|e| ApiError::NotReady(e.to_string()))?;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    body.hash(&mut hasher);
-    let etag = format!("\"{:016x}\"", hasher.finish());
+    let etag = etag_of(&body);
+    Ok(respond(req, served, body.into(), &etag))
+}
+
+/// A lookup's answer, rendered once (in the cache, for hits).
+pub fn book_response(
+    req: &HttpRequest,
+    served: &Served<std::sync::Arc<RenderedBook>>,
+) -> HttpResponse {
+    respond(req, served, served.value.json.clone(), &served.value.etag)
+}
+
+fn respond<T>(
+    req: &HttpRequest,
+    served: &Served<T>,
+    body: bytes::Bytes,
+    etag: &str,
+) -> HttpResponse {
     let not_modified = req
         .headers()
         .get_all(header::IF_NONE_MATCH)
@@ -60,11 +74,11 @@ pub fn read_response<T, V: Serialize>(
         .insert_header((CACHE, if served.from_cache { "hit" } else { "miss" }))
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"));
-    Ok(if not_modified {
+    if not_modified {
         response.finish()
     } else {
         response.content_type("application/json").body(body)
-    })
+    }
 }
 
 /// The `Idempotency-Key` of a request: 1 to 200 visible characters.
