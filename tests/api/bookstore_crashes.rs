@@ -169,3 +169,27 @@ async fn a_front_end_crash_mid_traffic_fails_no_request() {
     assert_eq!(quantity(&app, 1).await, 100 - bought[0] + restocked);
     assert_eq!(quantity(&app, 2).await, 100 - bought[1]);
 }
+
+#[actix_web::test]
+async fn a_write_log_crash_mid_traffic_fails_no_buy_and_doubles_none() {
+    let app = spawn_store().await;
+    // 1. The store's write log panics (down 200 ms) while shoppers buy: the writes it was
+    //    holding are answered 503 inside, and the front end retries them with their keys.
+    let crash = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let response = app
+            .crash("bookstore-write-log", "mode=panic&stay_down_ms=200")
+            .await;
+        assert_eq!(response.status(), 202);
+    };
+    let (bought, restocked) = traffic(&app, 6, 15, crash).await;
+    app.await_restart("bookstore-write-log", 1).await;
+    // 2. Each acknowledged buy is one order; the stock and every copy agree.
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM bookstore_orders")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(orders, bought[0] + bought[1]);
+    assert_eq!(stock(&app, 1).await, 100 - bought[0] + restocked);
+    assert_replicas_converged(&app).await;
+}

@@ -348,9 +348,20 @@ impl Handler<Manage> for Frontend {
             via: name.clone(),
             key: Some(manage.key),
         };
+        let deadline = Instant::now() + self.parts.timeout;
         Box::pin(async move {
             let described = format!("{:?} of book {}", write.change, write.book);
-            let outcome = path.commit(write).await;
+            let outcome = loop {
+                // Unknown outcome (the log restarting, storage down): the same key settles it.
+                match path.commit(write.clone()).await {
+                    Err(BookstoreError::Unavailable(_) | BookstoreError::Storage)
+                        if Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(RETRY_PAUSE).await
+                    }
+                    outcome => break outcome,
+                }
+            };
             match &outcome {
                 Ok(s) => {
                     tracing::info!(server = %name, seq = s.seq, "{name} committed {described} as write #{}", s.seq)
