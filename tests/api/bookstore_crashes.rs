@@ -193,3 +193,82 @@ async fn a_write_log_crash_mid_traffic_fails_no_buy_and_doubles_none() {
     assert_eq!(stock(&app, 1).await, 100 - bought[0] + restocked);
     assert_replicas_converged(&app).await;
 }
+
+#[actix_web::test]
+async fn a_replica_that_misses_the_ack_deadline_leaves_reads_resyncs_and_serves_nothing_stale() {
+    // 1. An ack deadline of 1 ms: writes routinely give up on a replica, which must then leave
+    //    reads at once and catch up from the log.
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.bookstore.manager_token = secrecy::SecretString::from(crate::bookstore::MANAGER_TOKEN);
+        s.bookstore.ack_timeout_ms = 1;
+    })
+    .await;
+    // 2. Readers keep the cache hot while one writer checks its lookup after every write.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers = (0..4).map(|_| {
+        let (app, stop) = (&app, stop.clone());
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(app.get("/bookstore/books/5").await.status(), 200);
+            }
+        }
+    });
+    let writer = async {
+        let mut expected = 50;
+        for step in 0..30 {
+            if step % 5 == 4 {
+                assert_eq!(restock(&app, 5, 3).await.status(), 200);
+                expected += 3;
+            } else {
+                assert_eq!(buy(&app, 5, None).await.status(), 201);
+                expected -= 1;
+            }
+            assert_eq!(quantity(&app, 5).await, expected, "after step {step}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        expected
+    };
+    let (expected, _) = tokio::join!(writer, join_all(readers));
+    // 3. Replicas resynced (beyond the one at start), and all agree with the authority.
+    assert_replicas_converged(&app).await;
+    let resyncs: u64 = replicas(&app)
+        .await
+        .iter()
+        .map(|r| r["resyncs"].as_u64().unwrap())
+        .sum();
+    assert!(resyncs > 2, "late replicas resynced ({resyncs} resyncs)");
+    assert_eq!(stock(&app, 5).await, expected);
+}
+
+#[actix_web::test]
+async fn a_replica_can_keep_its_copy_in_another_database() {
+    // 1. bookstore-catalog-1's copy lives in a database of its own.
+    let elsewhere = crate::helpers::fresh_database().await;
+    let url = elsewhere.clone();
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.bookstore.manager_token = secrecy::SecretString::from(crate::bookstore::MANAGER_TOKEN);
+        s.bookstore.replica_urls = vec![secrecy::SecretString::from(url)];
+    })
+    .await;
+    for book in [1, 2, 3] {
+        assert_eq!(buy(&app, book, None).await.status(), 201);
+    }
+    assert_replicas_converged(&app).await;
+    // 2. psql shows it there, and only replica 2's copy in the main database.
+    let other = sqlx::PgPool::connect(&elsewhere).await.unwrap();
+    let there: i64 = sqlx::query_scalar("SELECT quantity FROM bookstore_catalog_1 WHERE id = 3")
+        .fetch_one(&other)
+        .await
+        .unwrap();
+    assert_eq!(there, 99);
+    let main_tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE tablename LIKE 'bookstore_catalog_%' ORDER BY 1",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        main_tables,
+        ["bookstore_catalog_2", "bookstore_catalog_2_applied"]
+    );
+}

@@ -99,6 +99,7 @@ impl CatalogReplica {
         self.ready.clear();
         self.applying = false;
         self.resyncing = true;
+        self.slot.resyncs.fetch_add(1, Ordering::AcqRel);
         tracing::info!(
             replica = self.name(),
             reason = why,

@@ -1,7 +1,7 @@
 //! The messages the bookstore's actors share, and what each server publishes about itself.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use actix::Message;
 use tokio::sync::watch;
@@ -87,6 +87,8 @@ pub struct ReplicaSlot {
     /// Its heartbeats reach the front end.
     pub heartbeat_ok: AtomicBool,
     pub in_flight: AtomicUsize,
+    /// Resyncs started (the first one at start included).
+    pub resyncs: AtomicU64,
 }
 
 impl ReplicaSlot {
@@ -99,6 +101,7 @@ impl ReplicaSlot {
             applied: watch::Sender::new(0),
             heartbeat_ok: AtomicBool::new(true),
             in_flight: AtomicUsize::new(0),
+            resyncs: AtomicU64::new(0),
         })
     }
 

@@ -205,6 +205,8 @@ pub struct ReplicaStatus {
     /// "serving" or "catching up".
     pub state: &'static str,
     pub last_applied: u64,
+    /// Resyncs from the log so far (the one at start included).
+    pub resyncs: u64,
     /// md5 of its whole copy (`null` when its database cannot be read).
     pub digest: Option<String>,
 }
@@ -336,6 +338,7 @@ impl Bookstore {
                     "catching up"
                 },
                 last_applied: slot.last_applied(),
+                resyncs: slot.resyncs.load(std::sync::atomic::Ordering::Acquire),
                 digest,
             });
         }
