@@ -1,6 +1,6 @@
 //! The `obelix` binary as a user runs it, with its own private PostgreSQL cluster:
 //! `kill -9` under load loses no acknowledged write (Olympic awards, queue messages, consumer
-//! offsets), a killed postmaster is brought back by the keeper, and SIGTERM shuts everything
+//! offsets, bookstore orders), a killed postmaster is brought back by the keeper, and SIGTERM shuts everything
 //! down cleanly.
 
 use std::io::{BufRead, BufReader};

@@ -53,6 +53,19 @@ pub fn parse_book_id(raw: &str) -> Result<i64, BookstoreError> {
         .ok_or_else(|| BookstoreError::UnknownBook(raw.chars().take(64).collect()))
 }
 
+/// A searched topic: 1 to 200 characters, not blank.
+pub fn parse_topic(topic: Option<String>) -> Result<Option<String>, BookstoreError> {
+    match topic {
+        Some(t) if t.trim().is_empty() || t.len() > 200 || t.contains('\0') => {
+            Err(BookstoreError::invalid(
+                "topic",
+                "expected a topic such as `distributed systems` (1 to 200 characters)",
+            ))
+        }
+        topic => Ok(topic),
+    }
+}
+
 /// A book as a catalog holds it. `version` is the number of the last write that changed it
 /// (or of the snapshot a replica started from): a copy with a lower version is older.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,12 @@
 //! number in batches; what arrives meanwhile is held. Once a read of the log comes back empty
 //! it anchors the hold-back queue at the last replayed number, delivers what was held, serves
 //! again, and logs how far it came. A new replica starts from a snapshot of the authority.
+//!
+//! What it cannot see by itself: a write whose group began before its subscription and
+//! committed after its last read of the log reaches it neither way, and with no later write
+//! there is no gap to notice. That write's writer waits for this replica's ack, gives up after
+//! `ack_timeout`, takes it out of reads and asks for a resync, which then finds the write in
+//! the log. So a serving replica never lacks an acknowledged write.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};

@@ -38,7 +38,7 @@ use crate::actors::write_log::{Sequenced, WriteLog, WriteLogLimits};
 use crate::bookstore::cache::BookCache;
 use crate::bookstore::replica_store::ReplicaStore;
 use crate::bookstore::writes::{STORE_LOG, StoreChange, StoreEntry};
-use crate::bookstore::{Book, BookstoreError, Order, RenderedBook, parse_book_id};
+use crate::bookstore::{Book, BookstoreError, Order, RenderedBook, parse_book_id, parse_topic};
 use crate::settings::Settings;
 use catalog::{CatalogReplica, ReplicaTiming};
 use frontend::{Buy, Directory, Frontend, FrontendParts, GetOrder, Manage, Read};
@@ -271,14 +271,7 @@ impl Bookstore {
 
     /// `GET /bookstore/books[?topic=…]`.
     pub async fn list(&self, topic: Option<String>) -> Result<Served<Vec<Book>>, BookstoreError> {
-        if let Some(topic) = &topic
-            && (topic.trim().is_empty() || topic.len() > 200 || topic.contains('\0'))
-        {
-            return Err(BookstoreError::invalid(
-                "topic",
-                "expected a topic such as `distributed systems` (1 to 200 characters)",
-            ));
-        }
+        let topic = parse_topic(topic)?;
         let served = self.ask(Read(CatalogRead::List(topic))).await?;
         match served.answer {
             CatalogAnswer::Books(books) => Ok(Served {
