@@ -49,7 +49,7 @@ start_obelix() { # $1 = cache capacity
   OBELIX__SERVER__PORT=$OBELIX_PORT OBELIX__DATABASE__DATA_DIR="$WORK/pgdata" \
   OBELIX__OLYMPICS__REPORTER_TOKEN=$REPORTER_TOKEN OBELIX__OLYMPICS__CACHE_CAPACITY=$1 \
   OBELIX__ADMIN__TOKEN=bench-admin-token \
-  RUST_LOG=warn target/release/obelix >"$WORK/obelix.log" 2>&1 &
+  RUST_LOG=warn,obelix::startup=info target/release/obelix >"$WORK/obelix.log" 2>&1 &
   OBELIX_PID=$!; PIDS+=("$OBELIX_PID")
   wait_http "http://127.0.0.1:$OBELIX_PORT/readyz"
   # A fresh cluster (initdb, migrations) keeps PostgreSQL busy for a moment on these same cores:
@@ -57,6 +57,29 @@ start_obelix() { # $1 = cache capacity
   wrk -t1 -c16 -d3s "http://127.0.0.1:$OBELIX_PORT/olympics/games/curling/score" >/dev/null
 }
 stop_obelix() { kill -INT "$OBELIX_PID"; wait "$OBELIX_PID" || true; }
+
+# Obelix's PostgreSQL, from its "inspect its database with: psql -h <dir> -p <port> -U <user> -d
+# <db>" start-up line (or DATABASE_URL): the raw baseline runs in a database of its own there.
+raw_pg_url() {
+  if [[ -n "${DATABASE_URL:-}" ]]; then sed 's|/[^/?]*\(?.*\)\?$|/obelix_raw_bench\1|' <<<"$DATABASE_URL"; return; fi
+  local host port user
+  read -r host port user < <(sed -n 's/.*inspect its database with: psql -h \([^ ]*\) -p \([0-9]*\) -U \([^ ]*\) -d.*/\1 \2 \3/p' "$WORK/obelix.log" | head -1)
+  [[ -n "${host:-}" ]] || { echo "no psql line in Obelix's log" >&2; exit 1; }
+  echo "postgres://$user@localhost:$port/obelix_raw_bench?host=$host"
+}
+PGBENCH=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -1)
+# pgbench's transactions/s and latency percentiles (from its per-transaction log), as "tps p50 p99".
+run_pgbench() {
+  local url; url=$(raw_pg_url)
+  psql "${url/obelix_raw_bench/postgres}" -qc "CREATE DATABASE obelix_raw_bench" 2>/dev/null || true
+  psql "$url" -q -f bench/raw/setup.sql >/dev/null
+  rm -f "$WORK"/pgbench_log*
+  local out; out=$(cd "$WORK" && "$PGBENCH" -n -c "$CONNECTIONS" -j 2 -T "$DURATION" -l --log-prefix=pgbench_log -f "$OLDPWD/$1" "$url" 2>&1)
+  local tps; tps=$(awk '/^tps = / {print $3; exit}' <<<"$out")
+  [[ -n "$tps" ]] || { echo "pgbench failed: $out" >&2; exit 1; }
+  # Column 3 of the log is the transaction's latency in microseconds.
+  cat "$WORK"/pgbench_log* | awk '{print $3}' | sort -n | awk -v tps="$tps" '{a[NR]=$1} END {printf "%s %.2fms %.2fms\n", tps, a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}'
+}
 
 target/release/examples/hello 127.0.0.1:$HELLO_PORT 2 & PIDS+=($!)
 wait_http "http://127.0.0.1:$HELLO_PORT/"
@@ -67,8 +90,14 @@ TABLET=$(curl -sf -XPOST "http://127.0.0.1:$OBELIX_PORT/olympics/tablets" | sed 
 SCORE_URL="http://127.0.0.1:$OBELIX_PORT/olympics/games/curling/score"
 read -r cached_rps cached_p50 cached_p99 < <(run_wrk_median -H "X-Tablet-Id: $TABLET" "$SCORE_URL")
 read -r anon_rps anon_p50 anon_p99 < <(run_wrk_median "$SCORE_URL")
+read -r put6_rps put6_p50 put6_p99 < <(run_wrk -s bench/put_score_games.lua "http://127.0.0.1:$OBELIX_PORT")
 read -r put_rps put_p50 put_p99 < <(run_wrk -s bench/put_score.lua "http://127.0.0.1:$OBELIX_PORT")
+read -r put1_rps put1_p50 put1_p99 < <(CONNECTIONS=1 run_wrk -s bench/put_score.lua "http://127.0.0.1:$OBELIX_PORT")
 read -r medal_rps medal_p50 medal_p99 < <(run_wrk -s bench/award_medal.lua "http://127.0.0.1:$OBELIX_PORT")
+# The raw PostgreSQL baseline of the same writes, on the same server, in one run (pgbench).
+read -r raw6_tps raw6_p50 raw6_p99 < <(run_pgbench bench/raw/unordered.sql)
+read -r rawseq_tps rawseq_p50 rawseq_p99 < <(run_pgbench bench/raw/sequenced.sql)
+read -r raw1_tps raw1_p50 raw1_p99 < <(run_pgbench bench/raw/one_game.sql)
 PUSH=$(target/release/examples/push_bench "http://127.0.0.1:$OBELIX_PORT" "$REPORTER_TOKEN" "${PUSH_TABLETS:-1000}" "${PUSH_UPDATES:-50}")
 FAILOVER=$(target/release/examples/failover_bench "http://127.0.0.1:$OBELIX_PORT" bench-admin-token "${FAILOVER_ROUNDS:-20}")
 stop_obelix
@@ -88,8 +117,18 @@ PostgreSQL: ${DATABASE_URL:+the server at DATABASE_URL}${DATABASE_URL:-private c
 | GET score, tablet, cached (X-Cache: hit) | $cached_rps | $cached_p50 | $cached_p99 | $(ratio "$cached_rps" "$hello_rps") |
 | GET score, anonymous, cached | $anon_rps | $anon_p50 | $anon_p99 | $(ratio "$anon_rps" "$hello_rps") |
 | GET score, tablet, cache off | $uncached_rps | $uncached_p50 | $uncached_p99 | $(ratio "$uncached_rps" "$hello_rps") |
-| PUT score (reporter, 1 commit each) | $put_rps | $put_p50 | $put_p99 | |
-| POST medal (reporter, 1 commit each) | $medal_rps | $medal_p50 | $medal_p99 | |
+
+Reporter writes, 64 writers unless said (one run each), beside raw PostgreSQL doing the same transactions (pgbench -c $CONNECTIONS, same server, same run):
+
+| what | requests/s | p50 | p99 | vs raw, no order |
+|---|---:|---:|---:|---:|
+| raw PostgreSQL: update a game's row + insert a log row, 6 games, no global order | $raw6_tps | $raw6_p50 | $raw6_p99 | 1.00 |
+| raw PostgreSQL: the same plus a global sequence row | $rawseq_tps | $rawseq_p50 | $rawseq_p99 | $(ratio "$rawseq_tps" "$raw6_tps") |
+| raw PostgreSQL: one game, no global order | $raw1_tps | $raw1_p50 | $raw1_p99 | 1.00 (one game) |
+| PUT score over the 6 games (Obelix, one global order) | $put6_rps | $put6_p50 | $put6_p99 | $(ratio "$put6_rps" "$raw6_tps") |
+| PUT score on one game | $put_rps | $put_p50 | $put_p99 | $(ratio "$put_rps" "$raw1_tps") (one game) |
+| PUT score, one writer | $put1_rps | $put1_p50 | $put1_p99 | |
+| POST medal (one team) | $medal_rps | $medal_p50 | $medal_p99 | |
 
 Push (examples/push_bench.rs, latency from sending the PUT to receipt at each tablet): $PUSH
 

@@ -22,6 +22,8 @@ pub struct Settings {
     #[serde(default)]
     pub raffle: RaffleSettings,
     #[serde(default)]
+    pub write_log: WriteLogSettings,
+    #[serde(default)]
     pub bookstore: BookstoreSettings,
 }
 
@@ -51,9 +53,6 @@ pub struct BookstoreSettings {
     pub heartbeat_interval_ms: u64,
     /// …and one silent this long is routed around.
     pub heartbeat_deadline_ms: u64,
-    /// Writes committed together at most, and waiting at most (then 503).
-    pub max_group: usize,
-    pub max_pending_writes: usize,
     /// Log entries a replica reads per batch while it resyncs.
     pub replay_batch: i64,
     /// Entries a replica holds back behind a gap before it resyncs instead.
@@ -75,11 +74,31 @@ impl Default for BookstoreSettings {
             ack_timeout_ms: 1_000,
             heartbeat_interval_ms: 50,
             heartbeat_deadline_ms: 250,
-            max_group: 256,
-            max_pending_writes: 20_000,
             replay_batch: 1_000,
             max_held: 100_000,
             gap_patience_ms: 100,
+        }
+    }
+}
+
+/// The sequenced write logs (`actors::write_log`): how much each takes on.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct WriteLogSettings {
+    /// Writes committed together at most.
+    pub max_group: usize,
+    /// Writes waiting for a commit at most; past it a write is answered 503 at once.
+    pub max_pending: usize,
+    /// Subscribers (front-ends, publishers, replicas) at most per log.
+    pub max_subscribers: usize,
+}
+
+impl Default for WriteLogSettings {
+    fn default() -> Self {
+        Self {
+            max_group: 256,
+            max_pending: 10_000,
+            max_subscribers: 1_024,
         }
     }
 }
@@ -93,6 +112,16 @@ impl BookstoreSettings {
     }
     pub fn ack_timeout(&self) -> Duration {
         Duration::from_millis(self.ack_timeout_ms)
+    }
+}
+
+impl WriteLogSettings {
+    pub fn limits(&self) -> crate::actors::write_log::WriteLogLimits {
+        crate::actors::write_log::WriteLogLimits {
+            max_group: self.max_group.max(1),
+            max_pending: self.max_pending,
+            max_subscribers: self.max_subscribers,
+        }
     }
 }
 
@@ -407,12 +436,11 @@ impl Settings {
             ));
         }
         if store.heartbeat_deadline_ms < store.heartbeat_interval_ms
-            || store.max_group == 0
             || store.replay_batch <= 0
             || store.balancing == BalancingPolicy::Random
         {
             return Err(SettingsError::Invalid(
-                "bookstore: heartbeat_deadline_ms must be at least heartbeat_interval_ms, max_group and replay_batch positive, balancing round-robin or least-loaded".into(),
+                "bookstore: heartbeat_deadline_ms must be at least heartbeat_interval_ms, replay_batch positive, balancing round-robin or least-loaded".into(),
             ));
         }
         for (i, url) in store.replica_urls.iter().enumerate() {

@@ -75,10 +75,14 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageErro
         .await
         .map_err(StorageError::Connect)?;
     sqlx::migrate!().run(&pool).await?;
-    let last_update_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM update_sequence")
-        .fetch_one(&pool)
-        .await
-        .map_err(StorageError::Sequence)?;
+    // Where the front-ends join the one global order of Olympic updates: the log's head.
+    let last_update_seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT last_seq FROM write_log_heads WHERE log = 'update_log'), \
+         (SELECT max(seq) FROM update_log), 0)",
+    )
+    .fetch_one(&pool)
+    .await
+    .map_err(StorageError::Sequence)?;
     Ok(Storage {
         pool,
         cluster,

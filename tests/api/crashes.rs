@@ -139,6 +139,16 @@ async fn a_database_actor_stop_mid_traffic_loses_nothing() {
 }
 
 #[actix_web::test]
+async fn an_update_log_panic_mid_traffic_loses_nothing() {
+    crash_mid_traffic("olympics-update-log", "panic").await;
+}
+
+#[actix_web::test]
+async fn an_update_log_stop_mid_traffic_loses_nothing() {
+    crash_mid_traffic("olympics-update-log", "stop").await;
+}
+
+#[actix_web::test]
 async fn a_dispatcher_panic_mid_traffic_loses_nothing() {
     crash_mid_traffic("dispatcher", "panic").await;
 }

@@ -28,6 +28,7 @@ async fn health_and_readiness_answer() {
             "frontend-1",
             "frontend-2",
             "frontend-3",
+            "olympics-update-log",
             "publisher",
             "queue-broker-1",
             "queue-broker-2",

@@ -34,7 +34,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::actors::registry::Registry;
 use crate::actors::supervisor::{ActorCell, ShutdownSignal, start_supervised};
-use crate::actors::write_log::{Sequenced, WriteLog, WriteLogLimits};
+use crate::actors::write_log::{Sequenced, WriteLog};
 use crate::bookstore::cache::BookCache;
 use crate::bookstore::replica_store::ReplicaStore;
 use crate::bookstore::writes::{STORE_LOG, StoreChange, StoreEntry};
@@ -66,11 +66,7 @@ pub fn boot(
     let log_cell = ActorCell::new(WRITE_LOG);
     let log = {
         let (cell, pool) = (log_cell.clone(), pool.clone());
-        let limits = WriteLogLimits {
-            max_group: store.max_group,
-            max_pending: store.max_pending_writes,
-            max_subscribers: store.replicas + 1,
-        };
+        let limits = settings.write_log.limits();
         start_supervised(log_cell.clone(), supervision, shutdown.clone(), move |_| {
             WriteLog::new(cell, pool, STORE_LOG, limits)
         })

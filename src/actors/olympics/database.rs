@@ -1,4 +1,6 @@
-//! The Database actor: the only part of the Olympic service that talks to PostgreSQL.
+//! The Database actor: the Olympic service's reads of PostgreSQL (scores, tallies, the update
+//! log for front-ends that missed updates), its tablets and its raffle. The reporter's updates
+//! go through the service's write log instead (`writes.rs`, [`crate::actors::write_log`]).
 //!
 //! Each handler runs its SQL in a future of its own, so queries proceed concurrently over the
 //! pool while the actor's mailbox keeps flowing. A write is answered only after its transaction
@@ -7,44 +9,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Context, Handler, MailboxError, Message, Recipient, ResponseFuture};
+use actix::{Actor, Addr, Context, Handler, MailboxError, Message, ResponseFuture};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::actors::olympics::messages::{
-    Changed, Command, CommandReply, Query, QueryReply, SequencedUpdate, Write,
-};
+use crate::actors::olympics::messages::{Query, QueryReply, SequencedUpdate};
 use crate::actors::supervisor::ActorCell;
 use crate::olympics::raffle::Raffle;
-use crate::olympics::{Game, Medal, MedalTally, OlympicsError, ScoreBoard, Team, TeamScore};
+use crate::olympics::{Game, MedalTally, OlympicsError, ScoreBoard, Team, TeamScore};
 
 pub struct Database {
     pool: PgPool,
     cell: Arc<ActorCell>,
-    /// Told of each committed write (front-end caches, the publisher). Kept across restarts.
-    watchers: Vec<Recipient<Changed>>,
 }
 
 impl Database {
     pub fn new(pool: PgPool, cell: Arc<ActorCell>) -> Self {
-        Self {
-            pool,
-            cell,
-            watchers: Vec::new(),
-        }
-    }
-}
-
-/// Register a watcher to be told of every committed write.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Watch(pub Recipient<Changed>);
-
-impl Handler<Watch> for Database {
-    type Result = ();
-    fn handle(&mut self, msg: Watch, _ctx: &mut Self::Context) {
-        self.watchers.push(msg.0);
+        Self { pool, cell }
     }
 }
 
@@ -77,49 +59,6 @@ impl Handler<Query> for Database {
                 Query::Score { game } => QueryReply::Score(score_board(&pool, &game).await?),
                 Query::Medals { team } => QueryReply::Medals(medal_tally(&pool, &team).await?),
             })
-        })
-    }
-}
-
-impl Handler<Write> for Database {
-    type Result = ResponseFuture<Result<CommandReply, OlympicsError>>;
-
-    fn handle(&mut self, write: Write, _ctx: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
-        let watchers = self.watchers.clone();
-        let Write {
-            command,
-            entered_via,
-        } = write;
-        Box::pin(async move {
-            let (reply, seq) = match command {
-                Command::SetScores { game, update } => {
-                    let teams: Vec<String> = update.scores.keys().cloned().collect();
-                    let points: Vec<i64> = update.scores.values().map(|&p| p as i64).collect();
-                    let (board, seq) =
-                        set_scores(&pool, &game, &teams, &points, &entered_via).await?;
-                    (CommandReply::Score(board), Some(seq))
-                }
-                Command::AwardMedal {
-                    team,
-                    medal,
-                    idempotency_key,
-                } => {
-                    let (tally, seq) =
-                        award_medal(&pool, &team, medal, &idempotency_key, &entered_via).await?;
-                    (CommandReply::Medals(tally), seq)
-                }
-            };
-            // Queued in every front-end's mailbox before the writer hears OK: any read sent after
-            // the acknowledgement is handled after the invalidation (mailboxes are FIFO).
-            for watcher in &watchers {
-                watcher.do_send(Changed {
-                    seq,
-                    reply: reply.clone(),
-                    entered_via: entered_via.clone(),
-                });
-            }
-            Ok(reply)
         })
     }
 }
@@ -369,75 +308,6 @@ async fn medal_tally(pool: &PgPool, team: &str) -> Result<MedalTally, OlympicsEr
         .ok_or_else(|| OlympicsError::UnknownTeam(team.to_owned()))
 }
 
-#[tracing::instrument(skip(pool, points))]
-async fn set_scores(
-    pool: &PgPool,
-    game: &str,
-    teams: &[String],
-    points: &[i64],
-    entered_via: &str,
-) -> Result<(ScoreBoard, u64), OlympicsError> {
-    let mut tx = pool.begin().await?;
-    // Bumping the version locks the game's row: writers of one game commit one at a time.
-    let bumped = sqlx::query("UPDATE games SET version = version + 1 WHERE slug = $1")
-        .bind(game)
-        .execute(&mut *tx)
-        .await?;
-    if bumped.rows_affected() == 0 {
-        return Err(OlympicsError::UnknownGame(game.to_owned()));
-    }
-    let known: Vec<String> = sqlx::query_scalar("SELECT slug FROM teams WHERE slug = ANY($1)")
-        .bind(teams)
-        .fetch_all(&mut *tx)
-        .await?;
-    if let Some(unknown) = teams.iter().find(|t| !known.contains(t)) {
-        return Err(OlympicsError::UnknownTeam(unknown.clone()));
-    }
-    sqlx::query(
-        "INSERT INTO scores (game, team, points, updated_at) \
-         SELECT $1, team, points, now() FROM unnest($2::text[], $3::bigint[]) AS u(team, points) \
-         ON CONFLICT (game, team) DO UPDATE SET points = excluded.points, updated_at = excluded.updated_at",
-    )
-    .bind(game)
-    .bind(teams)
-    .bind(points)
-    .execute(&mut *tx)
-    .await?;
-    let rows: Vec<ScoreRow> = sqlx::query_as(SELECT_BOARD)
-        .bind(game)
-        .fetch_all(&mut *tx)
-        .await?;
-    let board =
-        board_from_rows(game, rows).ok_or_else(|| OlympicsError::UnknownGame(game.to_owned()))?;
-    let seq = log_update(&mut tx, &CommandReply::Score(board.clone()), entered_via).await?;
-    tx.commit().await?;
-    Ok((board, seq))
-}
-
-/// Takes the next number of the global order for this update and logs it under that number.
-/// Last in its transaction: the counter's row stays locked until the commit, so updates commit
-/// in number order and the numbers have no gaps (a rollback gives its number back).
-async fn log_update(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    reply: &CommandReply,
-    entered_via: &str,
-) -> Result<u64, OlympicsError> {
-    let (kind, subject) = reply.kind_and_subject();
-    let detail = serde_json::to_string(reply).expect("replies serialize");
-    let seq: i64 = sqlx::query_scalar(
-        "WITH next AS (UPDATE update_sequence SET last_seq = last_seq + 1 RETURNING last_seq) \
-         INSERT INTO update_log (seq, kind, subject, entered_via, detail) \
-         SELECT last_seq, $1, $2, $3, $4::jsonb FROM next RETURNING seq",
-    )
-    .bind(kind)
-    .bind(subject)
-    .bind(entered_via)
-    .bind(detail)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(seq as u64)
-}
-
 /// One transaction per batch: skip a batch already counted, take the next run of positions,
 /// record its winners.
 #[tracing::instrument(skip(pool, msg), fields(frontend = %msg.frontend, batch = msg.batch, requests = msg.tablets.len()))]
@@ -503,81 +373,12 @@ async fn record_requests(
     Ok(wins)
 }
 
-#[tracing::instrument(skip(pool))]
-async fn award_medal(
-    pool: &PgPool,
-    team: &str,
-    medal: Medal,
-    idempotency_key: &str,
-    entered_via: &str,
-) -> Result<(MedalTally, Option<u64>), OlympicsError> {
-    let mut tx = pool.begin().await?;
-    let team_exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM teams WHERE slug = $1)")
-            .bind(team)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !team_exists {
-        return Err(OlympicsError::UnknownTeam(team.to_owned()));
-    }
-    // A concurrent award with the same key waits here on the unique index until the first commits.
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO medal_awards (team, medal, idempotency_key) VALUES ($1, $2, $3) \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-    )
-    .bind(team)
-    .bind(medal.as_str())
-    .bind(idempotency_key)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if inserted.is_none() {
-        let (first_team, first_medal): (String, String) =
-            sqlx::query_as("SELECT team, medal FROM medal_awards WHERE idempotency_key = $1")
-                .bind(idempotency_key)
-                .fetch_one(&mut *tx)
-                .await?;
-        if first_team != team || first_medal != medal.as_str() {
-            return Err(OlympicsError::IdempotencyConflict(
-                idempotency_key.to_owned(),
-            ));
-        }
-        tracing::info!(
-            team,
-            medal = medal.as_str(),
-            idempotency_key,
-            "medal award retried; counted once"
-        );
-        let tally = sqlx::query_as(SELECT_TALLY)
-            .bind(team)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        return Ok((tally, None));
-    }
-    let tally: MedalTally = sqlx::query_as(
-        "UPDATE medal_tallies SET \
-            gold = gold + ($2 = 'gold')::int, \
-            silver = silver + ($2 = 'silver')::int, \
-            bronze = bronze + ($2 = 'bronze')::int, \
-            version = version + 1, \
-            updated_at = now() \
-         WHERE team = $1 RETURNING team, gold, silver, bronze, version, updated_at",
-    )
-    .bind(team)
-    .bind(medal.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
-    let seq = log_update(&mut tx, &CommandReply::Medals(tally.clone()), entered_via).await?;
-    tx.commit().await?;
-    Ok((tally, Some(seq)))
-}
-
 /// How often callers retry the Database actor while it restarts.
 const DATABASE_RETRIES: u32 = 20;
 const DATABASE_RETRY_PAUSE: Duration = Duration::from_millis(25);
 
 /// Sends to the Database actor, retrying while it restarts. Retrying is safe: reads are reads,
-/// scores are set (not added) and medal awards carry an idempotency key.
+/// the raffle's batches and the tablets' rows are written once whatever the retries.
 pub async fn ask_database<M, R>(
     db: Addr<Database>,
     msg: M,

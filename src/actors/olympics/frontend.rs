@@ -26,9 +26,7 @@ use actix::{
 use moka::sync::Cache;
 
 use crate::actors::clock::now_ms;
-use crate::actors::olympics::database::{
-    Database, LoadUpdates, RecordRequests, Watch, ask_database,
-};
+use crate::actors::olympics::database::{Database, LoadUpdates, RecordRequests, ask_database};
 use crate::actors::olympics::frontend_clocks::{
     AdjustClock, DescribeMember, FrontendClocks, HeartbeatWithClock, MemberState, ReadClock,
 };
@@ -36,9 +34,11 @@ use crate::actors::olympics::frontend_order::{RaffleReport, UpdateOrder};
 use crate::actors::olympics::messages::{
     Answer, Changed, Command, CommandReply, Query, Read, SequencedUpdate, SharedReply, Write,
 };
+use crate::actors::olympics::writes::{UpdateLog, submit_update};
 use crate::actors::registry::Registry;
 use crate::actors::server_group::{Duty, Election, GroupMember, GroupTiming, Members};
 use crate::actors::supervisor::{ActorCell, ShutdownSignal, start_supervised};
+use crate::actors::write_log::Subscribe;
 use crate::coordination::berkeley::{ClockReport, SimulatedClock, synchronise};
 use crate::olympics::OlympicsError;
 use crate::olympics::raffle::Raffle;
@@ -58,6 +58,8 @@ pub struct Frontend {
     group: GroupMember,
     clocks: FrontendClocks,
     db: Addr<Database>,
+    /// Where the reporter's updates go: the one global order.
+    updates_log: Addr<UpdateLog>,
     cell: Arc<ActorCell>,
     timeout: Duration,
     /// `None` when caching is off (`olympics.cache_capacity = 0`).
@@ -84,6 +86,7 @@ pub struct Frontend {
 #[derive(Clone)]
 pub struct FrontendFactory {
     pub db: Addr<Database>,
+    pub updates_log: Addr<UpdateLog>,
     pub peers: Peers,
     pub timeout: Duration,
     pub cache_capacity: u64,
@@ -118,6 +121,7 @@ impl FrontendFactory {
                 group: GroupMember::new(id, "frontends", GroupTiming::from(&factory.group)),
                 clocks: FrontendClocks::new(clock, &factory.group),
                 db: factory.db,
+                updates_log: factory.updates_log.clone(),
                 cell: actor_cell,
                 timeout: factory.timeout,
                 cache: (factory.cache_capacity > 0).then(|| Cache::new(factory.cache_capacity)),
@@ -133,7 +137,8 @@ impl FrontendFactory {
                 reporter: format!("frontend-{id}@{}", uuid::Uuid::new_v4()),
             },
         );
-        self.db.do_send(Watch(addr.clone().recipient()));
+        self.updates_log
+            .do_send(Subscribe(addr.clone().recipient()));
         self.registry.add(cell.clone(), addr.clone());
         (addr, cell)
     }
@@ -474,16 +479,14 @@ impl Handler<Changed> for Frontend {
     /// Invalidates at once (invalidations commute, and the writer's OK is queued right behind
     /// this message), and applies the update in the global order.
     fn handle(&mut self, changed: Changed, _ctx: &mut Self::Context) {
-        self.invalidate(&changed.reply.cache_key());
-        if let Some(seq) = changed.seq {
-            let (kind, subject) = changed.reply.kind_and_subject();
-            self.take_update(SequencedUpdate {
-                seq: seq as i64,
-                kind: kind.to_owned(),
-                subject: subject.to_owned(),
-                entered_via: changed.entered_via,
-            });
-        }
+        self.invalidate(&changed.applied.cache_key());
+        let (kind, subject) = changed.applied.kind_and_subject();
+        self.take_update(SequencedUpdate {
+            seq: changed.seq as i64,
+            kind: kind.to_owned(),
+            subject: subject.to_owned(),
+            entered_via: changed.entered_via,
+        });
     }
 }
 
@@ -558,6 +561,8 @@ impl Handler<Command> for Frontend {
             command,
             entered_via: self.cell.name().to_owned(),
         };
-        Box::pin(ask_database(self.db.clone(), write, self.timeout))
+        let log = self.updates_log.clone();
+        let timeout = self.timeout;
+        Box::pin(async move { submit_update(&log, write, timeout).await })
     }
 }

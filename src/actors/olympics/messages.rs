@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use actix::Message;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::olympics::push_log::Topic;
@@ -85,23 +85,13 @@ impl SharedReply {
     }
 }
 
-/// A committed write and the state it left. The database actor sends it to every watcher (the
-/// front-ends, the publisher) after the commit and before the writer is answered, so no
-/// front-end serves the old value after the acknowledgement.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Changed {
-    /// The update's number in the one global order (see `coordination::sequencer`); `None` for
-    /// a retried medal award that changed nothing.
-    pub seq: Option<u64>,
-    pub reply: CommandReply,
-    /// The front-end the reporter's request entered through.
-    pub entered_via: String,
-}
+/// A committed update and the state it left, numbered in the one global order. The write log
+/// sends it to every subscriber (the front-ends, the publisher) after the commit and before the
+/// writer is answered, so no front-end serves the old value after the acknowledgement.
+pub type Changed = crate::actors::write_log::Sequenced<CommandReply>;
 
-/// A reporter's update as the database actor takes it: the command and where it entered.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<CommandReply, OlympicsError>")]
+/// A reporter's update as the write log takes it: the command and where it entered.
+#[derive(Debug, Clone)]
 pub struct Write {
     pub command: Command,
     pub entered_via: String,
@@ -149,7 +139,8 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Also the `detail` of its entry in `update_log`, from which a retried update is answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum CommandReply {
     Score(ScoreBoard),

@@ -10,6 +10,8 @@
 //! - [`database`]: the only actor that talks to PostgreSQL for this service; it numbers the
 //!   updates and multicasts each after its commit.
 //! - [`publisher`]: pushes updates to tablets over SSE.
+//! - [`writes`]: the reporter's updates as the service's write log applies them (the log is the
+//!   shared [`crate::actors::write_log`]: one global order, group commit).
 //! - [`messages`]: the messages these actors share.
 
 pub mod database;
@@ -21,6 +23,7 @@ pub mod messages;
 pub mod publisher;
 pub mod router;
 pub mod routing_table;
+pub mod writes;
 
 use std::sync::Arc;
 
@@ -32,13 +35,16 @@ use crate::actors::registry::Registry;
 use crate::actors::supervisor::{ActorCell, ShutdownSignal, start_supervised};
 use crate::coordination::berkeley::SimulatedClock;
 use crate::settings::Settings;
-use database::{Database, Watch};
+use database::Database;
 use dispatcher::Dispatcher;
 use frontend::FrontendFactory;
 use frontend_clocks::FrontendClocks;
 use publisher::Publisher;
 use router::Router;
 use routing_table::{FrontendSlot, RoutingTable};
+use writes::{UPDATE_LOG, UpdateLog};
+
+use crate::actors::write_log::Subscribe;
 
 /// The Olympic service's handles.
 pub struct Olympics {
@@ -60,15 +66,29 @@ pub fn boot(
     let registry = registry.clone();
 
     let db_cell = ActorCell::new("database");
-    let database = start_supervised(db_cell.clone(), supervision, shutdown.clone(), |_| {
-        Database::new(pool, db_cell.clone())
-    });
+    let database = {
+        let pool = pool.clone();
+        start_supervised(db_cell.clone(), supervision, shutdown.clone(), |_| {
+            Database::new(pool, db_cell.clone())
+        })
+    };
     registry.add(db_cell, database.clone());
+
+    // The one global order of the reporter's updates, committed in groups.
+    let log_cell = ActorCell::new("olympics-update-log");
+    let updates_log = {
+        let (cell, limits) = (log_cell.clone(), settings.write_log.limits());
+        start_supervised(log_cell.clone(), supervision, shutdown.clone(), move |_| {
+            UpdateLog::new(cell, pool, UPDATE_LOG, limits)
+        })
+    };
+    registry.add(log_cell, updates_log.clone());
 
     // The table comes first: front-ends find their peers in it.
     let table = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
     let factory = FrontendFactory {
         db: database.clone(),
+        updates_log: updates_log.clone(),
         peers: table.clone(),
         timeout,
         cache_capacity: settings.olympics.cache_capacity,
@@ -124,7 +144,7 @@ pub fn boot(
             move |_| Publisher::new(db, cell, push.replay_events, push.queue_per_tablet),
         )
     };
-    database.do_send(Watch(publisher.clone().recipient()));
+    updates_log.do_send(Subscribe(publisher.clone().recipient()));
     registry.add(publisher_cell, publisher.clone());
 
     Olympics {

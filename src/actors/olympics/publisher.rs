@@ -154,7 +154,7 @@ crate::supervised_actor_handlers!(Publisher);
 impl Handler<Changed> for Publisher {
     type Result = ();
 
-    fn handle(&mut self, Changed { reply, .. }: Changed, _ctx: &mut Self::Context) {
+    fn handle(&mut self, Changed { applied: reply, .. }: Changed, _ctx: &mut Self::Context) {
         let (topic, version) = reply.topic();
         let json = serde_json::to_string(&reply).expect("replies serialize");
         if let Some(event) = self.log.append(topic, version, &json) {

@@ -26,8 +26,9 @@
 //! forking the order.
 //!
 //! Failures: the actor runs under the supervisor. A group in flight when it crashes finishes
-//! (its writers are answered, committed or not) or rolls back with the connection; the next life
-//! waits for it (`write_lock`) before it reloads the last number. A failed commit answers its
+//! (its writers are answered, committed or not) or rolls back with the connection; the writes
+//! still waiting are kept, and the next life waits for the group (`write_lock`), reloads the
+//! last number and commits them. A failed commit answers its
 //! writers with an error and reloads the last number before the next group: its outcome may be
 //! unknown, which a retry with the same idempotency key resolves.
 
@@ -337,17 +338,19 @@ impl<W: SequencedWrite> Actor for WriteLog<W> {
 }
 
 impl<W: SequencedWrite> actix::Supervised for WriteLog<W> {
+    /// The waiting writes are kept (the actor value survives): the next life commits them once
+    /// it has reloaded the last number, after the group in flight (if any) is done.
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        let waiting = self.pending.len();
         tracing::warn!(
             log = self.name(),
-            "write log {} restarting; waiting writes are answered 503",
+            waiting,
+            "write log {} restarting; its {waiting} waiting writes go in its next life",
             self.name()
         );
         self.generation += 1;
         self.flushing = false;
-        for (_, reply) in self.pending.drain(..) {
-            let _ = reply.send(Err(WriteError::Storage));
-        }
+        self.last_seq = None;
     }
 }
 
@@ -417,17 +420,15 @@ impl<W: SequencedWrite> Handler<Loaded> for WriteLog<W> {
 impl<W: SequencedWrite> Handler<Flushed<W>> for WriteLog<W> {
     type Result = ();
     fn handle(&mut self, msg: Flushed<W>, ctx: &mut Self::Context) {
-        if msg.generation != self.generation {
-            // A previous life's group: its writers were answered by the group itself.
-            for (_, reply) in msg.again {
-                let _ = reply.send(Err(WriteError::Storage));
-            }
-            return;
-        }
-        self.flushing = false;
+        // The rest of a poisoned group goes first, whichever life it came from; a previous
+        // life's last number is not this life's (it reloads it after that group).
         for entry in msg.again.into_iter().rev() {
             self.pending.push_front(entry);
         }
+        if msg.generation != self.generation {
+            return;
+        }
+        self.flushing = false;
         match msg.last_seq {
             Some(last) => {
                 self.last_seq = Some(last);
