@@ -8,6 +8,7 @@
 //! |---|---|---|---|
 //! | Olympic results (seeds 000, 001) | `actors::olympics` | `web::olympics` | [`olympics`] |
 //! | log queue (seed 004) | `actors::queue` | `web::queue` | [`queue`] |
+//! | Pygmy.com bookstore (seed 002) | `actors::bookstore` | `web::bookstore` | [`bookstore`] |
 //!
 //! Shared machinery, once:
 //! - [`startup`]: builds the tree (PostgreSQL, actors, HTTP) and runs it until a signal.
@@ -20,11 +21,12 @@
 //! - [`coordination`]: plain algorithms, free of actix and unit-tested: elections (bully, ring),
 //!   failure detection, Berkeley and vector clocks, the hold-back queue of a total order, load
 //!   balancing.
-//! - [`clients`]: `obelix tablet`, `obelix cacofonix` and `obelix queue`, REST clients of a
-//!   running server.
+//! - [`clients`]: `obelix tablet`, `obelix cacofonix`, `obelix queue` and `obelix books`, REST
+//!   clients of a running server.
 //! - [`telemetry`]: logs.
 
 pub mod actors;
+pub mod bookstore;
 pub mod clients;
 pub mod coordination;
 pub mod olympics;

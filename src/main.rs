@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use obelix::clients::{cacofonix, queue, tablet};
+use obelix::clients::{books, cacofonix, queue, tablet};
 use obelix::settings::Settings;
 use obelix::startup::Application;
 
@@ -21,6 +21,8 @@ enum Command {
     Cacofonix(cacofonix::CacofonixArgs),
     /// The log queue: create-topic, topics, produce, consume.
     Queue(queue::QueueArgs),
+    /// The Pygmy.com bookstore: list, search TOPIC, lookup ID, buy ID.
+    Books(books::BooksArgs),
 }
 
 #[actix_web::main]
@@ -32,6 +34,7 @@ async fn main() -> std::process::ExitCode {
         Command::Tablet(args) => tablet::run(args).await.map_err(Into::into),
         Command::Cacofonix(args) => cacofonix::run(args).await.map_err(Into::into),
         Command::Queue(args) => queue::run(args).await.map_err(Into::into),
+        Command::Books(args) => books::run(args).await.map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

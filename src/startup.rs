@@ -79,6 +79,7 @@ impl Application {
         let tokens = Tokens {
             reporter: settings.olympics.reporter_token.clone(),
             admin: settings.admin.token.clone(),
+            bookstore_manager: settings.bookstore.manager_token.clone(),
         };
         let body_limit = BodyLimit(settings.server.max_body_bytes);
         let body_timeout = BodyTimeout(settings.server.body_timeout());
@@ -114,6 +115,13 @@ impl Application {
         if settings.olympics.reporter_token.expose_secret() == DEVELOPMENT_REPORTER_TOKEN {
             tracing::warn!(
                 "the reporter token is the development one from config.toml; set OBELIX__OLYMPICS__REPORTER_TOKEN before anyone else can reach this server"
+            );
+        }
+        if settings.bookstore.manager_token.expose_secret()
+            == crate::settings::DEVELOPMENT_MANAGER_TOKEN
+        {
+            tracing::warn!(
+                "the bookstore manager token is the development one from config.toml; set OBELIX__BOOKSTORE__MANAGER_TOKEN before anyone else can reach this server"
             );
         }
         if settings.admin.token.is_some() {

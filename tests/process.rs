@@ -1,6 +1,6 @@
 //! The `obelix` binary as a user runs it, with its own private PostgreSQL cluster:
 //! `kill -9` under load loses no acknowledged write (Olympic awards, queue messages, consumer
-//! offsets), a killed postmaster is brought back by the keeper, and SIGTERM shuts everything
+//! offsets, bookstore orders), a killed postmaster is brought back by the keeper, and SIGTERM shuts everything
 //! down cleanly.
 
 use std::io::{BufRead, BufReader};
@@ -635,4 +635,119 @@ fn a_socket_folder_someone_else_made_is_refused() {
         stderr.contains(&socket_dir.display().to_string()),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn kill_9_under_bookstore_buys_keeps_every_acknowledged_order_once() {
+    let (_guard, data) = data_dir();
+
+    // 1. Buyers (each buy with its own idempotency key) until 150 are acknowledged; kill -9.
+    let first = Obelix::start(&data);
+    let client = client();
+    let acknowledged = Arc::new(Mutex::new(Vec::<(String, i64)>::new()));
+    let mut buyers = Vec::new();
+    for w in 0..8 {
+        let (client, base, acknowledged) =
+            (client.clone(), first.base_url.clone(), acknowledged.clone());
+        buyers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let key = format!("bk9-{w}-{i}");
+                let book = 1 + (i % 4);
+                let sent = client
+                    .post(format!("{base}/bookstore/books/{book}/buy"))
+                    .header("Idempotency-Key", &key)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 201 => {
+                        let order: serde_json::Value = match r.json().await {
+                            Ok(order) => order,
+                            Err(_) => return,
+                        };
+                        acknowledged
+                            .lock()
+                            .unwrap()
+                            .push((key, order["id"].as_i64().unwrap()));
+                    }
+                    Ok(r) => panic!("buy {key} answered {} before the kill", r.status()),
+                    Err(_) => return, // the process is gone
+                }
+            }
+        }));
+    }
+    eventually(Duration::from_secs(30), || {
+        acknowledged.lock().unwrap().len() >= 150
+    })
+    .await;
+    first.signal(libc::SIGKILL);
+    for buyer in buyers {
+        buyer.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    drop(first);
+
+    // 2. Restart: every acknowledged buy is in the log and the orders, once; stock matches.
+    let second = Obelix::start(&data);
+    let mut conn = PgConnection::connect_with(&second.connect_options())
+        .await
+        .unwrap();
+    let logged: Vec<String> =
+        sqlx::query_scalar("SELECT idempotency_key FROM bookstore_write_log WHERE kind = 'buy'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let missing: Vec<&(String, i64)> = acknowledged
+        .iter()
+        .filter(|(k, _)| !logged.contains(&format!("client:{k}")))
+        .collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM bookstore_orders")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(orders as usize, logged.len(), "one order per logged buy");
+    let sold: i64 =
+        sqlx::query_scalar("SELECT sum(100 - quantity)::bigint FROM bookstore_stock WHERE id <= 4")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(sold, orders, "stock went down once per order");
+    conn.close().await.unwrap();
+
+    // 3. Retrying an acknowledged buy answers its first order; the replicas catch up and agree.
+    for (key, id) in acknowledged.iter().take(5) {
+        let book = 1 + key.rsplit('-').next().unwrap().parse::<i64>().unwrap() % 4;
+        let again: serde_json::Value = client
+            .post(format!("{}/bookstore/books/{book}/buy", second.base_url))
+            .header("Idempotency-Key", key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(again["id"].as_i64(), Some(*id), "retry of {key}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status: serde_json::Value = client
+            .get(format!("{}/bookstore/replicas", second.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let replicas = status["replicas"].as_array().unwrap();
+        let agreed = replicas.iter().all(|r| {
+            r["state"] == "serving"
+                && r["last_applied"].as_u64() == Some(logged.len() as u64)
+                && r["digest"] == replicas[0]["digest"]
+        });
+        if agreed {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas never agreed: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -14,11 +14,16 @@
 //!                 │   └───── write manager ◄─ server group: election, heartbeats ─► read managers
 //!                 └── where to read (rotation, consumer groups) ──► read managers
 //!
+//!   bookstore/ (seed 002)
+//!   ingress ──► Bookstore (cache) ──► bookstore-frontend ──► catalog replicas × R (own tables)
+//!                                          └── buys ──► order servers × O ──► write log ──► PostgreSQL
+//!
 //!   PostgresKeeper (only with a private PostgreSQL)
 //! ```
 //!
 //! [`boot`] starts the services in this order: the Olympic service, then the queue (whose
-//! routing table is loaded from PostgreSQL first, so the first request finds it). Each service's
+//! routing table is loaded from PostgreSQL first, so the first request finds it), then the
+//! bookstore. Each service's
 //! folder has its own `boot` and one actor per file.
 //!
 //! Shared by every service:
@@ -32,6 +37,7 @@
 //! - [`clock`]: the one monotonic millisecond clock of the process.
 //! - [`postgres_keeper`]: watches the private PostgreSQL cluster and restarts it.
 
+pub mod bookstore;
 pub mod clock;
 pub mod lifecycle;
 pub mod olympics;
@@ -63,6 +69,7 @@ pub struct Tree {
     pub registry: Registry,
     pub shutdown: ShutdownSignal,
     pub queue: QueueRouter,
+    pub bookstore: bookstore::Bookstore,
     /// How long the ingress waits for an actor's answer.
     pub timeout: std::time::Duration,
 }
@@ -83,7 +90,8 @@ pub async fn boot(
         &registry,
         last_update_seq,
     );
-    let queue = queue::boot(settings, pool, shutdown.clone(), &registry).await?;
+    let queue = queue::boot(settings, pool.clone(), shutdown.clone(), &registry).await?;
+    let bookstore = bookstore::boot(settings, pool, shutdown.clone(), &registry);
     Ok(Tree {
         router: olympics.router,
         database: olympics.database,
@@ -91,6 +99,7 @@ pub async fn boot(
         registry,
         shutdown,
         queue,
+        bookstore,
         timeout: settings.olympics.request_timeout(),
     })
 }

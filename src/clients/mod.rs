@@ -1,7 +1,9 @@
 //! The command-line clients: `obelix tablet` (a stone tablet following games and teams),
-//! `obelix cacofonix` (the reporter) and `obelix queue` (the log queue's library and CLI). They
+//! `obelix cacofonix` (the reporter), `obelix queue` (the log queue's library and CLI) and
+//! `obelix books` (the bookstore's shopper). They
 //! talk to a running Obelix over its REST API only.
 
+pub mod books;
 pub mod cacofonix;
 pub mod queue;
 pub mod sse;

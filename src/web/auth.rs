@@ -1,4 +1,5 @@
-//! Bearer-token extractors: `Reporter` (Cacofonix, for writes) and `Admin`.
+//! Bearer-token extractors: `Reporter` (Cacofonix, for writes), `Manager` (the bookstore's
+//! store manager) and `Admin`.
 //! Tokens are compared in constant time and never logged.
 
 use std::future::{Ready, ready};
@@ -16,6 +17,23 @@ use crate::web::error::ApiError;
 pub struct Tokens {
     pub reporter: SecretString,
     pub admin: Option<SecretString>,
+    pub bookstore_manager: SecretString,
+}
+
+/// Proof that the request carries the bookstore manager's token.
+pub struct Manager;
+
+impl FromRequest for Manager {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(if matches(bearer(req), &tokens(req).bookstore_manager) {
+            Ok(Manager)
+        } else {
+            Err(ApiError::Unauthorized)
+        })
+    }
 }
 
 /// Proof that the request carries the reporter's token.

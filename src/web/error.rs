@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::actors::registry::UnknownActor;
+use crate::bookstore::BookstoreError;
 use crate::olympics::OlympicsError;
 use crate::queue::QueueError;
 
@@ -16,6 +17,8 @@ pub enum ApiError {
     Olympics(#[from] OlympicsError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Bookstore(#[from] BookstoreError),
     #[error(transparent)]
     UnknownActor(#[from] UnknownActor),
     #[error("malformed JSON: {0}")]
@@ -61,6 +64,7 @@ impl ApiError {
             ApiError::InvalidField { field, .. } => Some(field),
             ApiError::Olympics(OlympicsError::Invalid { field, .. }) => Some(field),
             ApiError::Queue(QueueError::Invalid { field, .. }) => Some(field),
+            ApiError::Bookstore(BookstoreError::Invalid { field, .. }) => Some(field),
             ApiError::BadHeader { header, .. } => Some(header),
             ApiError::BadParameter { field, .. } => Some(field),
             _ => None,
@@ -94,6 +98,18 @@ impl ResponseError for ApiError {
                 QueueError::PartitionUnavailable { .. }
                 | QueueError::Unavailable(_)
                 | QueueError::Storage { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::Bookstore(e) => match e {
+                BookstoreError::UnknownBook(_) | BookstoreError::UnknownOrder(_) => {
+                    StatusCode::NOT_FOUND
+                }
+                BookstoreError::OutOfStock(_) => StatusCode::CONFLICT,
+                BookstoreError::Invalid { .. } | BookstoreError::IdempotencyConflict(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                BookstoreError::Unavailable(_) | BookstoreError::Storage => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
             },
             ApiError::UnknownActor(_) | ApiError::AdminDisabled | ApiError::NoRoute(_) => {
                 StatusCode::NOT_FOUND

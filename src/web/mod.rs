@@ -1,6 +1,6 @@
 //! The HTTP ingress. Each handler turns a request into an actor message and the reply into a
 //! response; no business logic lives here. Every route is registered in [`routes`], which calls
-//! each service's own `routes` ([`olympics::routes`], [`queue::routes`]).
+//! each service's own `routes` ([`olympics::routes`], [`queue::routes`], [`bookstore::routes`]).
 //!
 //! Shared by every service: [`error`] (every error mapped to HTTP in one place), [`json`] (the
 //! JSON body extractor), [`auth`] (bearer tokens), [`health`], [`cluster`] and [`admin`], and
@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bookstore;
 pub mod cluster;
 pub mod error;
 pub mod health;
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(health::ready)))
         .configure(olympics::routes)
         .configure(queue::routes)
+        .configure(bookstore::routes)
         .service(resource("/cluster").route(web::get().to(cluster::members)))
         .service(resource("/cluster/members/{id}/updates").route(web::get().to(cluster::updates)))
         .service(resource("/admin/frontends").route(web::post().to(admin::add_frontend)))

@@ -1,6 +1,8 @@
 //! REST tests against the whole tree: real HTTP, real actors, real PostgreSQL.
 mod admin;
 mod bad_input;
+mod bookstore;
+mod bookstore_crashes;
 mod cache;
 mod clients;
 mod cluster;

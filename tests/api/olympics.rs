@@ -19,6 +19,12 @@ async fn health_and_readiness_answer() {
     assert_eq!(
         actors,
         [
+            "bookstore-catalog-1",
+            "bookstore-catalog-2",
+            "bookstore-frontend",
+            "bookstore-order-1",
+            "bookstore-order-2",
+            "bookstore-write-log",
             "database",
             "dispatcher",
             "frontend-1",

@@ -1,0 +1,199 @@
+//! The store's writes as the write log applies them to the authority, `bookstore_stock`.
+//!
+//! Each write checks and changes in one conditional statement (a buy is
+//! `UPDATE … SET quantity = quantity - 1 WHERE id = $1 AND quantity > 0 RETURNING …`), so two
+//! buyers can never both take the last copy, whichever order servers they came through. A
+//! refused write (unknown book, out of stock) changes nothing and takes no number. Each entry
+//! carries the book's whole state after the write, so replicas apply entries by overwriting,
+//! which makes replaying an entry twice harmless.
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use crate::actors::write_log::{LogTable, SequencedWrite};
+use crate::bookstore::{Book, Order};
+
+/// The store's write log.
+pub const STORE_LOG: LogTable = LogTable {
+    name: "bookstore_write_log",
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChange {
+    Buy,
+    Restock { copies: i64 },
+    SetCost { cents: i64 },
+}
+
+/// One write, as it enters the log.
+#[derive(Debug, Clone)]
+pub struct StoreWrite {
+    pub book: i64,
+    pub change: StoreChange,
+    /// The server the write entered through (the order server for buys).
+    pub via: String,
+    pub key: Option<String>,
+}
+
+/// A committed write: the book after it (and the order, for a buy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StoreEntry {
+    Bought { book: Book, order: Order },
+    Restocked { book: Book, copies: i64 },
+    CostChanged { book: Book },
+}
+
+impl StoreEntry {
+    pub fn book(&self) -> &Book {
+        match self {
+            StoreEntry::Bought { book, .. }
+            | StoreEntry::Restocked { book, .. }
+            | StoreEntry::CostChanged { book } => book,
+        }
+    }
+}
+
+/// Why a write was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreRefusal {
+    UnknownBook(i64),
+    OutOfStock(i64),
+}
+
+type BookRow = (i64, String, String, i64, i64);
+
+fn book_of((id, title, topic, cost_cents, quantity): BookRow) -> Book {
+    Book {
+        id,
+        title,
+        topic,
+        cost_cents,
+        quantity,
+        version: 0,
+    }
+}
+
+const RETURNING: &str = "RETURNING id, title, topic, cost_cents, quantity";
+
+impl StoreWrite {
+    async fn apply_in(
+        &self,
+        tx: &mut PgConnection,
+    ) -> Result<Result<StoreEntry, StoreRefusal>, sqlx::Error> {
+        let statement = match &self.change {
+            StoreChange::Buy => format!(
+                "UPDATE bookstore_stock SET quantity = quantity - 1 WHERE id = $1 AND quantity > 0 {RETURNING}"
+            ),
+            StoreChange::Restock { .. } => format!(
+                "UPDATE bookstore_stock SET quantity = quantity + $2 WHERE id = $1 {RETURNING}"
+            ),
+            StoreChange::SetCost { .. } => {
+                format!("UPDATE bookstore_stock SET cost_cents = $2 WHERE id = $1 {RETURNING}")
+            }
+        };
+        let argument = match self.change {
+            StoreChange::Buy => 0,
+            StoreChange::Restock { copies } => copies,
+            StoreChange::SetCost { cents } => cents,
+        };
+        let row: Option<BookRow> = sqlx::query_as(sqlx::AssertSqlSafe(statement))
+            .bind(self.book)
+            .bind(argument)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM bookstore_stock WHERE id = $1")
+                    .bind(self.book)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Ok(Err(match (exists, &self.change) {
+                (Some(_), StoreChange::Buy) => StoreRefusal::OutOfStock(self.book),
+                _ => StoreRefusal::UnknownBook(self.book),
+            }));
+        };
+        let book = book_of(row);
+        Ok(Ok(match self.change {
+            StoreChange::Buy => {
+                let (id, ordered_at) = sqlx::query_as(
+                    "INSERT INTO bookstore_orders (book_id, title, price_cents, order_server) \
+                     VALUES ($1, $2, $3, $4) RETURNING id, ordered_at",
+                )
+                .bind(book.id)
+                .bind(&book.title)
+                .bind(book.cost_cents)
+                .bind(&self.via)
+                .fetch_one(&mut *tx)
+                .await?;
+                let order = Order {
+                    id,
+                    book_id: book.id,
+                    title: book.title.clone(),
+                    price_cents: book.cost_cents,
+                    order_server: self.via.clone(),
+                    ordered_at,
+                };
+                StoreEntry::Bought { book, order }
+            }
+            StoreChange::Restock { copies } => StoreEntry::Restocked { book, copies },
+            StoreChange::SetCost { .. } => StoreEntry::CostChanged { book },
+        }))
+    }
+}
+
+impl SequencedWrite for StoreWrite {
+    type Applied = StoreEntry;
+    type Rejected = StoreRefusal;
+
+    fn apply<'c>(
+        &'c self,
+        tx: &'c mut PgConnection,
+    ) -> BoxFuture<'c, Result<Result<StoreEntry, StoreRefusal>, sqlx::Error>> {
+        Box::pin(self.apply_in(tx))
+    }
+
+    fn describe(applied: &StoreEntry) -> (&'static str, String) {
+        let kind = match applied {
+            StoreEntry::Bought { .. } => "buy",
+            StoreEntry::Restocked { .. } => "restock",
+            StoreEntry::CostChanged { .. } => "cost",
+        };
+        (kind, applied.book().id.to_string())
+    }
+
+    fn entered_via(&self) -> &str {
+        &self.via
+    }
+
+    fn idempotency_key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    fn fingerprint(&self) -> String {
+        format!("{}:{:?}", self.book, self.change)
+    }
+}
+
+/// An order as recorded.
+pub async fn read_order(pool: &sqlx::PgPool, id: i64) -> Result<Option<Order>, sqlx::Error> {
+    let row: Option<(i64, i64, String, i64, String, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as(
+            "SELECT id, book_id, title, price_cents, order_server, ordered_at \
+             FROM bookstore_orders WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(
+        |(id, book_id, title, price_cents, order_server, ordered_at)| Order {
+            id,
+            book_id,
+            title,
+            price_cents,
+            order_server,
+            ordered_at,
+        },
+    ))
+}

@@ -1,0 +1,11 @@
+//! `/bookstore/replicas`: every catalog replica (alive, serving or catching up, last applied
+//! write, digest of its copy) and every order server.
+
+use actix_web::{HttpResponse, web};
+
+use crate::actors::Tree;
+
+/// `GET /bookstore/replicas`
+pub async fn status(tree: web::Data<Tree>) -> HttpResponse {
+    HttpResponse::Ok().json(tree.bookstore.status().await)
+}
