@@ -20,8 +20,8 @@ use crate::web::json::BodyLimit;
 pub enum StartupError {
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("cannot load the queue's routing table: {0}")]
-    Queue(#[from] crate::queue::QueueError),
+    #[error(transparent)]
+    Boot(#[from] crate::actors::BootError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,

@@ -14,11 +14,17 @@
 //!                 │   └───── write manager ◄─ server group: election, heartbeats ─► read managers
 //!                 └── where to read (rotation, consumer groups) ──► read managers
 //!
+//!   rooms/ (seed 003)
+//!   ingress ──► RoomsRouter ── Submit ──► rooms-write-log ──► PostgreSQL
+//!     ▲              │ reads: the leader         │ every request, in number order
+//!   ReplyBoard ◄── leader ◄─ server group ─► RoomServer × N (full replicas)
+//!
 //!   PostgresKeeper (only with a private PostgreSQL)
 //! ```
 //!
 //! [`boot`] starts the services in this order: the Olympic service, then the queue (whose
-//! routing table is loaded from PostgreSQL first, so the first request finds it). Each service's
+//! routing table is loaded from PostgreSQL first, so the first request finds it), then room
+//! reservation (its catalogue loaded first). Each service's
 //! folder has its own `boot` and one actor per file.
 //!
 //! Shared by every service:
@@ -38,6 +44,7 @@ pub mod olympics;
 pub mod postgres_keeper;
 pub mod queue;
 pub mod registry;
+pub mod rooms;
 pub mod server_group;
 pub mod supervisor;
 pub mod write_log;
@@ -52,7 +59,17 @@ use olympics::publisher::Publisher;
 use olympics::router::Router;
 use queue::router::QueueRouter;
 use registry::Registry;
+use rooms::router::RoomsRouter;
 use supervisor::ShutdownSignal;
+
+/// Why the tree could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("cannot load the queue's routing table: {0}")]
+    Queue(#[from] QueueError),
+    #[error("cannot load the room catalogue: {0}")]
+    Rooms(#[from] sqlx::Error),
+}
 
 /// Handles to the running tree, for the ingress.
 #[derive(Clone)]
@@ -63,6 +80,7 @@ pub struct Tree {
     pub registry: Registry,
     pub shutdown: ShutdownSignal,
     pub queue: QueueRouter,
+    pub rooms: RoomsRouter,
     /// How long the ingress waits for an actor's answer.
     pub timeout: std::time::Duration,
 }
@@ -74,7 +92,7 @@ pub async fn boot(
     pool: PgPool,
     shutdown: ShutdownSignal,
     last_update_seq: u64,
-) -> Result<Tree, QueueError> {
+) -> Result<Tree, BootError> {
     let registry = Registry::default();
     let olympics = olympics::boot(
         settings,
@@ -83,7 +101,8 @@ pub async fn boot(
         &registry,
         last_update_seq,
     );
-    let queue = queue::boot(settings, pool, shutdown.clone(), &registry).await?;
+    let queue = queue::boot(settings, pool.clone(), shutdown.clone(), &registry).await?;
+    let rooms = rooms::boot(settings, pool, shutdown.clone(), &registry).await?;
     Ok(Tree {
         router: olympics.router,
         database: olympics.database,
@@ -91,6 +110,7 @@ pub async fn boot(
         registry,
         shutdown,
         queue,
+        rooms,
         timeout: settings.olympics.request_timeout(),
     })
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::actors::registry::UnknownActor;
 use crate::olympics::OlympicsError;
 use crate::queue::QueueError;
+use crate::rooms::RoomsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -16,6 +17,8 @@ pub enum ApiError {
     Olympics(#[from] OlympicsError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Rooms(#[from] RoomsError),
     #[error(transparent)]
     UnknownActor(#[from] UnknownActor),
     #[error("malformed JSON: {0}")]
@@ -59,6 +62,7 @@ impl ApiError {
             ApiError::InvalidField { field, .. } => Some(field),
             ApiError::Olympics(OlympicsError::Invalid { field, .. }) => Some(field),
             ApiError::Queue(QueueError::Invalid { field, .. }) => Some(field),
+            ApiError::Rooms(RoomsError::Invalid { field, .. }) => Some(field),
             ApiError::BadHeader { header, .. } => Some(header),
             ApiError::BadParameter { field, .. } => Some(field),
             _ => None,
@@ -90,6 +94,18 @@ impl ResponseError for ApiError {
                 QueueError::PartitionUnavailable { .. }
                 | QueueError::Unavailable(_)
                 | QueueError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::Rooms(e) => match e {
+                RoomsError::UnknownRoom(_)
+                | RoomsError::UnknownReservation(_)
+                | RoomsError::UnknownServer(_) => StatusCode::NOT_FOUND,
+                RoomsError::ServerExists(_) | RoomsError::Taken { .. } => StatusCode::CONFLICT,
+                RoomsError::Invalid { .. } | RoomsError::IdempotencyConflict(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                RoomsError::NoServer | RoomsError::Unavailable(_) | RoomsError::Storage => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
             },
             ApiError::UnknownActor(_) | ApiError::AdminDisabled | ApiError::NoRoute(_) => {
                 StatusCode::NOT_FOUND

@@ -1,6 +1,6 @@
 //! The HTTP ingress. Each handler turns a request into an actor message and the reply into a
 //! response; no business logic lives here. Every route is registered in [`routes`], which calls
-//! each service's own `routes` ([`olympics::routes`], [`queue::routes`]).
+//! each service's own `routes` ([`olympics::routes`], [`queue::routes`], [`rooms::routes`]).
 //!
 //! Shared by every service: [`error`] (every error mapped to HTTP in one place), [`json`] (the
 //! JSON body extractor), [`auth`] (bearer tokens), [`health`], [`cluster`] and [`admin`].
@@ -13,6 +13,7 @@ pub mod health;
 pub mod json;
 pub mod olympics;
 pub mod queue;
+pub mod rooms;
 
 use actix_web::{HttpRequest, web};
 
@@ -26,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(health::ready)))
         .configure(olympics::routes)
         .configure(queue::routes)
+        .configure(rooms::routes)
         .service(resource("/cluster").route(web::get().to(cluster::members)))
         .service(resource("/cluster/members/{id}/updates").route(web::get().to(cluster::updates)))
         .service(resource("/admin/frontends").route(web::post().to(admin::add_frontend)))
