@@ -12,5 +12,6 @@ mod push;
 mod queue;
 mod queue_crashes;
 mod raffle;
+mod rooms;
 mod tablets;
 mod write_log;

@@ -540,11 +540,15 @@ impl Handler<Read> for RoomServer {
 
 impl Handler<Reanswer> for RoomServer {
     type Result = bool;
-    fn handle(&mut self, msg: Reanswer, ctx: &mut Self::Context) -> bool {
+    fn handle(&mut self, msg: Reanswer, _ctx: &mut Self::Context) -> bool {
         if !self.serves() {
             return false;
         }
-        self.reply(msg.request_id, msg.outcome, ctx);
+        // The retry may have been answered already by this leader's take-over.
+        let (board, name) = (&self.shared.board, self.name());
+        if !board.answer_if_pending(&msg.request_id, name, &msg.outcome) {
+            tracing::debug!(request = %msg.request_id, "a retried request was answered already");
+        }
         true
     }
 }
