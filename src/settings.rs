@@ -262,8 +262,10 @@ impl QueueSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct RoomsSettings {
-    /// Room servers started with the process, with ids 1..=servers.
+    /// Room servers started with the process, with ids 1..=servers…
     pub servers: usize,
+    /// …or these ids (seed 003's third argument), when given.
+    pub server_ids: Vec<u64>,
     /// The most room servers at once (started ones included).
     pub max_servers: usize,
     /// How long the leader waits before it sends each reply (seed 003's heavy compute and long
@@ -296,6 +298,7 @@ impl Default for RoomsSettings {
     fn default() -> Self {
         Self {
             servers: 3,
+            server_ids: Vec::new(),
             max_servers: 16,
             reply_delay_ms: 0,
             request_timeout_ms: 5_000,
@@ -315,6 +318,15 @@ impl Default for RoomsSettings {
 }
 
 impl RoomsSettings {
+    /// The ids of the room servers to start.
+    pub fn server_ids(&self) -> Vec<u64> {
+        if self.server_ids.is_empty() {
+            (1..=self.servers as u64).collect()
+        } else {
+            self.server_ids.clone()
+        }
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
@@ -392,14 +404,21 @@ impl Settings {
             ));
         }
         let rooms = &self.rooms;
-        if rooms.servers == 0
-            || rooms.servers > rooms.max_servers
+        let room_ids = rooms.server_ids();
+        let unique: std::collections::BTreeSet<_> = room_ids.iter().collect();
+        if unique.len() != room_ids.len() || room_ids.contains(&0) {
+            return Err(SettingsError::Invalid(
+                "rooms.server_ids must be unique and positive".into(),
+            ));
+        }
+        if room_ids.is_empty()
+            || room_ids.len() > rooms.max_servers
             || rooms.tick_ms == 0
             || rooms.heartbeat_interval_ms == 0
             || rooms.heartbeat_deadline_ms < rooms.heartbeat_interval_ms
         {
             return Err(SettingsError::Invalid(
-                "rooms.servers must be 1..=rooms.max_servers, rooms.tick_ms and rooms.heartbeat_interval_ms positive, rooms.heartbeat_deadline_ms at least rooms.heartbeat_interval_ms".into(),
+                "rooms.servers (or rooms.server_ids) must be 1..=rooms.max_servers, rooms.tick_ms and rooms.heartbeat_interval_ms positive, rooms.heartbeat_deadline_ms at least rooms.heartbeat_interval_ms".into(),
             ));
         }
         if self.olympics.frontends == 0 {

@@ -13,5 +13,6 @@ mod queue;
 mod queue_crashes;
 mod raffle;
 mod rooms;
+mod rooms_group;
 mod tablets;
 mod write_log;

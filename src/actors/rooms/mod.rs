@@ -163,7 +163,7 @@ impl Members<RoomServer> for RoomsShared {
     }
 }
 
-/// Starts the request log, then `rooms.servers` room servers with ids 1..=servers.
+/// Starts the request log, then the room servers (`rooms.server_ids`, or 1..=`rooms.servers`).
 pub async fn boot(
     settings: &crate::settings::Settings,
     pool: PgPool,
@@ -200,7 +200,7 @@ pub async fn boot(
         registry: registry.clone(),
         arbiter: actix_rt::Arbiter::current(),
     });
-    for id in 1..=rooms.servers as u64 {
+    for id in rooms.server_ids() {
         shared
             .start_server(id)
             .expect("fresh ids within rooms.max_servers");

@@ -294,7 +294,7 @@ impl RoomServer {
         tracing::info!(
             server = self.name(),
             applied = self.applied(),
-            "The server is ready to receive ({} applied requests up to #{})",
+            "The server is ready to receive ({} has applied the requests up to #{})",
             self.name(),
             self.applied()
         );
