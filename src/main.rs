@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use obelix::clients::{cacofonix, queue, tablet};
+use obelix::clients::{cacofonix, queue, rooms, tablet};
 use obelix::settings::Settings;
 use obelix::startup::Application;
 
@@ -21,6 +21,8 @@ enum Command {
     Cacofonix(cacofonix::CacofonixArgs),
     /// The log queue: create-topic, topics, produce, consume.
     Queue(queue::QueueArgs),
+    /// Room reservation (seed 003): an interactive prompt with a client-side cache.
+    Rooms(rooms::RoomsArgs),
 }
 
 #[actix_web::main]
@@ -32,6 +34,7 @@ async fn main() -> std::process::ExitCode {
         Command::Tablet(args) => tablet::run(args).await.map_err(Into::into),
         Command::Cacofonix(args) => cacofonix::run(args).await.map_err(Into::into),
         Command::Queue(args) => queue::run(args).await.map_err(Into::into),
+        Command::Rooms(args) => rooms::run(args).await.map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
