@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use obelix::rooms::Reservation;
 use obelix::rooms::replica::digest;
@@ -44,7 +44,7 @@ async fn await_replicas_equal_the_database(app: &TestApp) {
             .unwrap()
             .iter()
             .filter(|s| s["alive"] == true)
-            .all(|s| s["digest"] == Value::from(expected.as_str()))
+            .all(|s| s["digest"] == expected.as_str())
     })
     .await;
 }
@@ -206,4 +206,38 @@ async fn each_server_restarted_after_a_panic_catches_up_before_it_serves() {
     let reserved = app.reserve("ME4494", "8:30-9:30", "Friday").await;
     assert_eq!(reserved.headers()["x-served-by"], "room-server-3");
     assert_eq!(app.room_servers().await["duplicate_replies"], 0);
+}
+
+#[actix_web::test]
+async fn a_leader_killed_before_it_replies_leaves_the_reply_to_the_next_one() {
+    // Replies wait 400 ms (seed 003's slow servers): the leader dies holding one.
+    let app = spawn_app_with(|s| s.rooms.reply_delay_ms = 400).await;
+    app.await_room_leader(3).await;
+    let reserve = app.reserve("SA314", "17:30-19:00", "Thursday");
+    let kill = async {
+        // 1. Once every server has applied the request, 3 has not replied yet: kill it.
+        eventually(Duration::from_secs(5), || async {
+            let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM rooms_request_log")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+            stored == 1
+        })
+        .await;
+        let killed_at = Instant::now();
+        assert_eq!(app.kill_room_server(3).await.status(), 204);
+        // 2. The others agree on 2.
+        app.await_room_leader(2).await;
+        killed_at
+    };
+    let (reserved, killed_at) = tokio::join!(reserve, kill);
+    let answered_after = killed_at.elapsed();
+    // 3. The client saw a delay, not an error: 201 from the new leader, stored once.
+    assert_eq!(reserved.status(), 201);
+    assert_eq!(reserved.headers()["x-served-by"], "room-server-2");
+    assert_eq!(app.stored_reservations().await.len(), 1);
+    assert_eq!(app.room_servers().await["duplicate_replies"], 0);
+    eprintln!(
+        "failover: kill → agreement and reply within {answered_after:?} (reply delay 400 ms)"
+    );
 }

@@ -123,8 +123,10 @@ impl Message for SnapshotLoaded {
     type Result = ();
 }
 
-/// Entries read from the log, and its head when read for a catch-up.
-struct Fetched(Result<(Vec<(u64, Decided)>, Option<u64>), sqlx::Error>);
+/// Entries read from the log, in number order, and its head when read for a catch-up.
+type LogRead = (Vec<(u64, Decided)>, Option<u64>);
+
+struct Fetched(Result<LogRead, sqlx::Error>);
 
 impl Message for Fetched {
     type Result = ();
