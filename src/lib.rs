@@ -2,13 +2,14 @@
 //!
 //! A map of the house, by service: every service has a folder of the same name in [`actors`]
 //! (its actors, one per file, and its `boot`), in [`web`] (its routes, one resource per file)
-//! and, for its domain types and plain logic, at the top (`olympics`, `queue`).
+//! and, for its domain types and plain logic, at the top (`olympics`, `queue`, `rooms`).
 //!
 //! | service | actors | routes | domain and logic |
 //! |---|---|---|---|
 //! | Olympic results (seeds 000, 001) | `actors::olympics` | `web::olympics` | [`olympics`] |
 //! | log queue (seed 004) | `actors::queue` | `web::queue` | [`queue`] |
 //! | Pygmy.com bookstore (seed 002) | `actors::bookstore` | `web::bookstore` | [`bookstore`] |
+//! | room reservation (seed 003) | `actors::rooms` | `web::rooms` | [`rooms`] |
 //!
 //! Shared machinery, once:
 //! - [`startup`]: builds the tree (PostgreSQL, actors, HTTP) and runs it until a signal.
@@ -31,6 +32,7 @@ pub mod clients;
 pub mod coordination;
 pub mod olympics;
 pub mod queue;
+pub mod rooms;
 pub mod settings;
 pub mod startup;
 pub mod storage;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use obelix::clients::{books, cacofonix, queue, tablet};
+use obelix::clients::{books, cacofonix, queue, rooms, tablet};
 use obelix::settings::Settings;
 use obelix::startup::Application;
 
@@ -23,6 +23,8 @@ enum Command {
     Queue(queue::QueueArgs),
     /// The Pygmy.com bookstore: list, search TOPIC, lookup ID, buy ID.
     Books(books::BooksArgs),
+    /// Room reservation (seed 003): an interactive prompt with a client-side cache.
+    Rooms(rooms::RoomsArgs),
 }
 
 #[actix_web::main]
@@ -35,6 +37,7 @@ async fn main() -> std::process::ExitCode {
         Command::Cacofonix(args) => cacofonix::run(args).await.map_err(Into::into),
         Command::Queue(args) => queue::run(args).await.map_err(Into::into),
         Command::Books(args) => books::run(args).await.map_err(Into::into),
+        Command::Rooms(args) => rooms::run(args).await.map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -22,8 +22,8 @@ pub enum StartupError {
     Settings(#[from] crate::settings::SettingsError),
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("cannot load the queue's routing table: {0}")]
-    Queue(#[from] crate::queue::QueueError),
+    #[error(transparent)]
+    Boot(#[from] crate::actors::BootError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,

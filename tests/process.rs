@@ -1,6 +1,6 @@
 //! The `obelix` binary as a user runs it, with its own private PostgreSQL cluster:
 //! `kill -9` under load loses no acknowledged write (Olympic awards, queue messages, consumer
-//! offsets, bookstore orders), a killed postmaster is brought back by the keeper, and SIGTERM shuts everything
+//! offsets, bookstore orders, room reservations), a killed postmaster is brought back by the keeper, and SIGTERM shuts everything
 //! down cleanly.
 
 use std::io::{BufRead, BufReader};
@@ -424,6 +424,106 @@ async fn kill_9_under_queue_load_loses_no_acknowledged_message_and_consumers_res
         placed.offset,
         next.get(&placed.partition).copied().unwrap_or(0)
     );
+}
+
+#[tokio::test]
+async fn kill_9_under_reservations_loses_none_and_the_replicas_reload_them() {
+    let (_guard, data) = data_dir();
+    // 1. Four clients reserve distinct slots (each with its own Idempotency-Key); kill -9
+    //    mid-traffic.
+    let first = Obelix::start(&data);
+    let rooms = ["SA318", "ME4494", "SA314", "MC5050", "ME4326", "SA412"];
+    let days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
+    let slots = [
+        "8:30-9:30",
+        "9:30-10:30",
+        "10:30-11:30",
+        "11:30-12:30",
+        "12:30-13:30",
+    ];
+    let mut combos: Vec<(String, String, String)> = Vec::new();
+    for room in rooms {
+        for timeslot in slots {
+            for day in days {
+                combos.push((room.into(), timeslot.into(), day.into()));
+            }
+        }
+    }
+    let acked = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (acked, base, combos) = (acked.clone(), first.base_url.clone(), combos.clone());
+        writers.push(tokio::spawn(async move {
+            let client = client();
+            for (i, (room, timeslot, day)) in combos.into_iter().enumerate().skip(w).step_by(4) {
+                let sent = client
+                    .post(format!("{base}/rooms/rooms/{room}/reservations"))
+                    .header("Idempotency-Key", format!("kill9-{i}"))
+                    .json(&serde_json::json!({ "timeslot": timeslot, "day": day }))
+                    .send()
+                    .await;
+                let Ok(response) = sent else { return }; // the process is gone
+                if response.status() == 503 {
+                    continue; // servers still starting
+                }
+                assert_eq!(response.status(), 201, "before the kill");
+                let body: serde_json::Value = response.json().await.unwrap();
+                acked.lock().unwrap().push(body["id"].as_i64().unwrap());
+            }
+        }));
+    }
+    eventually(Duration::from_secs(30), || {
+        acked.lock().unwrap().len() >= 40
+    })
+    .await;
+    first.signal(libc::SIGKILL);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    drop(first);
+
+    // 2. Restart on the same data: every acknowledged reservation is stored once.
+    let second = Obelix::start(&data);
+    let mut conn = PgConnection::connect_with(&second.connect_options())
+        .await
+        .unwrap();
+    let stored: Vec<i64> = sqlx::query_scalar("SELECT id FROM room_reservations")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    for id in &acked {
+        assert_eq!(
+            stored.iter().filter(|s| *s == id).count(),
+            1,
+            "reservation {id}"
+        );
+    }
+    conn.close().await.unwrap();
+
+    // 3. Every server loaded them (snapshot, then the log): each holds what PostgreSQL holds.
+    let client = client();
+    let base = second.base_url.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view: serde_json::Value = client
+            .get(format!("{base}/rooms/servers"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let servers = view["servers"].as_array().unwrap();
+        if servers
+            .iter()
+            .all(|s| s["ready"] == true && s["reservations"] == stored.len())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "servers never reloaded: {view}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -18,12 +18,17 @@
 //!   ingress ──► Bookstore (cache) ──► bookstore-frontend ──► catalog replicas × R (own tables)
 //!                                          └── buys ──► order servers × O ──► write log ──► PostgreSQL
 //!
+//!   rooms/ (seed 003)
+//!   ingress ──► RoomsRouter ── Submit ──► rooms-write-log ──► PostgreSQL
+//!     ▲              │ reads: the leader         │ every request, in number order
+//!   ReplyBoard ◄── leader ◄─ server group ─► RoomServer × N (full replicas)
+//!
 //!   PostgresKeeper (only with a private PostgreSQL)
 //! ```
 //!
 //! [`boot`] starts the services in this order: the Olympic service, then the queue (whose
-//! routing table is loaded from PostgreSQL first, so the first request finds it), then the
-//! bookstore. Each service's
+//! routing table is loaded from PostgreSQL first, so the first request finds it), the
+//! bookstore, then room reservation (its catalogue loaded first). Each service's
 //! folder has its own `boot` and one actor per file.
 //!
 //! Shared by every service:
@@ -44,6 +49,7 @@ pub mod olympics;
 pub mod postgres_keeper;
 pub mod queue;
 pub mod registry;
+pub mod rooms;
 pub mod server_group;
 pub mod supervisor;
 pub mod write_log;
@@ -58,7 +64,17 @@ use olympics::publisher::Publisher;
 use olympics::router::Router;
 use queue::router::QueueRouter;
 use registry::Registry;
+use rooms::router::RoomsRouter;
 use supervisor::ShutdownSignal;
+
+/// Why the tree could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("cannot load the queue's routing table: {0}")]
+    Queue(#[from] QueueError),
+    #[error("cannot load the room catalogue: {0}")]
+    Rooms(#[from] sqlx::Error),
+}
 
 /// Handles to the running tree, for the ingress.
 #[derive(Clone)]
@@ -70,6 +86,7 @@ pub struct Tree {
     pub shutdown: ShutdownSignal,
     pub queue: QueueRouter,
     pub bookstore: bookstore::Bookstore,
+    pub rooms: RoomsRouter,
     /// How long the ingress waits for an actor's answer.
     pub timeout: std::time::Duration,
 }
@@ -81,7 +98,7 @@ pub async fn boot(
     pool: PgPool,
     shutdown: ShutdownSignal,
     last_update_seq: u64,
-) -> Result<Tree, QueueError> {
+) -> Result<Tree, BootError> {
     let registry = Registry::default();
     let olympics = olympics::boot(
         settings,
@@ -91,7 +108,8 @@ pub async fn boot(
         last_update_seq,
     );
     let queue = queue::boot(settings, pool.clone(), shutdown.clone(), &registry).await?;
-    let bookstore = bookstore::boot(settings, pool, shutdown.clone(), &registry);
+    let bookstore = bookstore::boot(settings, pool.clone(), shutdown.clone(), &registry);
+    let rooms = rooms::boot(settings, pool, shutdown.clone(), &registry).await?;
     Ok(Tree {
         router: olympics.router,
         database: olympics.database,
@@ -100,6 +118,7 @@ pub async fn boot(
         shutdown,
         queue,
         bookstore,
+        rooms,
         timeout: settings.olympics.request_timeout(),
     })
 }

@@ -1,11 +1,12 @@
 //! The command-line clients: `obelix tablet` (a stone tablet following games and teams),
 //! `obelix cacofonix` (the reporter), `obelix queue` (the log queue's library and CLI) and
-//! `obelix books` (the bookstore's shopper). They
-//! talk to a running Obelix over its REST API only.
+//! `obelix books` (the bookstore's shopper) and `obelix rooms` (seed 003's caching room
+//! reservation client). They talk to a running Obelix over its REST API only.
 
 pub mod books;
 pub mod cacofonix;
 pub mod queue;
+pub mod rooms;
 pub mod sse;
 pub mod tablet;
 

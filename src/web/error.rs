@@ -10,6 +10,7 @@ use crate::actors::registry::UnknownActor;
 use crate::bookstore::BookstoreError;
 use crate::olympics::OlympicsError;
 use crate::queue::QueueError;
+use crate::rooms::RoomsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -19,6 +20,8 @@ pub enum ApiError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Bookstore(#[from] BookstoreError),
+    #[error(transparent)]
+    Rooms(#[from] RoomsError),
     #[error(transparent)]
     UnknownActor(#[from] UnknownActor),
     #[error("malformed JSON: {0}")]
@@ -65,6 +68,7 @@ impl ApiError {
             ApiError::Olympics(OlympicsError::Invalid { field, .. }) => Some(field),
             ApiError::Queue(QueueError::Invalid { field, .. }) => Some(field),
             ApiError::Bookstore(BookstoreError::Invalid { field, .. }) => Some(field),
+            ApiError::Rooms(RoomsError::Invalid { field, .. }) => Some(field),
             ApiError::BadHeader { header, .. } => Some(header),
             ApiError::BadParameter { field, .. } => Some(field),
             _ => None,
@@ -108,6 +112,18 @@ impl ResponseError for ApiError {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 BookstoreError::Unavailable(_) | BookstoreError::Storage => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            },
+            ApiError::Rooms(e) => match e {
+                RoomsError::UnknownRoom(_)
+                | RoomsError::UnknownReservation(_)
+                | RoomsError::UnknownServer(_) => StatusCode::NOT_FOUND,
+                RoomsError::ServerExists(_) | RoomsError::Taken { .. } => StatusCode::CONFLICT,
+                RoomsError::Invalid { .. } | RoomsError::IdempotencyConflict(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                RoomsError::NoServer | RoomsError::Unavailable(_) | RoomsError::Storage => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
             },

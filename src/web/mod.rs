@@ -1,6 +1,7 @@
 //! The HTTP ingress. Each handler turns a request into an actor message and the reply into a
 //! response; no business logic lives here. Every route is registered in [`routes`], which calls
-//! each service's own `routes` ([`olympics::routes`], [`queue::routes`], [`bookstore::routes`]).
+//! each service's own `routes` ([`olympics::routes`], [`queue::routes`], [`bookstore::routes`],
+//! [`rooms::routes`]).
 //!
 //! Shared by every service: [`error`] (every error mapped to HTTP in one place), [`json`] (the
 //! JSON body extractor), [`auth`] (bearer tokens), [`health`], [`cluster`] and [`admin`], and
@@ -15,6 +16,7 @@ pub mod health;
 pub mod json;
 pub mod olympics;
 pub mod queue;
+pub mod rooms;
 
 use std::future::{Ready, ready};
 use std::task::{Context, Poll};
@@ -37,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(olympics::routes)
         .configure(queue::routes)
         .configure(bookstore::routes)
+        .configure(rooms::routes)
         .service(resource("/cluster").route(web::get().to(cluster::members)))
         .service(resource("/cluster/members/{id}/updates").route(web::get().to(cluster::updates)))
         .service(resource("/admin/frontends").route(web::post().to(admin::add_frontend)))

@@ -14,5 +14,8 @@ mod push;
 mod queue;
 mod queue_crashes;
 mod raffle;
+mod rooms;
+mod rooms_client;
+mod rooms_group;
 mod tablets;
 mod write_log;

@@ -37,7 +37,11 @@ async fn health_and_readiness_answer() {
             "queue-broker-3",
             "queue-read-manager-1",
             "queue-read-manager-2",
-            "queue-write-manager"
+            "queue-write-manager",
+            "room-server-1",
+            "room-server-2",
+            "room-server-3",
+            "rooms-write-log"
         ]
     );
 }

@@ -34,6 +34,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::actors::registry::Registry;
 use crate::actors::supervisor::{ActorCell, ShutdownSignal, start_supervised};
+use crate::actors::write_log::WriteLogLimits;
 use crate::actors::write_log::{Sequenced, WriteLog};
 use crate::bookstore::cache::BookCache;
 use crate::bookstore::replica_store::ReplicaStore;
@@ -66,7 +67,7 @@ pub fn boot(
     let log_cell = ActorCell::new(WRITE_LOG);
     let log = {
         let (cell, pool) = (log_cell.clone(), pool.clone());
-        let limits = settings.write_log.limits();
+        let limits = WriteLogLimits::from(&settings.write_log);
         start_supervised(log_cell.clone(), supervision, shutdown.clone(), move |_| {
             WriteLog::new(cell, pool, STORE_LOG, limits)
         })

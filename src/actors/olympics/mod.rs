@@ -33,6 +33,7 @@ use sqlx::PgPool;
 
 use crate::actors::registry::Registry;
 use crate::actors::supervisor::{ActorCell, ShutdownSignal, start_supervised};
+use crate::actors::write_log::WriteLogLimits;
 use crate::coordination::berkeley::SimulatedClock;
 use crate::settings::Settings;
 use database::Database;
@@ -78,7 +79,7 @@ pub fn boot(
     // The one global order of the reporter's updates, committed in groups.
     let log_cell = ActorCell::new("olympics-update-log");
     let updates_log = {
-        let (cell, limits) = (log_cell.clone(), settings.write_log.limits());
+        let (cell, limits) = (log_cell.clone(), WriteLogLimits::from(&settings.write_log));
         start_supervised(log_cell.clone(), supervision, shutdown.clone(), move |_| {
             UpdateLog::new(cell, pool, UPDATE_LOG, limits)
         })

@@ -96,6 +96,16 @@ pub struct WriteLogLimits {
     pub max_subscribers: usize,
 }
 
+impl From<&crate::settings::WriteLogSettings> for WriteLogLimits {
+    fn from(s: &crate::settings::WriteLogSettings) -> Self {
+        Self {
+            max_group: s.max_group.max(1),
+            max_pending: s.max_pending,
+            max_subscribers: s.max_subscribers,
+        }
+    }
+}
+
 /// A committed write, as its writer is answered and its subscribers are told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sequenced<A> {

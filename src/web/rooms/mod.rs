@@ -1,0 +1,88 @@
+//! Room reservation's routes (seed 003): one resource per file, and the reply headers they
+//! share (`X-Served-By`, `ETag` with `If-None-Match`).
+
+pub mod catalog;
+pub mod reservations;
+pub mod servers;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use crate::rooms::{RoomsError, request_id};
+use crate::web::resource;
+
+pub const SERVED_BY: &str = "X-Served-By";
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Registers the rooms' routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/rooms/rooms").route(web::get().to(catalog::rooms)))
+        .service(resource("/rooms/timeslots").route(web::get().to(catalog::timeslots)))
+        .service(resource("/rooms/days").route(web::get().to(catalog::days)))
+        .service(
+            resource("/rooms/rooms/{room}/reservations")
+                .route(web::get().to(reservations::check))
+                .route(web::post().to(reservations::reserve)),
+        )
+        .service(resource("/rooms/reservations/{id}").route(web::delete().to(reservations::cancel)))
+        .service(resource("/rooms/servers").route(web::get().to(servers::list)))
+        .service(resource("/admin/rooms/servers").route(web::post().to(servers::add)))
+        .service(resource("/admin/rooms/servers/{id}").route(web::delete().to(servers::kill)));
+}
+
+/// The request's `Idempotency-Key`, checked, if it has one.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, RoomsError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| RoomsError::Invalid {
+        field: "Idempotency-Key",
+        message: "printable ASCII only".into(),
+    })?;
+    request_id(value).map(Some)
+}
+
+/// A JSON reply with who served it and a strong `ETag` (a hash of the body); `304 Not
+/// Modified` without a body when `If-None-Match` names it. `Cache-Control: no-cache` lets
+/// clients keep a copy but makes them revalidate.
+pub fn tagged(
+    req: &HttpRequest,
+    status: actix_web::http::StatusCode,
+    by: &str,
+    body: &impl Serialize,
+) -> HttpResponse {
+    let json = serde_json::to_vec(body).expect("replies serialize");
+    let etag = format!("\"{:016x}\"", fnv(&json));
+    let not_modified = status.is_success() && client_has(req, &etag);
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::build(status)
+    };
+    response
+        .insert_header((SERVED_BY, by.to_owned()))
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if not_modified {
+        response.finish()
+    } else {
+        response.content_type("application/json").body(json)
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Does `If-None-Match` name `etag` (or `*`)? Weak comparison, as RFC 9110 asks for GETs.
+fn client_has(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == etag)
+}
