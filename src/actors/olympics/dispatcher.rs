@@ -27,7 +27,7 @@ use crate::actors::olympics::database::{
 };
 use crate::actors::olympics::frontend::FrontendFactory;
 use crate::actors::olympics::frontend_clocks::FrontendClocks;
-use crate::actors::olympics::routing_table::{FrontendSlot, RoutingTable, TabletDirectory};
+use crate::actors::olympics::routing_table::{FrontendSlot, Home, RoutingTable, TabletDirectory};
 use crate::actors::supervisor::ActorCell;
 use crate::coordination::balance::{ServerLoad, least_loaded};
 use crate::coordination::berkeley::SimulatedClock;
@@ -129,7 +129,7 @@ impl Actor for Dispatcher {
                             slot.tablets.store(0, Ordering::Relaxed);
                         }
                         let mut homes = HashMap::with_capacity(rows.len());
-                        for (id, frontend) in rows {
+                        for (id, frontend, label) in rows {
                             let slot = act.frontends.iter().find(|s| s.cell.name() == frontend);
                             let home = match slot {
                                 Some(slot) => {
@@ -144,7 +144,13 @@ impl Actor for Dispatcher {
                                     None => continue,
                                 },
                             };
-                            homes.insert(id, home);
+                            homes.insert(
+                                id,
+                                Home {
+                                    frontend: home,
+                                    label: label.into(),
+                                },
+                            );
                         }
                         let count = homes.len();
                         act.tablets.replace(homes);
@@ -292,7 +298,13 @@ impl Dispatcher {
             self.rehome(unsaved.id)
                 .ok_or_else(|| OlympicsError::Unavailable("no front-end server is alive".into()))?
         };
-        self.tablets.insert(unsaved.id, home);
+        self.tablets.insert(
+            unsaved.id,
+            Home {
+                frontend: home,
+                label: label.as_str().into(),
+            },
+        );
         let frontend = self.frontends.iter().find(|s| s.id == home).map_or_else(
             || unsaved.slot.cell.name().to_owned(),
             |s| s.cell.name().to_owned(),
