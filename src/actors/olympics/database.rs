@@ -183,20 +183,22 @@ impl Handler<DatabaseCheck> for Database {
     }
 }
 
-/// Every registered tablet and its front-end, for the dispatcher's (re)start.
+/// Every registered tablet, its front-end and its label, for the dispatcher's (re)start.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<(Uuid, String)>, OlympicsError>")]
+#[rtype(result = "Result<Vec<(Uuid, String, String)>, OlympicsError>")]
 pub struct LoadTablets;
 
 impl Handler<LoadTablets> for Database {
-    type Result = ResponseFuture<Result<Vec<(Uuid, String)>, OlympicsError>>;
+    type Result = ResponseFuture<Result<Vec<(Uuid, String, String)>, OlympicsError>>;
     fn handle(&mut self, _: LoadTablets, _ctx: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
         Box::pin(async move {
             Ok(
-                sqlx::query_as("SELECT id, frontend FROM tablets ORDER BY registered_at, id")
-                    .fetch_all(&pool)
-                    .await?,
+                sqlx::query_as(
+                    "SELECT id, frontend, label FROM tablets ORDER BY registered_at, id",
+                )
+                .fetch_all(&pool)
+                .await?,
             )
         })
     }

@@ -1,10 +1,13 @@
 //! The Dispatcher (seed 000): registers tablets, assigns each to the front-end with the fewest
 //! tablets, and publishes the routing table that the [`Router`](crate::actors::olympics::router::Router)
-//! reads on every request.
+//! reads on every request: the front-ends (published anew when they change) and the tablets'
+//! directory (changed in place, one insert per registration; each front-end's slot counts its
+//! tablets, so placing one costs O(front-ends) at any number of tablets).
 //!
-//! Tablet assignments live in PostgreSQL (`tablets`); a restarted dispatcher reloads them before
-//! it handles its next message. While it restarts, requests keep flowing on the last published
-//! table: only registrations wait.
+//! Tablet assignments live in PostgreSQL (`tablets`, saved in groups: registrations that come
+//! while a save is under way go in the next statement); a restarted dispatcher reloads them
+//! before it handles its next message. While it restarts, requests keep flowing on the
+//! directory as it was: only registrations wait.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use crate::actors::olympics::database::{
 };
 use crate::actors::olympics::frontend::FrontendFactory;
 use crate::actors::olympics::frontend_clocks::FrontendClocks;
-use crate::actors::olympics::routing_table::{FrontendSlot, RoutingTable, TabletDirectory};
+use crate::actors::olympics::routing_table::{FrontendSlot, Home, RoutingTable, TabletDirectory};
 use crate::actors::supervisor::ActorCell;
 use crate::coordination::balance::{ServerLoad, least_loaded};
 use crate::coordination::berkeley::SimulatedClock;
@@ -126,7 +129,7 @@ impl Actor for Dispatcher {
                             slot.tablets.store(0, Ordering::Relaxed);
                         }
                         let mut homes = HashMap::with_capacity(rows.len());
-                        for (id, frontend) in rows {
+                        for (id, frontend, label) in rows {
                             let slot = act.frontends.iter().find(|s| s.cell.name() == frontend);
                             let home = match slot {
                                 Some(slot) => {
@@ -141,7 +144,13 @@ impl Actor for Dispatcher {
                                     None => continue,
                                 },
                             };
-                            homes.insert(id, home);
+                            homes.insert(
+                                id,
+                                Home {
+                                    frontend: home,
+                                    label: label.into(),
+                                },
+                            );
                         }
                         let count = homes.len();
                         act.tablets.replace(homes);
@@ -171,7 +180,7 @@ impl actix::Supervised for Dispatcher {
         // Registrations not saved yet are refused (their save died with the old context).
         self.saving = false;
         for unsaved in self.unsaved.drain(..) {
-            unsaved.slot.tablets.fetch_sub(1, Ordering::Relaxed);
+            release(&unsaved.slot);
         }
         tracing::info!(
             actor = self.cell.name(),
@@ -218,6 +227,13 @@ impl Handler<RegisterTablet> for Dispatcher {
     }
 }
 
+/// One tablet fewer on `slot` (never below zero: a killed front-end's count was reset).
+fn release(slot: &FrontendSlot) {
+    let _ = slot
+        .tablets
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+}
+
 /// A registration waiting for its save.
 struct Unsaved {
     id: Uuid,
@@ -256,7 +272,7 @@ impl Dispatcher {
                     Err(e) => Err(e.clone()),
                 };
                 if outcome.is_err() {
-                    unsaved.slot.tablets.fetch_sub(1, Ordering::Relaxed);
+                    release(&unsaved.slot);
                 }
                 let _ = unsaved.reply.send(outcome);
             }
@@ -278,11 +294,17 @@ impl Dispatcher {
             unsaved.slot.id
         } else {
             // Killed while this tablet was saved: it moves like the victim's others.
-            unsaved.slot.tablets.fetch_sub(1, Ordering::Relaxed);
+            release(&unsaved.slot);
             self.rehome(unsaved.id)
                 .ok_or_else(|| OlympicsError::Unavailable("no front-end server is alive".into()))?
         };
-        self.tablets.insert(unsaved.id, home);
+        self.tablets.insert(
+            unsaved.id,
+            Home {
+                frontend: home,
+                label: label.as_str().into(),
+            },
+        );
         let frontend = self.frontends.iter().find(|s| s.id == home).map_or_else(
             || unsaved.slot.cell.name().to_owned(),
             |s| s.cell.name().to_owned(),
@@ -319,7 +341,7 @@ impl Handler<UnregisterTablet> for Dispatcher {
                 if let Some(home) = act.tablets.remove(&id)
                     && let Some(slot) = act.frontends.iter().find(|s| s.id == home)
                 {
-                    slot.tablets.fetch_sub(1, Ordering::Relaxed);
+                    release(slot);
                 }
                 tracing::info!(actor = act.cell.name(), "dispatcher unregistered a tablet");
                 Ok(())

@@ -26,7 +26,6 @@ use actix::{
     WrapFuture,
 };
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use crate::actors::olympics::database::{Database, ask_database};
 use crate::actors::olympics::messages::{Changed, Query, QueryReply};
@@ -54,7 +53,8 @@ pub struct Publisher {
 }
 
 struct Subscriber {
-    tablet: Uuid,
+    /// Its tablet's label (the id is a secret, not for logs).
+    tablet: Arc<str>,
     topics: Topics,
     queue: mpsc::Sender<Arc<Event>>,
     /// Versions its snapshot already showed: older or equal events are not sent again.
@@ -123,12 +123,13 @@ impl Publisher {
 
     fn register(
         &mut self,
-        tablet: Uuid,
+        tablet: Arc<str>,
         topics: Topics,
         floor: HashMap<Topic, i64>,
     ) -> mpsc::Receiver<Arc<Event>> {
         let (queue, receiver) = mpsc::channel(self.queue_capacity);
         self.next_subscriber += 1;
+        tracing::debug!(tablet = %tablet, subscribers = self.subscribers.len() + 1, "tablet {tablet} subscribed to pushes");
         self.subscribers.insert(
             self.next_subscriber,
             Subscriber {
@@ -138,7 +139,6 @@ impl Publisher {
                 floor,
             },
         );
-        tracing::debug!(tablet = %tablet, subscribers = self.subscribers.len(), "tablet {tablet} subscribed to pushes");
         receiver
     }
 }
@@ -206,7 +206,8 @@ impl Handler<Changed> for Publisher {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Subscription, OlympicsError>")]
 pub struct Subscribe {
-    pub tablet: Uuid,
+    /// The tablet's label, for the logs.
+    pub tablet: Arc<str>,
     pub topics: Topics,
     /// The last event it saw, when it reconnects.
     pub last_event: Option<EventId>,
@@ -335,8 +336,8 @@ mod tests {
     #[actix_web::test]
     async fn a_slow_tablet_is_disconnected_and_the_others_get_everything() {
         let mut publisher = publisher(4);
-        let mut slow = publisher.register(Uuid::new_v4(), Topics::default(), HashMap::new());
-        let mut fast = publisher.register(Uuid::new_v4(), Topics::default(), HashMap::new());
+        let mut slow = publisher.register("tablet-1".into(), Topics::default(), HashMap::new());
+        let mut fast = publisher.register("tablet-1".into(), Topics::default(), HashMap::new());
         let mut received = Vec::new();
         for version in 1..=10 {
             let (topic, v) = board(version).topic();
@@ -363,7 +364,7 @@ mod tests {
     async fn a_snapshot_floor_skips_updates_the_snapshot_already_showed() {
         let mut publisher = publisher(8);
         let floor = HashMap::from([(Topic::Game("curling".into()), 2)]);
-        let mut tablet = publisher.register(Uuid::new_v4(), Topics::default(), floor);
+        let mut tablet = publisher.register("tablet-1".into(), Topics::default(), floor);
         for version in 1..=3 {
             let (topic, v) = board(version).topic();
             let event = publisher.log.append(topic, v, "{}").unwrap();

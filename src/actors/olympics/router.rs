@@ -111,13 +111,13 @@ impl Router {
         self.deliver(None, command, Redeliver::WhenGone).await
     }
 
-    /// `Ok` if `id` is a registered tablet.
-    pub fn check_tablet(&self, id: Uuid) -> Result<(), OlympicsError> {
-        if self.table.load().tablets.contains(&id) {
-            Ok(())
-        } else {
-            Err(OlympicsError::UnknownTablet(id))
-        }
+    /// The label of tablet `id` (how logs and lists name it), if it is registered.
+    pub fn tablet_label(&self, id: Uuid) -> Result<std::sync::Arc<str>, OlympicsError> {
+        self.table
+            .load()
+            .tablets
+            .label(&id)
+            .ok_or(OlympicsError::UnknownTablet(id))
     }
 
     /// Every front-end of the group and what it thinks, asked concurrently.

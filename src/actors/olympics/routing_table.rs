@@ -41,18 +41,31 @@ impl FrontendSlot {
     }
 }
 
-/// Every registered tablet and the id of its front-end. One map, shared by the Dispatcher (its
-/// only writer) and the ingress (which reads it on every tablet request): a registration is
-/// one insert, not a new copy of every tablet.
+/// Every registered tablet: the id of its front-end, and its public label (for logs: the id
+/// itself is the tablet's secret). One map, shared by the Dispatcher (its only writer) and the
+/// ingress (which reads it on every tablet request): a registration is one insert, not a new
+/// copy of every tablet.
 #[derive(Debug, Default)]
 pub struct TabletDirectory {
-    homes: RwLock<HashMap<Uuid, u64>>,
+    homes: RwLock<HashMap<Uuid, Home>>,
+}
+
+/// Where a tablet is served, and how it is named in public.
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub frontend: u64,
+    pub label: Arc<str>,
 }
 
 impl TabletDirectory {
     /// The front-end id of tablet `id`, if it is registered.
     pub fn home(&self, id: &Uuid) -> Option<u64> {
-        self.read().get(id).copied()
+        self.read().get(id).map(|h| h.frontend)
+    }
+
+    /// The label of tablet `id`, if it is registered.
+    pub fn label(&self, id: &Uuid) -> Option<Arc<str>> {
+        self.read().get(id).map(|h| h.label.clone())
     }
 
     pub fn contains(&self, id: &Uuid) -> bool {
@@ -67,36 +80,36 @@ impl TabletDirectory {
         self.len() == 0
     }
 
-    pub(super) fn insert(&self, id: Uuid, frontend: u64) {
-        self.write().insert(id, frontend);
+    pub(super) fn insert(&self, id: Uuid, home: Home) {
+        self.write().insert(id, home);
     }
 
     pub(super) fn remove(&self, id: &Uuid) -> Option<u64> {
-        self.write().remove(id)
+        self.write().remove(id).map(|h| h.frontend)
     }
 
     /// Puts `homes` in place of everything (a reload).
-    pub(super) fn replace(&self, homes: HashMap<Uuid, u64>) {
+    pub(super) fn replace(&self, homes: HashMap<Uuid, Home>) {
         *self.write() = homes;
     }
 
     /// Moves every tablet of front-end `from` to the front-end `to` picks for it.
     pub(super) fn rehome(&self, from: u64, mut to: impl FnMut(Uuid) -> Option<u64>) {
         let mut homes = self.write();
-        for (&id, home) in homes.iter_mut().filter(|(_, home)| **home == from) {
+        for (&id, home) in homes.iter_mut().filter(|(_, home)| home.frontend == from) {
             if let Some(next) = to(id) {
-                *home = next;
+                home.frontend = next;
             }
         }
     }
 
     // A panic never leaves the map half-changed (each change is one call on it), so a
     // poisoned lock still guards a whole map.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, u64>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Home>> {
         self.homes.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, u64>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Home>> {
         self.homes.write().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -49,8 +49,7 @@ pub async fn stream(
     id: web::Path<String>,
     params: web::Query<EventsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let tablet = tablet_id_in_path(&id)?;
-    tree.router.check_tablet(tablet)?;
+    let label = tree.router.tablet_label(tablet_id_in_path(&id)?)?;
     let last_event = req
         .headers()
         .get("Last-Event-ID")
@@ -70,7 +69,7 @@ pub async fn stream(
     let subscription = tree
         .publisher
         .send(Subscribe {
-            tablet,
+            tablet: label,
             topics,
             last_event,
         })
