@@ -222,6 +222,11 @@ pub struct QueueSettings {
     pub heartbeat_deadline_ms: u64,
     pub election_answer_ms: u64,
     pub election_coordinator_ms: u64,
+    /// Bearer tokens of topic administration (create topics), producers (register, enqueue)
+    /// and consumers (register, dequeue, commit, leave). Listing topics takes any of them.
+    pub admin_token: SecretString,
+    pub producer_token: SecretString,
+    pub consumer_token: SecretString,
     /// Faults and counters for tests; never read from configuration.
     #[serde(skip)]
     pub hooks: crate::queue::hooks::TestHooks,
@@ -249,6 +254,9 @@ impl Default for QueueSettings {
             heartbeat_deadline_ms: 150,
             election_answer_ms: 60,
             election_coordinator_ms: 250,
+            admin_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_ADMIN),
+            producer_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_PRODUCER),
+            consumer_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_CONSUMER),
             hooks: Default::default(),
         }
     }

@@ -28,7 +28,7 @@ use crate::actors::queue::manager::{
     CreateTopic, LeaveConsumer, ManagerError, ManagerSlot, QueueManager, QueueShared,
     RegisterConsumer, RegisterProducer,
 };
-use crate::actors::queue::read_routes::{ReadRoute, RouteRead, plain_read_route};
+use crate::actors::queue::read_routes::{FenceCommit, ReadRoute, RouteRead, plain_read_route};
 use crate::actors::queue::table::{ConsumerRoute, QueueTable, TopicRoute};
 use crate::queue::retention::Retention;
 use crate::queue::routing;
@@ -473,6 +473,22 @@ impl QueueRouter {
         {
             return Ok(route);
         }
+        self.ask_read_manager(|| RouteRead {
+            consumer: consumer.clone(),
+            topic: topic.clone(),
+        })
+        .await
+    }
+
+    /// Sends `make()` to a read manager (round-robin over the live ones, then the write
+    /// manager), trying the next one when a manager fails.
+    async fn ask_read_manager<M, R>(&self, make: impl Fn() -> M) -> Result<R, QueueError>
+    where
+        M: Message<Result = Result<R, QueueError>> + Send + 'static,
+        R: Send + 'static,
+        QueueManager: Handler<M>,
+    {
+        let managers = self.shared.managers();
         let leader = self.shared.leader.load(Ordering::Acquire);
         let mut candidates: Vec<&Arc<ManagerSlot>> = managers
             .iter()
@@ -489,11 +505,7 @@ impl QueueRouter {
         );
         let mut last = String::from("no queue manager is up");
         for manager in candidates {
-            let msg = RouteRead {
-                consumer: consumer.clone(),
-                topic: topic.clone(),
-            };
-            match manager.addr.send(msg).timeout(self.timeout()).await {
+            match manager.addr.send(make()).timeout(self.timeout()).await {
                 Ok(result) => return result,
                 Err(e) => {
                     tracing::warn!(manager = manager.cell.name(), error = %e, "read manager {} failed a request; trying the next", manager.cell.name());
@@ -563,6 +575,19 @@ impl QueueRouter {
             return Err(QueueError::invalid("offset", "must not be negative"));
         }
         let p = partition as usize;
+        // A group member commits only a partition it owns, and holds it meanwhile (409 if not:
+        // one whose session expired would rewind the new owner).
+        let _lease = match route.group {
+            Some(_) => Some(
+                self.ask_read_manager(|| FenceCommit {
+                    consumer: route.clone(),
+                    topic: topic.clone(),
+                    partition: p,
+                })
+                .await?,
+            ),
+            None => None,
+        };
         let broker = self.live_broker(&topic, p)?;
         let (reply, answer) = oneshot::channel();
         broker.addr.do_send(CommitOffset {
