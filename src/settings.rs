@@ -196,14 +196,27 @@ pub struct QueueSettings {
     pub max_batch: usize,
     /// The most partitions a topic may have.
     pub max_partitions: i32,
+    /// The most topics, and the most partitions of all topics together.
+    pub max_topics: usize,
+    pub max_total_partitions: usize,
     /// Recently committed messages each broker keeps in memory per partition, to serve reads
-    /// without PostgreSQL.
+    /// without PostgreSQL…
     pub tail_messages: usize,
+    /// …and the bytes those tails may hold per broker, all its partitions together (each gets
+    /// an equal share).
+    pub tail_bytes: usize,
     /// Bytes of older messages (read from PostgreSQL in blocks) each broker keeps in memory
     /// for the other readers of the same range; least recently used blocks go first.
     pub read_cache_bytes: usize,
-    /// Messages a broker accepts waiting for their flush before answering 503.
+    /// Messages, and bytes, a broker accepts waiting for their commit before answering 503.
     pub max_pending_messages: usize,
+    pub max_pending_bytes: usize,
+    /// Requests waiting in a broker's mailbox before the next ones are answered 503.
+    pub mailbox_capacity: usize,
+    /// What the brokers may hold in memory together: `brokers × (tail_bytes +
+    /// read_cache_bytes + max_pending_bytes + mailbox_capacity × server.max_body_bytes)` must
+    /// fit in it (checked at start).
+    pub memory_budget_bytes: usize,
     /// The longest long poll (`wait_ms`) accepted.
     pub max_wait_ms: u64,
     /// How long a request waits for a broker or manager before answering 503.
@@ -240,9 +253,15 @@ impl Default for QueueSettings {
             max_message_bytes: 16 * 1024,
             max_batch: 1_000,
             max_partitions: 256,
+            max_topics: 1_024,
+            max_total_partitions: 4_096,
             tail_messages: 8_192,
-            read_cache_bytes: 64 * 1024 * 1024,
+            tail_bytes: 16 * 1024 * 1024,
+            read_cache_bytes: 32 * 1024 * 1024,
             max_pending_messages: 200_000,
+            max_pending_bytes: 16 * 1024 * 1024,
+            mailbox_capacity: 256,
+            memory_budget_bytes: 256 * 1024 * 1024,
             max_wait_ms: 30_000,
             request_timeout_ms: 5_000,
             health_interval_ms: 250,
@@ -265,6 +284,16 @@ impl Default for QueueSettings {
 impl QueueSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The most the brokers hold in memory (see `memory_budget_bytes`), for request bodies of
+    /// at most `max_body_bytes`.
+    pub fn brokers_memory_bytes(&self, max_body_bytes: usize) -> usize {
+        let per_broker = self.tail_bytes
+            + self.read_cache_bytes
+            + self.max_pending_bytes
+            + self.mailbox_capacity.saturating_mul(max_body_bytes);
+        self.brokers.saturating_mul(per_broker)
     }
 }
 
@@ -332,6 +361,18 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "queue.brokers, queue.heartbeat_interval_ms and queue.tick_ms must be positive"
                     .into(),
+            ));
+        }
+        let needed = queue.brokers_memory_bytes(self.server.max_body_bytes);
+        if needed > queue.memory_budget_bytes {
+            return Err(SettingsError::Invalid(format!(
+                "queue.brokers × (tail_bytes + read_cache_bytes + max_pending_bytes + mailbox_capacity × server.max_body_bytes) is {needed} bytes, over queue.memory_budget_bytes ({})",
+                queue.memory_budget_bytes
+            )));
+        }
+        if queue.max_pending_bytes < self.server.max_body_bytes || queue.mailbox_capacity == 0 {
+            return Err(SettingsError::Invalid(
+                "queue.max_pending_bytes must hold one request body (server.max_body_bytes) and queue.mailbox_capacity be positive".into(),
             ));
         }
         if queue.heartbeat_deadline_ms < queue.heartbeat_interval_ms {

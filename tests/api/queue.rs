@@ -215,7 +215,12 @@ async fn partitions_keys_and_registrations_to_one_partition() {
 
 #[actix_web::test]
 async fn bad_input_gets_clear_4xx_json_errors() {
-    let app = spawn_app_with(|s| s.queue.max_message_bytes = 32).await;
+    let app = spawn_app_with(|s| {
+        s.queue.max_message_bytes = 32;
+        s.queue.max_topics = 3;
+        s.queue.max_total_partitions = 5;
+    })
+    .await;
     let queue = app.queue();
     queue.create_topic("logs", 2).await.unwrap();
     queue.create_topic("other", 1).await.unwrap();
@@ -371,6 +376,31 @@ async fn bad_input_gets_clear_4xx_json_errors() {
                 json!({"topic":"logs","key":"k\u{0}","message":"m"}),
             )
             .await,
+            422,
+        ),
+        (
+            "partitions past queue.max_total_partitions",
+            post_as(
+                &app,
+                ADMIN,
+                "/queue/topics",
+                json!({"name":"big","partitions":3}),
+            )
+            .await,
+            422,
+        ),
+        (
+            "a topic past queue.max_topics",
+            {
+                queue.create_topic("third", 1).await.unwrap();
+                post_as(
+                    &app,
+                    ADMIN,
+                    "/queue/topics",
+                    json!({"name":"fourth","partitions":1}),
+                )
+                .await
+            },
             422,
         ),
         (
