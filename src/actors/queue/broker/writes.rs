@@ -143,8 +143,10 @@ impl QueueBroker {
         self.flushing = true;
         let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
         let name = self.cell.name().to_owned();
+        let held = self.hooks.flushes_released();
         self.spawn_task(ctx, Task::Flush, async move {
             let (_guard, _in_flight) = (guard, in_flight);
+            held.await;
             let produced_at = Utc::now().trunc_subsecs(6);
             let began = std::time::Instant::now();
             let messages = rows.offsets.len();
@@ -218,6 +220,10 @@ impl QueueBroker {
 impl Handler<Append> for QueueBroker {
     type Result = ();
     fn handle(&mut self, msg: Append, ctx: &mut Self::Context) {
+        if self.hooks.mailboxes_held() {
+            // A test fills the mailbox: nothing more is taken from it until released.
+            ctx.wait(self.hooks.mailboxes_released().into_actor(self));
+        }
         if !self.partitions.contains_key(&msg.key) {
             let e = self.unavailable(msg.key, "does not own it");
             let _ = msg.reply.send(Err(e));
