@@ -11,10 +11,12 @@ use secrecy::ExposeSecret;
 use crate::actors::postgres_keeper::PostgresKeeper;
 use crate::actors::supervisor::{ActorCell, ShutdownSignal, start_supervised};
 use crate::actors::{self, Tree};
+use crate::queue::tokens;
 use crate::settings::Settings;
 use crate::storage::{self, Storage, StorageError};
 use crate::web::auth::Tokens;
 use crate::web::json::{BodyLimit, BodyTimeout};
+use crate::web::queue::access::QueueTokens;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -81,6 +83,7 @@ impl Application {
             admin: settings.admin.token.clone(),
             bookstore_manager: settings.bookstore.manager_token.clone(),
         };
+        let queue_tokens = QueueTokens::from(&settings.queue);
         let body_limit = BodyLimit(settings.server.max_body_bytes);
         let body_timeout = BodyTimeout(settings.server.body_timeout());
         let data = web::Data::new(tree.clone());
@@ -93,6 +96,7 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(tokens.clone())
+                .app_data(queue_tokens.clone())
                 .app_data(body_limit)
                 .app_data(body_timeout)
                 .wrap(crate::web::HeadAsGet)
@@ -123,6 +127,30 @@ impl Application {
             tracing::warn!(
                 "the bookstore manager token is the development one from config.toml; set OBELIX__BOOKSTORE__MANAGER_TOKEN before anyone else can reach this server"
             );
+        }
+        for (key, token, development) in [
+            (
+                "ADMIN_TOKEN",
+                &settings.queue.admin_token,
+                tokens::DEVELOPMENT_ADMIN,
+            ),
+            (
+                "PRODUCER_TOKEN",
+                &settings.queue.producer_token,
+                tokens::DEVELOPMENT_PRODUCER,
+            ),
+            (
+                "CONSUMER_TOKEN",
+                &settings.queue.consumer_token,
+                tokens::DEVELOPMENT_CONSUMER,
+            ),
+        ] {
+            if token.expose_secret() == development {
+                tracing::warn!(
+                    "the queue's {} is the development one from config.toml; set OBELIX__QUEUE__{key} before anyone else can reach this server",
+                    key.to_lowercase()
+                );
+            }
         }
         if settings.admin.token.is_some() {
             tracing::info!("admin API enabled at /admin/actors");

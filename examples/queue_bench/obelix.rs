@@ -21,6 +21,29 @@ use crate::drive::{Client, Clients, Result};
 pub struct Obelix {
     http: reqwest::Client,
     base: String,
+    tokens: Tokens,
+}
+
+/// The queue's bearer tokens: `OBELIX_QUEUE_{ADMIN,PRODUCER,CONSUMER}_TOKEN`, as the CLI reads
+/// them, else the development ones of `config.toml`.
+#[derive(Clone)]
+struct Tokens {
+    admin: String,
+    producer: String,
+    consumer: String,
+}
+
+impl Tokens {
+    fn from_env() -> Self {
+        use ::obelix::queue::tokens;
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        Self {
+            admin: var("OBELIX_QUEUE_ADMIN_TOKEN", tokens::DEVELOPMENT_ADMIN),
+            producer: var("OBELIX_QUEUE_PRODUCER_TOKEN", tokens::DEVELOPMENT_PRODUCER),
+            consumer: var("OBELIX_QUEUE_CONSUMER_TOKEN", tokens::DEVELOPMENT_CONSUMER),
+        }
+    }
 }
 
 /// Why the Obelix rows are missing from a run.
@@ -76,6 +99,7 @@ impl Obelix {
         let obelix = Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            tokens: Tokens::from_env(),
         };
         match obelix.create_topic(first_topic, partitions).await {
             Ok(()) => Ok(obelix),
@@ -93,6 +117,7 @@ impl Obelix {
         let response = self
             .http
             .post(format!("{}/queue/topics", self.base))
+            .bearer_auth(&self.tokens.admin)
             .json(&json!({ "name": name, "partitions": partitions }))
             .send()
             .await
@@ -128,10 +153,15 @@ impl Obelix {
         let mut writers: Clients = Vec::with_capacity(clients);
         for _ in 0..clients {
             let created: ProducerCreated = self
-                .post_json("/queue/producers", &json!({ "topics": [topic] }))
+                .post_json(
+                    "/queue/producers",
+                    &self.tokens.producer,
+                    &json!({ "topics": [topic] }),
+                )
                 .await?;
             writers.push(Box::new(Writer {
                 http: self.http.clone(),
+                token: self.tokens.producer.clone(),
                 url: format!(
                     "{}/queue/producers/{}/messages",
                     self.base, created.producer_id
@@ -148,10 +178,15 @@ impl Obelix {
         let mut readers: Clients = Vec::with_capacity(clients);
         for _ in 0..clients {
             let created: ConsumerCreated = self
-                .post_json("/queue/consumers", &json!({ "topics": [topic] }))
+                .post_json(
+                    "/queue/consumers",
+                    &self.tokens.consumer,
+                    &json!({ "topics": [topic] }),
+                )
                 .await?;
             readers.push(Box::new(Reader {
                 http: self.http.clone(),
+                token: self.tokens.consumer.clone(),
                 url: format!(
                     "{}/queue/consumers/{}/messages?topic={topic}&max={batch}&wait_ms=0",
                     self.base, created.consumer_id
@@ -164,11 +199,13 @@ impl Obelix {
     async fn post_json<T: for<'de> Deserialize<'de>>(
         &self,
         path: &str,
+        token: &str,
         body: &serde_json::Value,
     ) -> Result<T> {
         let response = self
             .http
             .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
             .json(body)
             .send()
             .await?;
@@ -187,6 +224,7 @@ pub enum TopicError {
 
 struct Writer {
     http: reqwest::Client,
+    token: String,
     url: String,
     /// The request body, serialised once: the load generator shares the cores with the servers.
     body: Bytes,
@@ -199,6 +237,7 @@ impl Client for Writer {
             let response = self
                 .http
                 .post(&self.url)
+                .bearer_auth(&self.token)
                 .header("content-type", "application/json")
                 .body(self.body.clone())
                 .send()
@@ -224,13 +263,19 @@ impl Client for Writer {
 
 struct Reader {
     http: reqwest::Client,
+    token: String,
     url: String,
 }
 
 impl Client for Reader {
     fn step(&mut self) -> BoxFuture<'_, Result<usize>> {
         async move {
-            let response = self.http.get(&self.url).send().await?;
+            let response = self
+                .http
+                .get(&self.url)
+                .bearer_auth(&self.token)
+                .send()
+                .await?;
             let status = response.status();
             if !status.is_success() {
                 return Err(format!("dequeue: {status} {}", response.text().await?).into());

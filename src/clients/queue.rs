@@ -1,6 +1,7 @@
 //! A Rust client of the log queue's REST API, mirroring seed 004's library: [`MyQueue`]
 //! (create and list topics, create producers and consumers), [`Producer`] (enqueue) and
-//! [`Consumer`] (dequeue, size, commit, leave). Also `obelix queue …`.
+//! [`Consumer`] (dequeue, size, commit, leave), with the bearer tokens of [`QueueTokens`]. Also
+//! `obelix queue …`.
 
 use std::time::Duration;
 
@@ -8,13 +9,49 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::clients::{ClientError, expect_success, http_client};
-use crate::queue::{StoredMessage, TopicInfo};
+use crate::queue::{StoredMessage, TopicInfo, tokens};
 
 /// A queue server.
 #[derive(Debug, Clone)]
 pub struct MyQueue {
     base: String,
     http: reqwest::Client,
+    tokens: QueueTokens,
+}
+
+/// The bearer tokens a client sends: topic administration, producers, consumers. `None` sends
+/// none (the server answers 401). The default is the development tokens `config.toml` ships.
+#[derive(Clone)]
+pub struct QueueTokens {
+    pub admin: Option<String>,
+    pub producer: Option<String>,
+    pub consumer: Option<String>,
+}
+
+impl Default for QueueTokens {
+    fn default() -> Self {
+        Self {
+            admin: Some(tokens::DEVELOPMENT_ADMIN.to_owned()),
+            producer: Some(tokens::DEVELOPMENT_PRODUCER.to_owned()),
+            consumer: Some(tokens::DEVELOPMENT_CONSUMER.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Debug for QueueTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueueTokens(..)")
+    }
+}
+
+/// Which token a request carries.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Admin,
+    Producer,
+    Consumer,
+    /// Whichever is set (listing topics takes any).
+    Any,
 }
 
 /// Where one enqueued message went.
@@ -58,20 +95,52 @@ impl MyQueue {
         Self {
             base: base.into().trim_end_matches('/').to_owned(),
             http,
+            tokens: QueueTokens::default(),
         }
+    }
+
+    /// The same server with these tokens.
+    pub fn with_tokens(mut self, tokens: QueueTokens) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
-        let response = self.http.post(self.url(path)).json(&body).send().await?;
+    fn authorized(&self, request: reqwest::RequestBuilder, role: Role) -> reqwest::RequestBuilder {
+        let t = &self.tokens;
+        let token = match role {
+            Role::Admin => t.admin.as_ref(),
+            Role::Producer => t.producer.as_ref(),
+            Role::Consumer => t.consumer.as_ref(),
+            Role::Any => t
+                .admin
+                .as_ref()
+                .or(t.producer.as_ref())
+                .or(t.consumer.as_ref()),
+        };
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn post(&self, role: Role, path: &str, body: Value) -> Result<Value, ClientError> {
+        let request = self.authorized(self.http.post(self.url(path)), role);
+        let response = request.json(&body).send().await?;
         Ok(expect_success(response).await?.json().await?)
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
-        let response = self.http.get(self.url(path)).query(query).send().await?;
+    async fn get(
+        &self,
+        role: Role,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, ClientError> {
+        let request = self.authorized(self.http.get(self.url(path)), role);
+        let response = request.query(query).send().await?;
         Ok(expect_success(response).await?.json().await?)
     }
 
@@ -98,13 +167,13 @@ impl MyQueue {
         if let Some(n) = options.retention_messages {
             body["retention_messages"] = json!(n);
         }
-        serde_json::from_value(self.post("/queue/topics", body).await?)
+        serde_json::from_value(self.post(Role::Admin, "/queue/topics", body).await?)
             .map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     /// `get_all_topics`
     pub async fn topics(&self) -> Result<Vec<TopicInfo>, ClientError> {
-        serde_json::from_value(self.get("/queue/topics", &[]).await?)
+        serde_json::from_value(self.get(Role::Any, "/queue/topics", &[]).await?)
             .map_err(|e| ClientError::Decode(e.to_string()))
     }
 
@@ -115,7 +184,9 @@ impl MyQueue {
     }
 
     pub async fn create_producer_for(&self, what: Subscription) -> Result<Producer, ClientError> {
-        let reply = self.post("/queue/producers", what.body()).await?;
+        let reply = self
+            .post(Role::Producer, "/queue/producers", what.body())
+            .await?;
         Ok(Producer {
             queue: self.clone(),
             id: id_of(&reply, "producer_id")?,
@@ -138,7 +209,7 @@ impl MyQueue {
         if let Some(group) = group {
             body["group"] = json!(group);
         }
-        let reply = self.post("/queue/consumers", body).await?;
+        let reply = self.post(Role::Consumer, "/queue/consumers", body).await?;
         Ok(Consumer {
             queue: self.clone(),
             id: id_of(&reply, "consumer_id")?,
@@ -229,7 +300,11 @@ impl Producer {
     async fn send(&self, body: Value) -> Result<Vec<Placed>, ClientError> {
         let reply = self
             .queue
-            .post(&format!("/queue/producers/{}/messages", self.id), body)
+            .post(
+                Role::Producer,
+                &format!("/queue/producers/{}/messages", self.id),
+                body,
+            )
             .await?;
         let reply: PlacedReply =
             serde_json::from_value(reply).map_err(|e| ClientError::Decode(e.to_string()))?;
@@ -292,6 +367,7 @@ impl Consumer {
         let reply = self
             .queue
             .get(
+                Role::Consumer,
                 &format!("/queue/consumers/{}/messages", self.id),
                 &[
                     ("topic", topic.to_owned()),
@@ -315,6 +391,7 @@ impl Consumer {
     ) -> Result<(), ClientError> {
         self.queue
             .post(
+                Role::Consumer,
                 &format!("/queue/consumers/{}/offsets", self.id),
                 json!({ "topic": topic, "partition": partition, "offset": offset }),
             )
@@ -327,6 +404,7 @@ impl Consumer {
         let reply = self
             .queue
             .get(
+                Role::Consumer,
                 &format!("/queue/consumers/{}/size", self.id),
                 &[("topic", topic.to_owned())],
             )
@@ -338,12 +416,11 @@ impl Consumer {
 
     /// Leaves: a group member's partitions go to the other members.
     pub async fn leave(&self) -> Result<(), ClientError> {
-        let response = self
+        let url = self.queue.url(&format!("/queue/consumers/{}", self.id));
+        let request = self
             .queue
-            .http
-            .delete(self.queue.url(&format!("/queue/consumers/{}", self.id)))
-            .send()
-            .await?;
+            .authorized(self.queue.http.delete(url), Role::Consumer);
+        let response = request.send().await?;
         expect_success(response).await?;
         Ok(())
     }
@@ -355,6 +432,15 @@ pub struct QueueArgs {
     /// The Obelix server.
     #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
     pub server: String,
+    /// The topic administration token (create-topic).
+    #[arg(long, global = true, env = "OBELIX_QUEUE_ADMIN_TOKEN", default_value = tokens::DEVELOPMENT_ADMIN)]
+    pub admin_token: String,
+    /// The producers' token (produce).
+    #[arg(long, global = true, env = "OBELIX_QUEUE_PRODUCER_TOKEN", default_value = tokens::DEVELOPMENT_PRODUCER)]
+    pub producer_token: String,
+    /// The consumers' token (consume).
+    #[arg(long, global = true, env = "OBELIX_QUEUE_CONSUMER_TOKEN", default_value = tokens::DEVELOPMENT_CONSUMER)]
+    pub consumer_token: String,
     #[command(subcommand)]
     pub command: QueueCommand,
 }
@@ -401,7 +487,11 @@ pub enum QueueCommand {
 }
 
 pub async fn run(args: QueueArgs) -> Result<(), ClientError> {
-    let queue = MyQueue::new(args.server);
+    let queue = MyQueue::new(args.server).with_tokens(QueueTokens {
+        admin: Some(args.admin_token),
+        producer: Some(args.producer_token),
+        consumer: Some(args.consumer_token),
+    });
     match args.command {
         QueueCommand::CreateTopic {
             name,

@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
+
 /// The detached tasks a broker spawns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerTask {
@@ -32,6 +34,33 @@ struct Inner {
     parked_polls: AtomicUsize,
     /// Range scans the brokers ran to fill read-cache blocks.
     block_reads: AtomicU64,
+    /// While true, a broker stops taking messages from its mailbox at its next append…
+    mailboxes_held: Held,
+    /// …and flushes wait before their statement.
+    flushes_held: Held,
+}
+
+/// A switch tasks wait on.
+#[derive(Debug)]
+struct Held(watch::Sender<bool>);
+
+impl Default for Held {
+    fn default() -> Self {
+        Self(watch::channel(false).0)
+    }
+}
+
+impl Held {
+    fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    fn released(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|held| !held).await;
+        }
+    }
 }
 
 impl TestHooks {
@@ -83,6 +112,28 @@ impl TestHooks {
 
     pub fn parked_polls(&self) -> usize {
         self.0.parked_polls.load(Ordering::Acquire)
+    }
+
+    /// Brokers stop reading their mailboxes (from their next append on) until released.
+    pub fn hold_mailboxes(&self, held: bool) {
+        self.0.mailboxes_held.0.send_replace(held);
+    }
+
+    pub fn mailboxes_held(&self) -> bool {
+        self.0.mailboxes_held.is_set()
+    }
+
+    pub fn mailboxes_released(&self) -> impl std::future::Future<Output = ()> + 'static {
+        self.0.mailboxes_held.released()
+    }
+
+    /// Flushes wait before committing until released.
+    pub fn hold_flushes(&self, held: bool) {
+        self.0.flushes_held.0.send_replace(held);
+    }
+
+    pub fn flushes_released(&self) -> impl std::future::Future<Output = ()> + 'static {
+        self.0.flushes_held.released()
     }
 
     pub fn count_block_read(&self) {

@@ -41,6 +41,17 @@ pub enum QueueError {
     UnknownConsumer(i64),
     #[error("{client} is not registered for {what}")]
     NotRegistered { client: String, what: String },
+    /// A group member committing an offset of a partition it does not own (any more).
+    #[error(
+        "consumer {consumer} does not own partition {partition} of `{topic}` in group {group} (generation {generation}); poll again to get your partitions"
+    )]
+    Fenced {
+        consumer: i64,
+        group: String,
+        topic: String,
+        partition: i32,
+        generation: u64,
+    },
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
     /// The broker owning the partition is down or restarting: retry shortly.
@@ -102,6 +113,14 @@ impl From<sqlx::Error> for QueueError {
             detail: e.to_string(),
         }
     }
+}
+
+/// The queue's development tokens, as `config.toml` ships them (the server warns at start while
+/// one is in use; the client and the CLI default to them).
+pub mod tokens {
+    pub const DEVELOPMENT_ADMIN: &str = "queue-admin-dev-token";
+    pub const DEVELOPMENT_PRODUCER: &str = "queue-producer-dev-token";
+    pub const DEVELOPMENT_CONSUMER: &str = "queue-consumer-dev-token";
 }
 
 /// A partition, named by its topic's id and its index in the topic.

@@ -302,14 +302,27 @@ pub struct QueueSettings {
     pub max_batch: usize,
     /// The most partitions a topic may have.
     pub max_partitions: i32,
+    /// The most topics, and the most partitions of all topics together.
+    pub max_topics: usize,
+    pub max_total_partitions: usize,
     /// Recently committed messages each broker keeps in memory per partition, to serve reads
-    /// without PostgreSQL.
+    /// without PostgreSQL…
     pub tail_messages: usize,
+    /// …and the bytes those tails may hold per broker, all its partitions together (each gets
+    /// an equal share).
+    pub tail_bytes: usize,
     /// Bytes of older messages (read from PostgreSQL in blocks) each broker keeps in memory
     /// for the other readers of the same range; least recently used blocks go first.
     pub read_cache_bytes: usize,
-    /// Messages a broker accepts waiting for their flush before answering 503.
+    /// Messages, and bytes, a broker accepts waiting for their commit before answering 503.
     pub max_pending_messages: usize,
+    pub max_pending_bytes: usize,
+    /// Requests waiting in a broker's mailbox before the next ones are answered 503.
+    pub mailbox_capacity: usize,
+    /// What the brokers may hold in memory together: `brokers × (tail_bytes +
+    /// read_cache_bytes + max_pending_bytes + mailbox_capacity × server.max_body_bytes)` must
+    /// fit in it (checked at start).
+    pub memory_budget_bytes: usize,
     /// The longest long poll (`wait_ms`) accepted.
     pub max_wait_ms: u64,
     /// How long a request waits for a broker or manager before answering 503.
@@ -328,6 +341,11 @@ pub struct QueueSettings {
     pub heartbeat_deadline_ms: u64,
     pub election_answer_ms: u64,
     pub election_coordinator_ms: u64,
+    /// Bearer tokens of topic administration (create topics), producers (register, enqueue)
+    /// and consumers (register, dequeue, commit, leave). Listing topics takes any of them.
+    pub admin_token: SecretString,
+    pub producer_token: SecretString,
+    pub consumer_token: SecretString,
     /// Faults and counters for tests; never read from configuration.
     #[serde(skip)]
     pub hooks: crate::queue::hooks::TestHooks,
@@ -341,9 +359,15 @@ impl Default for QueueSettings {
             max_message_bytes: 16 * 1024,
             max_batch: 1_000,
             max_partitions: 256,
+            max_topics: 1_024,
+            max_total_partitions: 4_096,
             tail_messages: 8_192,
-            read_cache_bytes: 64 * 1024 * 1024,
+            tail_bytes: 16 * 1024 * 1024,
+            read_cache_bytes: 32 * 1024 * 1024,
             max_pending_messages: 200_000,
+            max_pending_bytes: 16 * 1024 * 1024,
+            mailbox_capacity: 256,
+            memory_budget_bytes: 256 * 1024 * 1024,
             max_wait_ms: 30_000,
             request_timeout_ms: 5_000,
             health_interval_ms: 250,
@@ -355,6 +379,9 @@ impl Default for QueueSettings {
             heartbeat_deadline_ms: 150,
             election_answer_ms: 60,
             election_coordinator_ms: 250,
+            admin_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_ADMIN),
+            producer_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_PRODUCER),
+            consumer_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_CONSUMER),
             hooks: Default::default(),
         }
     }
@@ -363,6 +390,16 @@ impl Default for QueueSettings {
 impl QueueSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The most the brokers hold in memory (see `memory_budget_bytes`), for request bodies of
+    /// at most `max_body_bytes`.
+    pub fn brokers_memory_bytes(&self, max_body_bytes: usize) -> usize {
+        let per_broker = self.tail_bytes
+            + self.read_cache_bytes
+            + self.max_pending_bytes
+            + self.mailbox_capacity.saturating_mul(max_body_bytes);
+        self.brokers.saturating_mul(per_broker)
     }
 }
 
@@ -457,7 +494,19 @@ impl Settings {
         let envelope = 32 + crate::queue::MAX_NAME_LEN;
         // The smallest message in a batch: `"",` (the queue refuses empty ones; one byte more).
         let smallest_in_batch = 4;
+        let needed = queue.brokers_memory_bytes(server.max_body_bytes);
         let checks = [
+            (
+                needed <= queue.memory_budget_bytes,
+                format!(
+                    "queue.brokers × (tail_bytes + read_cache_bytes + max_pending_bytes + mailbox_capacity × server.max_body_bytes) is {needed} bytes, over queue.memory_budget_bytes ({})",
+                    queue.memory_budget_bytes
+                ),
+            ),
+            (
+                queue.max_pending_bytes >= server.max_body_bytes && queue.mailbox_capacity > 0,
+                "queue.max_pending_bytes must hold one request body (server.max_body_bytes) and queue.mailbox_capacity be positive".to_owned(),
+            ),
             (
                 group.heartbeat_interval_ms > 0
                     && group.heartbeat_deadline_ms >= group.heartbeat_interval_ms,

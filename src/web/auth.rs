@@ -1,6 +1,6 @@
 //! Bearer-token extractors: `Reporter` (Cacofonix, for writes), `Manager` (the bookstore's
-//! store manager) and `Admin`.
-//! Tokens are compared in constant time and never logged.
+//! store manager) and `Admin`; the queue's are in `web::queue::access`. Tokens are compared in
+//! constant time and never logged.
 
 use std::future::{Ready, ready};
 
@@ -42,7 +42,7 @@ pub struct Reporter;
 /// Proof that the request carries the admin token (and that the admin API is on).
 pub struct Admin;
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
+pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get(AUTHORIZATION)?
         .to_str()
@@ -50,7 +50,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-fn matches(presented: Option<&str>, expected: &SecretString) -> bool {
+pub(crate) fn matches(presented: Option<&str>, expected: &SecretString) -> bool {
     presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.expose_secret().as_bytes())))
 }
 

@@ -44,6 +44,8 @@ pub enum ApiError {
     BodyTimeout { timeout: std::time::Duration },
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
     #[error("the admin API is disabled; set admin.token to enable it")]
     AdminDisabled,
     #[error("no such resource: {0}")]
@@ -96,7 +98,7 @@ impl ResponseError for ApiError {
                 | QueueError::UnknownPartition { .. }
                 | QueueError::UnknownProducer(_)
                 | QueueError::UnknownConsumer(_) => StatusCode::NOT_FOUND,
-                QueueError::TopicExists(_) => StatusCode::CONFLICT,
+                QueueError::TopicExists(_) | QueueError::Fenced { .. } => StatusCode::CONFLICT,
                 QueueError::NotRegistered { .. } => StatusCode::FORBIDDEN,
                 QueueError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 QueueError::PartitionUnavailable { .. }
@@ -137,6 +139,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -12,6 +12,30 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_body, eventually, spawn_app, spawn_app_with};
 
+/// The queue's tokens in the tests: config.toml's development ones.
+pub const ADMIN: &str = obelix::queue::tokens::DEVELOPMENT_ADMIN;
+pub const PRODUCER: &str = obelix::queue::tokens::DEVELOPMENT_PRODUCER;
+pub const CONSUMER: &str = obelix::queue::tokens::DEVELOPMENT_CONSUMER;
+
+/// `POST path` with a JSON body and a bearer token.
+pub async fn post_as(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
+    app.request(reqwest::Method::POST, path)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST")
+}
+
+/// `GET path` with a bearer token.
+pub async fn get_as(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+    app.request(reqwest::Method::GET, path)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET")
+}
+
 /// Reads everything `consumer` can get of `topic` until it has `expected` messages.
 pub async fn drain(consumer: &Consumer, topic: &str, expected: usize) -> Vec<StoredMessage> {
     let mut got = Vec::new();
@@ -64,9 +88,13 @@ async fn topics_producers_and_consumers_as_in_seed_004() {
     let topic = queue.create_topic("logs", 3).await.unwrap();
     assert_eq!(topic.partitions, 3);
     assert_eq!(topic.brokers.len(), 3, "one broker per partition");
-    let again = app
-        .post_json("/queue/topics", json!({"name": "logs", "partitions": 3}))
-        .await;
+    let again = post_as(
+        &app,
+        ADMIN,
+        "/queue/topics",
+        json!({"name": "logs", "partitions": 3}),
+    )
+    .await;
     error_body(again, 409).await;
     queue.create_topic("audit", 1).await.unwrap();
     let names: Vec<String> = queue
@@ -101,15 +129,16 @@ async fn topics_producers_and_consumers_as_in_seed_004() {
     assert_eq!(consumer.dequeue("logs").await.unwrap(), None);
 
     // The single-message reply has the placement at the top too (for the benchmark's clients).
-    let reply: Value = app
-        .post_json(
-            &format!("/queue/producers/{}/messages", producer.id),
-            json!({"topic": "logs", "message": "four"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let reply: Value = post_as(
+        &app,
+        PRODUCER,
+        &format!("/queue/producers/{}/messages", producer.id),
+        json!({"topic": "logs", "message": "four"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(reply["messages"][0]["offset"], reply["offset"]);
 
     // Everything is in PostgreSQL, readable as it is.
@@ -186,7 +215,12 @@ async fn partitions_keys_and_registrations_to_one_partition() {
 
 #[actix_web::test]
 async fn bad_input_gets_clear_4xx_json_errors() {
-    let app = spawn_app_with(|s| s.queue.max_message_bytes = 32).await;
+    let app = spawn_app_with(|s| {
+        s.queue.max_message_bytes = 32;
+        s.queue.max_topics = 3;
+        s.queue.max_total_partitions = 5;
+    })
+    .await;
     let queue = app.queue();
     queue.create_topic("logs", 2).await.unwrap();
     queue.create_topic("other", 1).await.unwrap();
@@ -195,8 +229,13 @@ async fn bad_input_gets_clear_4xx_json_errors() {
     let enqueue = |id: i64, body: Value| {
         let app = &app;
         async move {
-            app.post_json(&format!("/queue/producers/{id}/messages"), body)
-                .await
+            post_as(
+                &app,
+                PRODUCER,
+                &format!("/queue/producers/{id}/messages"),
+                body,
+            )
+            .await
         }
     };
 
@@ -274,25 +313,42 @@ async fn bad_input_gets_clear_4xx_json_errors() {
         ),
         (
             "topic of 0 partitions",
-            app.post_json("/queue/topics", json!({"name":"zero","partitions":0}))
-                .await,
+            post_as(
+                &app,
+                ADMIN,
+                "/queue/topics",
+                json!({"name":"zero","partitions":0}),
+            )
+            .await,
             422,
         ),
         (
             "topic with a bad name",
-            app.post_json("/queue/topics", json!({"name":"a b","partitions":1}))
-                .await,
+            post_as(
+                &app,
+                ADMIN,
+                "/queue/topics",
+                json!({"name":"a b","partitions":1}),
+            )
+            .await,
             422,
         ),
         (
             "negative retention",
-            app.post_json("/queue/topics", json!({"name":"r","retention_ms":-1}))
-                .await,
+            post_as(
+                &app,
+                ADMIN,
+                "/queue/topics",
+                json!({"name":"r","retention_ms":-1}),
+            )
+            .await,
             422,
         ),
         (
             "a retention older than any clock",
-            app.post_json(
+            post_as(
+                &app,
+                ADMIN,
                 "/queue/topics",
                 json!({"name":"rhuge","partitions":3,"retention_ms":10_000_000_000_000_000u64}),
             )
@@ -323,85 +379,136 @@ async fn bad_input_gets_clear_4xx_json_errors() {
             422,
         ),
         (
+            "partitions past queue.max_total_partitions",
+            post_as(
+                &app,
+                ADMIN,
+                "/queue/topics",
+                json!({"name":"big","partitions":3}),
+            )
+            .await,
+            422,
+        ),
+        (
+            "a topic past queue.max_topics",
+            {
+                queue.create_topic("third", 1).await.unwrap();
+                post_as(
+                    &app,
+                    ADMIN,
+                    "/queue/topics",
+                    json!({"name":"fourth","partitions":1}),
+                )
+                .await
+            },
+            422,
+        ),
+        (
             "producer of an unknown topic",
-            app.post_json("/queue/producers", json!({"topics":["nope"]}))
-                .await,
+            post_as(
+                &app,
+                PRODUCER,
+                "/queue/producers",
+                json!({"topics":["nope"]}),
+            )
+            .await,
             404,
         ),
         (
             "producer of nothing",
-            app.post_json("/queue/producers", json!({})).await,
+            post_as(&app, PRODUCER, "/queue/producers", json!({})).await,
             422,
         ),
         (
             "producer of no topics",
-            app.post_json("/queue/producers", json!({"topics":[]}))
-                .await,
+            post_as(&app, PRODUCER, "/queue/producers", json!({"topics":[]})).await,
             422,
         ),
         (
             "consumer of an unknown partition",
-            app.post_json("/queue/consumers", json!({"topic":"logs","partition":2}))
-                .await,
+            post_as(
+                &app,
+                CONSUMER,
+                "/queue/consumers",
+                json!({"topic":"logs","partition":2}),
+            )
+            .await,
             404,
         ),
         (
             "consumer in a bad group",
-            app.post_json("/queue/consumers", json!({"topics":["logs"],"group":""}))
-                .await,
+            post_as(
+                &app,
+                CONSUMER,
+                "/queue/consumers",
+                json!({"topics":["logs"],"group":""}),
+            )
+            .await,
             422,
         ),
         (
             "unknown consumer",
-            app.get("/queue/consumers/9999/messages?topic=logs").await,
+            get_as(&app, CONSUMER, "/queue/consumers/9999/messages?topic=logs").await,
             404,
         ),
         (
             "unknown consumer's size",
-            app.get("/queue/consumers/9999/size?topic=logs").await,
+            get_as(&app, CONSUMER, "/queue/consumers/9999/size?topic=logs").await,
             404,
         ),
         (
             "consumer of another topic",
-            app.get(&format!(
-                "/queue/consumers/{}/messages?topic=other",
-                consumer.id
-            ))
+            get_as(
+                &app,
+                CONSUMER,
+                &format!("/queue/consumers/{}/messages?topic=other", consumer.id),
+            )
             .await,
             403,
         ),
         (
             "max of 0",
-            app.get(&format!(
-                "/queue/consumers/{}/messages?topic=logs&max=0",
-                consumer.id
-            ))
+            get_as(
+                &app,
+                CONSUMER,
+                &format!("/queue/consumers/{}/messages?topic=logs&max=0", consumer.id),
+            )
             .await,
             422,
         ),
         (
             "wait too long",
-            app.get(&format!(
-                "/queue/consumers/{}/messages?topic=logs&wait_ms=99999999",
-                consumer.id
-            ))
+            get_as(
+                &app,
+                CONSUMER,
+                &format!(
+                    "/queue/consumers/{}/messages?topic=logs&wait_ms=99999999",
+                    consumer.id
+                ),
+            )
             .await,
             422,
         ),
         (
             "no topic",
-            app.get(&format!("/queue/consumers/{}/messages", consumer.id))
-                .await,
+            get_as(
+                &app,
+                CONSUMER,
+                &format!("/queue/consumers/{}/messages", consumer.id),
+            )
+            .await,
             400,
         ),
         (
             "id not a number",
-            app.get("/queue/consumers/abc/messages?topic=logs").await,
+            get_as(&app, CONSUMER, "/queue/consumers/abc/messages?topic=logs").await,
             400,
         ),
         (
             "commit past the end",
-            app.post_json(
+            post_as(
+                &app,
+                CONSUMER,
                 &format!("/queue/consumers/{}/offsets", consumer.id),
                 json!({"topic":"logs","partition":0,"offset":5}),
             )
@@ -410,7 +517,9 @@ async fn bad_input_gets_clear_4xx_json_errors() {
         ),
         (
             "commit to an unknown partition",
-            app.post_json(
+            post_as(
+                &app,
+                CONSUMER,
                 &format!("/queue/consumers/{}/offsets", consumer.id),
                 json!({"topic":"logs","partition":9,"offset":0}),
             )
@@ -426,6 +535,7 @@ async fn bad_input_gets_clear_4xx_json_errors() {
                     reqwest::Method::DELETE,
                     &format!("/queue/consumers/{}", c.id),
                 )
+                .bearer_auth(CONSUMER)
                 .send()
                 .await
                 .unwrap()
@@ -440,6 +550,7 @@ async fn bad_input_gets_clear_4xx_json_errors() {
     }
     let broken = app
         .request(reqwest::Method::POST, "/queue/topics")
+        .bearer_auth(ADMIN)
         .header("content-type", "application/json")
         .body("{\"name\":")
         .send()
@@ -1105,5 +1216,199 @@ async fn a_consumer_deleted_during_its_long_poll_gets_404_at_once() {
         started.elapsed() < Duration::from_secs(5),
         "answered after {:?}",
         started.elapsed()
+    );
+}
+
+#[actix_web::test]
+async fn queue_routes_need_their_token_and_json_bodies() {
+    let app = spawn_app().await;
+    let queue = app.queue();
+    queue.create_topic("logs", 1).await.unwrap();
+    let producer = queue.create_producer(&["logs"]).await.unwrap();
+    let consumer = queue.create_consumer(&["logs"]).await.unwrap();
+    let enqueue = format!("/queue/producers/{}/messages", producer.id);
+    let message = json!({"topic": "logs", "message": "m"});
+    let messages = format!("/queue/consumers/{}/messages?topic=logs", consumer.id);
+    let offsets = format!("/queue/consumers/{}/offsets", consumer.id);
+    let commit = json!({"topic": "logs", "partition": 0, "offset": 0});
+
+    // 1. Without a token: 401 on every queue route.
+    let topic = json!({"name": "x"});
+    error_body(app.post_json("/queue/topics", topic.clone()).await, 401).await;
+    error_body(app.get("/queue/topics").await, 401).await;
+    error_body(app.post_json(&enqueue, message.clone()).await, 401).await;
+    error_body(app.get(&messages).await, 401).await;
+    error_body(app.post_json(&offsets, commit.clone()).await, 401).await;
+    // 2. With another role's token: 401 too.
+    let cases = [
+        post_as(&app, PRODUCER, "/queue/topics", topic.clone()).await,
+        post_as(
+            &app,
+            CONSUMER,
+            "/queue/producers",
+            json!({"topics": ["logs"]}),
+        )
+        .await,
+        post_as(&app, ADMIN, &enqueue, message.clone()).await,
+        post_as(
+            &app,
+            PRODUCER,
+            "/queue/consumers",
+            json!({"topics": ["logs"]}),
+        )
+        .await,
+        get_as(&app, PRODUCER, &messages).await,
+        post_as(&app, ADMIN, &offsets, commit.clone()).await,
+        post_as(&app, CONSUMER, "/queue/topics", topic).await,
+    ];
+    for response in cases {
+        error_body(response, 401).await;
+    }
+    // 3. Any of the queue's tokens lists the topics.
+    for token in [ADMIN, PRODUCER, CONSUMER] {
+        assert_eq!(get_as(&app, token, "/queue/topics").await.status(), 200);
+    }
+    // 4. A body not declared as JSON is 415, token or not: what a cross-site form can send.
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        let mut request = app
+            .request(reqwest::Method::POST, &enqueue)
+            .bearer_auth(PRODUCER)
+            .body(message.to_string());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        error_body(request.send().await.unwrap(), 415).await;
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM queue_messages")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "nothing got through");
+    // With the right token and JSON: fine.
+    assert_eq!(
+        post_as(&app, PRODUCER, &enqueue, message).await.status(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn a_member_whose_session_expired_cannot_rewind_the_group() {
+    let app = spawn_app_with(|s| s.queue.session_timeout_ms = 300).await;
+    let queue = app.queue();
+    queue.create_topic("jobs", 1).await.unwrap();
+    let producer = queue.create_producer(&["jobs"]).await.unwrap();
+    let batch: Vec<String> = (0..20).map(|i| format!("job {i}")).collect();
+    producer.enqueue_batch("jobs", &batch).await.unwrap();
+    let group = Subscription::Topics(vec!["jobs".into()]);
+    let a = queue
+        .create_consumer_for(group.clone(), Some("g"))
+        .await
+        .unwrap();
+    let b = queue.create_consumer_for(group, Some("g")).await.unwrap();
+
+    // 1. A owns the only partition (the lowest id): it fetches 10 and commits 5 of them.
+    let fetched = a.fetch("jobs", 10, Duration::ZERO).await.unwrap();
+    assert_eq!(fetched.len(), 10);
+    a.commit("jobs", 0, 5).await.unwrap();
+    // B cannot commit a partition it does not own.
+    assert_eq!(status_of(b.commit("jobs", 0, 20).await.unwrap_err()), 409);
+
+    // 2. A falls silent; B keeps polling, gets the partition when A's session expires, and
+    //    reads the rest from the group's offset.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < 15 {
+        assert!(Instant::now() < deadline, "B got {} of 15", got.len());
+        got.extend(
+            b.dequeue_many("jobs", 100, Duration::from_millis(50))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(got[0].offset, 5);
+
+    // 3. A, expired, commits offset 0: fenced (409); the group's offset stays at 20.
+    assert_eq!(status_of(a.commit("jobs", 0, 0).await.unwrap_err()), 409);
+    let offset: i64 =
+        sqlx::query_scalar("SELECT next_offset FROM queue_offsets WHERE reader = 'group:g'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(offset, 20, "nothing rewound");
+    assert_eq!(b.size("jobs").await.unwrap(), 0);
+}
+
+#[actix_web::test]
+async fn an_overloaded_broker_answers_503_instead_of_queueing() {
+    let hooks = TestHooks::default();
+    let app = spawn_app_with({
+        let hooks = hooks.clone();
+        move |s| {
+            s.queue.hooks = hooks;
+            s.queue.brokers = 1;
+            s.queue.mailbox_capacity = 4;
+            s.queue.max_pending_bytes = 64 * 1024;
+        }
+    })
+    .await;
+    let queue = app.queue();
+    queue.create_topic("busy", 1).await.unwrap();
+    let producer = queue.create_producer(&["busy"]).await.unwrap();
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    // Sends `n` messages of `len` bytes at once; each answer is 200 or 503 (with Retry-After).
+    let flood = |n: usize, len: usize| {
+        let (producer, refused) = (&producer, &refused);
+        futures_util::future::join_all((0..n).map(move |i| async move {
+            let m = format!("{i:05}").repeat(len / 5);
+            match producer.enqueue("busy", &m).await {
+                Ok(placed) => Some(placed),
+                Err(e) => {
+                    assert_eq!(status_of(e), 503);
+                    refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    None
+                }
+            }
+        }))
+    };
+    let refusals = || refused.load(std::sync::atomic::Ordering::SeqCst);
+
+    // 1. The broker stops reading its mailbox: past 4 requests waiting, enqueues are refused
+    //    at once instead of queueing behind them.
+    hooks.hold_mailboxes(true);
+    let (placed, _) = tokio::join!(flood(16, 10), async {
+        eventually(Duration::from_secs(5), || async { refusals() >= 10 }).await;
+        hooks.hold_mailboxes(false);
+    });
+    let accepted = placed.iter().flatten().count();
+    assert!((1..=6).contains(&accepted), "{accepted} of 16 accepted");
+
+    // 2. Flushes stall: past 64 KiB waiting for their commit (15 KiB each), enqueues are refused
+    //    at once.
+    refused.store(0, std::sync::atomic::Ordering::SeqCst);
+    hooks.hold_flushes(true);
+    let (placed, _) = tokio::join!(flood(8, 15 * 1024), async {
+        eventually(Duration::from_secs(5), || async { refusals() >= 4 }).await;
+        hooks.hold_flushes(false);
+    });
+    let accepted_now = placed.iter().flatten().count();
+    assert!(
+        (1..=4).contains(&accepted_now),
+        "{accepted_now} of 8 accepted"
+    );
+
+    // What was accepted is stored, densely.
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM queue_messages")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored as usize, accepted + accepted_now);
+    assert_eq!(
+        producer.enqueue("busy", "after").await.unwrap().offset,
+        stored
     );
 }

@@ -14,7 +14,7 @@ use obelix::queue::hooks::{BrokerTask, TestHooks};
 use serde_json::json;
 
 use crate::helpers::{error_body, eventually, spawn_app, spawn_app_with};
-use crate::queue::{assert_stored, status_of};
+use crate::queue::{CONSUMER, PRODUCER, assert_stored, get_as, post_as, status_of};
 
 const PRODUCERS: usize = 4;
 const MESSAGES_EACH: usize = 40;
@@ -193,29 +193,33 @@ async fn a_broker_kept_down_answers_503_with_retry_after_then_recovers() {
     })
     .await;
 
-    let enqueue = app
-        .post_json(
-            &format!("/queue/producers/{}/messages", producer.id),
-            json!({"topic": "logs", "partition": down_partition, "message": "while down"}),
-        )
-        .await;
+    let enqueue = post_as(
+        &app,
+        PRODUCER,
+        &format!("/queue/producers/{}/messages", producer.id),
+        json!({"topic": "logs", "partition": down_partition, "message": "while down"}),
+    )
+    .await;
     assert_eq!(enqueue.headers()["retry-after"], "1");
     let body = error_body(enqueue, 503).await;
     assert!(
         body["error"].as_str().unwrap().contains("queue-broker-1"),
         "{body}"
     );
-    let dequeue = app
-        .get(&format!(
-            "/queue/consumers/{}/messages?topic=logs",
-            reader.id
-        ))
-        .await;
+    let dequeue = get_as(
+        &app,
+        CONSUMER,
+        &format!("/queue/consumers/{}/messages?topic=logs", reader.id),
+    )
+    .await;
     assert_eq!(dequeue.headers()["retry-after"], "1");
     error_body(dequeue, 503).await;
-    let size = app
-        .get(&format!("/queue/consumers/{}/size?topic=logs", reader.id))
-        .await;
+    let size = get_as(
+        &app,
+        CONSUMER,
+        &format!("/queue/consumers/{}/size?topic=logs", reader.id),
+    )
+    .await;
     error_body(size, 503).await;
     // Unkeyed messages go to the partitions that are up.
     for _ in 0..4 {

@@ -150,6 +150,8 @@ pub struct QueueManager {
     /// Brokers whose last health check failed, and checks in flight.
     failing_brokers: HashSet<i32>,
     checks_in_flight: HashSet<i32>,
+    /// Topics and partitions being created (not in the table yet).
+    creating: (usize, usize),
 }
 
 impl QueueManager {
@@ -165,6 +167,7 @@ impl QueueManager {
             next_health_check: 0,
             failing_brokers: HashSet::new(),
             checks_in_flight: HashSet::new(),
+            creating: (0, 0),
         }
     }
 
@@ -360,6 +363,7 @@ impl actix::Supervised for QueueManager {
         self.group.reset();
         self.was_leader = false;
         self.checks_in_flight.clear();
+        self.creating = (0, 0);
     }
 }
 
@@ -379,15 +383,27 @@ impl Handler<ManagerHeartbeat> for QueueManager {
 }
 
 impl Handler<CreateTopic> for QueueManager {
-    type Result = ResponseFuture<Result<TopicInfo, ManagerError>>;
+    type Result = ResponseActFuture<Self, Result<TopicInfo, ManagerError>>;
 
     fn handle(&mut self, msg: CreateTopic, _ctx: &mut Self::Context) -> Self::Result {
         if !self.leads() {
-            return Self::not_leader();
+            return Box::pin(fut::ready(Err(ManagerError::NotLeader)));
         }
+        // Checked here, in the actor, with the creations still in flight: concurrent ones
+        // cannot together go past the limits.
+        let n = msg.partitions as usize;
+        let room = self
+            .shared
+            .table
+            .load()
+            .check_room(&self.shared.settings, self.creating, n);
+        if let Err(e) = room {
+            return Box::pin(fut::ready(Err(e.into())));
+        }
+        self.creating = (self.creating.0 + 1, self.creating.1 + n);
         let (pool, shared) = (self.pool.clone(), self.shared.clone());
         let name = self.name().to_owned();
-        Box::pin(async move {
+        let work = async move {
             let table = shared.table.load_full();
             let mut counts = vec![0usize; shared.brokers.len()];
             for topic in table.topics.values() {
@@ -431,7 +447,11 @@ impl Handler<CreateTopic> for QueueManager {
             });
             tracing::info!(manager = %name, topic = %row.name, "write manager {name} created topic {} with partitions on brokers {:?}", row.name, row.brokers);
             Ok(route.info())
-        })
+        };
+        Box::pin(work.into_actor(self).map(move |result, act, _| {
+            act.creating = (act.creating.0 - 1, act.creating.1 - n);
+            result
+        }))
     }
 }
 

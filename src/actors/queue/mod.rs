@@ -45,8 +45,10 @@ pub async fn boot(
     let signals = Arc::new(PartitionSignals::default());
     let limits = BrokerLimits {
         tail_messages: q.tail_messages,
+        tail_bytes: q.tail_bytes,
         read_cache_bytes: q.read_cache_bytes,
         max_pending_messages: q.max_pending_messages,
+        max_pending_bytes: q.max_pending_bytes,
         retention_interval: std::time::Duration::from_millis(q.retention_interval_ms.max(1)),
     };
     let committer = OffsetCommitter::new(pool.clone());
@@ -55,7 +57,10 @@ pub async fn boot(
             let cell = ActorCell::new(format!("queue-broker-{id}"));
             let (actor_cell, pool, signals) = (cell.clone(), pool.clone(), signals.clone());
             let (committer, hooks) = (committer.clone(), q.hooks.clone());
-            let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |_| {
+            let mailbox = q.mailbox_capacity;
+            let addr = start_supervised(cell.clone(), supervision, shutdown.clone(), move |ctx| {
+                // The ingress try_sends: past this many requests waiting, it answers 503.
+                ctx.set_mailbox_capacity(mailbox);
                 QueueBroker::new(id, actor_cell, pool, limits, signals, committer, hooks)
             });
             registry.add(cell.clone(), addr.clone());

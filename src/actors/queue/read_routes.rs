@@ -1,6 +1,7 @@
 //! The read managers' job (seed 004): where each dequeue reads. A consumer of a whole topic
 //! visits its partitions in seed 004's `(i + j) % n` rotation; a member of a consumer group
-//! reads the partitions its group book leases to it. Any manager answers [`RouteRead`], the
+//! reads the partitions its group book leases to it, and commits the group's offset of a
+//! partition only while it owns it ([`FenceCommit`]). Any manager answers [`RouteRead`], the
 //! write manager too; outside groups the ingress computes the route itself
 //! ([`plain_read_route`]), without a round trip.
 
@@ -12,7 +13,7 @@ use actix::{Handler, Message};
 use crate::actors::clock::now_ms;
 use crate::actors::queue::manager::QueueManager;
 use crate::actors::queue::table::{ConsumerRoute, TopicRoute};
-use crate::queue::groups::Leases;
+use crate::queue::groups::{Fenced, Leases};
 use crate::queue::{QueueError, Reader, routing};
 
 /// What a read manager decides for one dequeue.
@@ -33,6 +34,16 @@ pub struct ReadRoute {
 pub struct RouteRead {
     pub consumer: Arc<ConsumerRoute>,
     pub topic: Arc<TopicRoute>,
+}
+
+/// May this group member commit the group's offset of `partition`? The answer is a lease on it,
+/// held until the commit is done (no handover meanwhile), or `Fenced` (409).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Leases, QueueError>")]
+pub struct FenceCommit {
+    pub consumer: Arc<ConsumerRoute>,
+    pub topic: Arc<TopicRoute>,
+    pub partition: usize,
 }
 
 /// Where a consumer that is in no group reads: its registered partition, or every partition in
@@ -112,5 +123,62 @@ impl Handler<RouteRead> for QueueManager {
             leases: Some(leases),
             handing_over: !grant.handing_over.is_empty(),
         })
+    }
+}
+
+impl Handler<FenceCommit> for QueueManager {
+    type Result = Result<Leases, QueueError>;
+
+    fn handle(&mut self, msg: FenceCommit, _ctx: &mut Self::Context) -> Self::Result {
+        let FenceCommit {
+            consumer,
+            topic,
+            partition,
+        } = msg;
+        let Some(group) = consumer.group.clone() else {
+            return Err(QueueError::Unavailable(format!(
+                "consumer {} is in no group",
+                consumer.id
+            )));
+        };
+        let now = now_ms();
+        let leased = {
+            let mut book = self.shared.groups();
+            match book.lease_for_commit(&group, topic.id, consumer.id, partition, now) {
+                Err(Fenced::NotAMember) => {
+                    // Registered (the table says so) but unknown to the book: a member from
+                    // before a restart. It joins now.
+                    let registered = consumer.topics.get(&topic.id).copied().flatten();
+                    let registered = registered.map(|p| p as usize);
+                    let n = topic.partitions();
+                    book.join(&group, topic.id, n, consumer.id, registered, now);
+                    book.lease_for_commit(&group, topic.id, consumer.id, partition, now)
+                }
+                other => other,
+            }
+        };
+        match leased {
+            Ok((_, rebalance)) => {
+                let why = format!("consumer {} committed", consumer.id);
+                self.log_rebalances(rebalance.into_iter().collect(), &why);
+                Ok(Leases::new(
+                    self.shared.groups.clone(),
+                    group,
+                    topic.id,
+                    consumer.id,
+                    vec![partition],
+                ))
+            }
+            Err(fenced) => Err(QueueError::Fenced {
+                consumer: consumer.id,
+                group: group.to_string(),
+                topic: topic.name.to_string(),
+                partition: partition as i32,
+                generation: match fenced {
+                    Fenced::NotOwner { generation } => generation,
+                    Fenced::NotAMember => 0,
+                },
+            }),
+        }
     }
 }

@@ -18,17 +18,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use actix::dev::SendError;
 use actix::{Handler, MailboxError, Message};
 use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::actors::queue::broker::{Append, BrokerSlot, CommitOffset, Fetch, Size};
+use crate::actors::queue::broker::{Append, BrokerSlot, CommitOffset, Fetch, QueueBroker, Size};
 use crate::actors::queue::manager::{
     CreateTopic, LeaveConsumer, ManagerError, ManagerSlot, QueueManager, QueueShared,
     RegisterConsumer, RegisterProducer,
 };
-use crate::actors::queue::read_routes::{ReadRoute, RouteRead, plain_read_route};
+use crate::actors::queue::read_routes::{FenceCommit, ReadRoute, RouteRead, plain_read_route};
 use crate::actors::queue::table::{ConsumerRoute, QueueTable, TopicRoute};
 use crate::queue::retention::Retention;
 use crate::queue::routing;
@@ -124,9 +125,11 @@ impl QueueRouter {
                 format!("must be between 1 and {max}"),
             ));
         }
-        if self.shared.table.load().topics.contains_key(name.as_str()) {
+        let table = self.shared.table.load();
+        if table.topics.contains_key(name.as_str()) {
             return Err(QueueError::TopicExists(name));
         }
+        table.check_room(&self.shared.settings, (0, 0), partitions as usize)?;
         self.ask_write_manager(CreateTopic {
             name,
             partitions,
@@ -310,11 +313,12 @@ impl QueueRouter {
         let broker = self.live_broker(&topic, partition)?;
         let count = messages.len();
         let (reply, answer) = oneshot::channel();
-        broker.addr.do_send(Append {
+        let append = Append {
             key: topic.key(partition),
             messages,
             reply,
-        });
+        };
+        self.deliver(&topic, partition, broker, append)?;
         let first = self.await_broker(&topic, partition, broker, answer).await?;
         Ok((0..count as i64)
             .map(|i| Placed {
@@ -322,6 +326,36 @@ impl QueueRouter {
                 offset: first + i,
             })
             .collect())
+    }
+
+    /// Puts `msg` in the broker's mailbox, or answers 503 when it is full (bounded by
+    /// `queue.mailbox_capacity`: an overloaded broker sheds load instead of queueing forever).
+    fn deliver<M>(
+        &self,
+        topic: &TopicRoute,
+        partition: usize,
+        broker: &BrokerSlot,
+        msg: M,
+    ) -> Result<(), QueueError>
+    where
+        M: Message<Result = ()> + Send + 'static,
+        QueueBroker: Handler<M>,
+    {
+        broker.addr.try_send(msg).map_err(|e| {
+            let reason = match e {
+                SendError::Full(_) => format!(
+                    "{} is overloaded: {} requests wait in its mailbox",
+                    broker.cell.name(),
+                    self.shared.settings.mailbox_capacity
+                ),
+                SendError::Closed(_) => format!("{} is down", broker.cell.name()),
+            };
+            QueueError::PartitionUnavailable {
+                topic: topic.name.to_string(),
+                partition: partition as i32,
+                reason,
+            }
+        })
     }
 
     /// Waits for a broker's answer; a closed channel (the broker crashed) or no answer in time
@@ -449,13 +483,14 @@ impl QueueRouter {
     ) -> Result<Vec<Arc<StoredMessage>>, QueueError> {
         let broker = self.live_broker(topic, partition)?;
         let (reply, answer) = oneshot::channel();
-        broker.addr.do_send(Fetch {
+        let fetch = Fetch {
             key: topic.key(partition),
             reader: reader.clone(),
             max: params.max,
             advance: params.advance,
             reply,
-        });
+        };
+        self.deliver(topic, partition, broker, fetch)?;
         self.await_broker(topic, partition, broker, answer).await
     }
 
@@ -473,6 +508,22 @@ impl QueueRouter {
         {
             return Ok(route);
         }
+        self.ask_read_manager(|| RouteRead {
+            consumer: consumer.clone(),
+            topic: topic.clone(),
+        })
+        .await
+    }
+
+    /// Sends `make()` to a read manager (round-robin over the live ones, then the write
+    /// manager), trying the next one when a manager fails.
+    async fn ask_read_manager<M, R>(&self, make: impl Fn() -> M) -> Result<R, QueueError>
+    where
+        M: Message<Result = Result<R, QueueError>> + Send + 'static,
+        R: Send + 'static,
+        QueueManager: Handler<M>,
+    {
+        let managers = self.shared.managers();
         let leader = self.shared.leader.load(Ordering::Acquire);
         let mut candidates: Vec<&Arc<ManagerSlot>> = managers
             .iter()
@@ -489,11 +540,7 @@ impl QueueRouter {
         );
         let mut last = String::from("no queue manager is up");
         for manager in candidates {
-            let msg = RouteRead {
-                consumer: consumer.clone(),
-                topic: topic.clone(),
-            };
-            match manager.addr.send(msg).timeout(self.timeout()).await {
+            match manager.addr.send(make()).timeout(self.timeout()).await {
                 Ok(result) => return result,
                 Err(e) => {
                     tracing::warn!(manager = manager.cell.name(), error = %e, "read manager {} failed a request; trying the next", manager.cell.name());
@@ -563,14 +610,28 @@ impl QueueRouter {
             return Err(QueueError::invalid("offset", "must not be negative"));
         }
         let p = partition as usize;
+        // A group member commits only a partition it owns, and holds it meanwhile (409 if not:
+        // one whose session expired would rewind the new owner).
+        let _lease = match route.group {
+            Some(_) => Some(
+                self.ask_read_manager(|| FenceCommit {
+                    consumer: route.clone(),
+                    topic: topic.clone(),
+                    partition: p,
+                })
+                .await?,
+            ),
+            None => None,
+        };
         let broker = self.live_broker(&topic, p)?;
         let (reply, answer) = oneshot::channel();
-        broker.addr.do_send(CommitOffset {
+        let commit = CommitOffset {
             key: topic.key(p),
             reader: route.reader(),
             offset,
             reply,
-        });
+        };
+        self.deliver(&topic, p, broker, commit)?;
         self.await_broker(&topic, p, broker, answer).await
     }
 

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::queue::retention::Retention;
 use crate::queue::store::{self, TopicRow};
 use crate::queue::{PartitionKey, QueueError, Reader, TopicInfo};
+use crate::settings::QueueSettings;
 
 /// A topic in the routing table.
 #[derive(Debug)]
@@ -102,6 +103,34 @@ pub struct QueueTable {
 impl QueueTable {
     pub fn topic_by_id(&self, id: i32) -> Option<&Arc<TopicRoute>> {
         self.topics.values().find(|t| t.id == id)
+    }
+
+    /// Whether one more topic of `partitions` fits, with `reserved` being created already
+    /// (`queue.max_topics`, `queue.max_total_partitions`).
+    pub fn check_room(
+        &self,
+        limits: &QueueSettings,
+        reserved: (usize, usize),
+        partitions: usize,
+    ) -> Result<(), QueueError> {
+        let topics = self.topics.len() + reserved.0;
+        if topics >= limits.max_topics {
+            return Err(QueueError::invalid(
+                "name",
+                format!("the queue holds at most {} topics", limits.max_topics),
+            ));
+        }
+        let used: usize = self.topics.values().map(|t| t.partitions()).sum::<usize>() + reserved.1;
+        if used + partitions > limits.max_total_partitions {
+            return Err(QueueError::invalid(
+                "partitions",
+                format!(
+                    "{used} of the queue's {} partitions are in use",
+                    limits.max_total_partitions
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `self` plus the topics `other` has that `self` lacks (a reload racing a creation).

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::actors::Tree;
 use crate::actors::queue::router::DequeueParams;
 use crate::web::error::ApiError;
-use crate::web::json::ValidJson;
+use crate::web::queue::access::{Consuming, QueueJson};
 use crate::web::queue::producers::registrations;
 
 #[derive(Debug, Deserialize)]
@@ -27,8 +27,9 @@ pub struct NewConsumer {
 
 /// `POST /queue/consumers` → 201 `{"consumer_id": 1}`
 pub async fn register(
+    _consumer: Consuming,
     tree: web::Data<Tree>,
-    ValidJson(new): ValidJson<NewConsumer>,
+    QueueJson(new): QueueJson<NewConsumer>,
 ) -> Result<HttpResponse, ApiError> {
     let wanted = registrations(new.topics, new.topic, new.partition)?;
     let id = tree.queue.register_consumer(wanted, new.group).await?;
@@ -36,7 +37,11 @@ pub async fn register(
 }
 
 /// `DELETE /queue/consumers/{id}` → 204; a group member's partitions go to the others.
-pub async fn leave(tree: web::Data<Tree>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn leave(
+    _consumer: Consuming,
+    tree: web::Data<Tree>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     tree.queue.leave(id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -67,6 +72,7 @@ fn yes() -> bool {
 /// `GET /queue/consumers/{id}/messages?topic=logs&max=100&wait_ms=1000&commit=true` →
 /// `{"messages":[{"partition":0,"offset":0,"message":"…","produced_at":"…"}]}`
 pub async fn dequeue(
+    _consumer: Consuming,
     tree: web::Data<Tree>,
     id: web::Path<i64>,
     query: web::Query<DequeueQuery>,
@@ -105,6 +111,7 @@ pub struct SizeQuery {
 
 /// `GET /queue/consumers/{id}/size?topic=logs` → `{"size": 12}`: messages left for it.
 pub async fn size(
+    _consumer: Consuming,
     tree: web::Data<Tree>,
     id: web::Path<i64>,
     query: web::Query<SizeQuery>,
@@ -125,9 +132,10 @@ pub struct Commit {
 /// `POST /queue/consumers/{id}/offsets` `{"topic":"logs","partition":0,"offset":42}` → 200
 /// once committed.
 pub async fn commit(
+    _consumer: Consuming,
     tree: web::Data<Tree>,
     id: web::Path<i64>,
-    ValidJson(body): ValidJson<Commit>,
+    QueueJson(body): QueueJson<Commit>,
 ) -> Result<HttpResponse, ApiError> {
     tree.queue
         .commit(id.into_inner(), &body.topic, body.partition, body.offset)

@@ -1,5 +1,6 @@
-//! The log queue's routes (seed 004): one resource per file.
+//! The log queue's routes (seed 004): one resource per file; who may call them in [`access`].
 
+pub mod access;
 pub mod consumers;
 pub mod producers;
 pub mod topics;

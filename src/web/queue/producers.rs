@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::actors::Tree;
 use crate::actors::queue::router::EnqueueTarget;
 use crate::web::error::ApiError;
-use crate::web::json::ValidJson;
+use crate::web::queue::access::{Producing, QueueJson};
 
 /// `{"topics":["logs","audit"]}` or `{"topic":"logs","partition":1}`.
 #[derive(Debug, Deserialize)]
@@ -45,8 +45,9 @@ pub fn registrations(
 
 /// `POST /queue/producers` → 201 `{"producer_id": 1}`
 pub async fn register(
+    _producer: Producing,
     tree: web::Data<Tree>,
-    ValidJson(new): ValidJson<NewProducer>,
+    QueueJson(new): QueueJson<NewProducer>,
 ) -> Result<HttpResponse, ApiError> {
     let wanted = registrations(new.topics, new.topic, new.partition)?;
     let id = tree.queue.register_producer(wanted).await?;
@@ -68,9 +69,10 @@ pub struct Enqueue {
 /// `POST /queue/producers/{id}/messages` → `{"messages":[{"partition":0,"offset":41}],
 /// "partition":0,"offset":41}` (the last two for a single message), once committed.
 pub async fn enqueue(
+    _producer: Producing,
     tree: web::Data<Tree>,
     id: web::Path<i64>,
-    ValidJson(body): ValidJson<Enqueue>,
+    QueueJson(body): QueueJson<Enqueue>,
 ) -> Result<HttpResponse, ApiError> {
     let (messages, single) = match (body.message, body.messages) {
         (Some(m), None) => (vec![m], true),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::actors::Tree;
 use crate::queue::retention::Retention;
 use crate::web::error::ApiError;
-use crate::web::json::ValidJson;
+use crate::web::queue::access::{AnyQueueToken, QueueJson, TopicAdmin};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,8 +38,9 @@ fn positive(field: &str, value: Option<u64>) -> Result<Option<i64>, ApiError> {
 
 /// `POST /queue/topics` `{"name":"logs","partitions":3,"retention_ms":60000}` → 201, or 409.
 pub async fn create(
+    _admin: TopicAdmin,
     tree: web::Data<Tree>,
-    ValidJson(new): ValidJson<NewTopic>,
+    QueueJson(new): QueueJson<NewTopic>,
 ) -> Result<HttpResponse, ApiError> {
     let retention = Retention {
         max_age_ms: positive("retention_ms", new.retention_ms)?,
@@ -53,6 +54,6 @@ pub async fn create(
 }
 
 /// `GET /queue/topics` → every topic with its partitions' brokers.
-pub async fn list(tree: web::Data<Tree>) -> HttpResponse {
+pub async fn list(_token: AnyQueueToken, tree: web::Data<Tree>) -> HttpResponse {
     HttpResponse::Ok().json(tree.queue.list_topics())
 }

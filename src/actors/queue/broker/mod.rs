@@ -97,9 +97,13 @@ impl PartitionSignals {
 #[derive(Debug, Clone, Copy)]
 pub struct BrokerLimits {
     pub tail_messages: usize,
+    /// Bytes the tails of all its partitions hold together (each gets an equal share).
+    pub tail_bytes: usize,
     /// Bytes of older messages (read from PostgreSQL) the broker keeps for other readers.
     pub read_cache_bytes: usize,
     pub max_pending_messages: usize,
+    /// Bytes of appends waiting for their commit, or in the flush in flight.
+    pub max_pending_bytes: usize,
     pub retention_interval: Duration,
 }
 
@@ -197,6 +201,9 @@ pub struct QueueBroker {
     partitions: HashMap<PartitionKey, PartitionState>,
     pending: Vec<PendingAppend>,
     pending_messages: usize,
+    pending_bytes: usize,
+    /// Bytes of the flush in flight (its task gives them back when it ends).
+    in_flight_bytes: Arc<std::sync::atomic::AtomicUsize>,
     flushing: bool,
     pending_commits: Vec<PendingCommit>,
     committing: bool,
@@ -231,6 +238,8 @@ impl QueueBroker {
             partitions: HashMap::new(),
             pending: Vec::new(),
             pending_messages: 0,
+            pending_bytes: 0,
+            in_flight_bytes: Arc::default(),
             flushing: false,
             pending_commits: Vec::new(),
             committing: false,
@@ -239,6 +248,11 @@ impl QueueBroker {
             cache_used: 0,
             cache_clock: 0,
         }
+    }
+
+    /// Each partition's share of `tail_bytes`.
+    fn tail_share(&self) -> usize {
+        self.limits.tail_bytes / self.partitions.len().max(1)
     }
 
     fn unavailable(&self, key: PartitionKey, reason: &str) -> QueueError {
@@ -428,6 +442,7 @@ impl actix::Supervised for QueueBroker {
         let pending = self.pending.len() + self.pending_commits.len();
         self.pending.clear();
         self.pending_messages = 0;
+        self.pending_bytes = 0;
         self.pending_commits.clear();
         self.partitions.clear();
         self.cache_used = 0;
@@ -472,6 +487,11 @@ impl Handler<AssignPartition> for QueueBroker {
         let state = PartitionState::new(msg.0);
         self.signals.publish(key, state.end);
         self.partitions.insert(key, state);
+        // One more partition shares the tails' bytes: the others give up theirs.
+        let (count, share) = (self.limits.tail_messages, self.tail_share());
+        for p in self.partitions.values_mut() {
+            p.trim_tail(count, share);
+        }
     }
 }
 
@@ -498,7 +518,7 @@ impl Handler<RetentionDone> for QueueBroker {
             };
             p.start = p.start.max(new_start);
             while p.tail.front().is_some_and(|m| m.offset < p.start) {
-                p.tail.pop_front();
+                p.pop_tail_front();
             }
             let start = p.start;
             p.blocks.retain(|b, block| match block {

@@ -27,6 +27,8 @@ pub(super) struct PartitionState {
     pub(super) next: i64,
     pub(super) retention: Retention,
     pub(super) tail: VecDeque<Arc<StoredMessage>>,
+    /// What the tail holds, as [`cached_bytes`] counts it.
+    pub(super) tail_bytes: usize,
     /// Blocks of older messages read from PostgreSQL, by block index (`offset / CACHE_BLOCK`).
     pub(super) blocks: HashMap<i64, Block>,
     pub(super) readers: HashMap<Reader, ReaderPosition>,
@@ -64,8 +66,37 @@ impl PartitionState {
             next: row.next_offset,
             retention: row.retention,
             tail: VecDeque::new(),
+            tail_bytes: 0,
             blocks: HashMap::new(),
             readers: HashMap::new(),
+        }
+    }
+
+    /// Appends a just committed message to the tail (which restarts after a gap), then drops
+    /// the oldest while the tail holds more than `max_messages` or `max_bytes`.
+    pub(super) fn push_tail(&mut self, m: StoredMessage, max_messages: usize, max_bytes: usize) {
+        if self
+            .tail
+            .back()
+            .is_some_and(|last| last.offset + 1 != m.offset)
+        {
+            self.tail.clear();
+            self.tail_bytes = 0;
+        }
+        self.tail_bytes += cached_bytes(&m);
+        self.tail.push_back(Arc::new(m));
+        self.trim_tail(max_messages, max_bytes);
+    }
+
+    pub(super) fn trim_tail(&mut self, max_messages: usize, max_bytes: usize) {
+        while self.tail.len() > max_messages || self.tail_bytes > max_bytes {
+            self.pop_tail_front();
+        }
+    }
+
+    pub(super) fn pop_tail_front(&mut self) {
+        if let Some(m) = self.tail.pop_front() {
+            self.tail_bytes -= cached_bytes(&m);
         }
     }
 

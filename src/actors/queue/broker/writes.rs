@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix::prelude::*;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -30,6 +31,27 @@ pub(super) struct OffsetsCommitted {
     pub(super) generation: Generation,
     pub(super) ok: bool,
     pub(super) entries: Vec<(Reader, PartitionKey, i64)>,
+}
+
+/// What a message waiting for its commit is accounted for (payload, its row's other columns).
+fn pending_bytes(message: &str) -> usize {
+    message.len() + 64
+}
+
+/// Bytes of a flush in flight, counted in the broker's `in_flight_bytes` while this lives.
+pub(super) struct InFlight(Arc<AtomicUsize>, usize);
+
+impl InFlight {
+    fn new(counter: &Arc<AtomicUsize>, bytes: usize) -> Self {
+        counter.fetch_add(bytes, Ordering::AcqRel);
+        Self(counter.clone(), bytes)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::AcqRel);
+    }
 }
 
 pub(super) struct PendingAppend {
@@ -78,6 +100,11 @@ impl QueueBroker {
         };
         let pending = std::mem::take(&mut self.pending);
         self.pending_messages = 0;
+        // Counted until the flush's task ends, however it ends.
+        let in_flight = InFlight::new(
+            &self.in_flight_bytes,
+            std::mem::take(&mut self.pending_bytes),
+        );
         let total: usize = pending.iter().map(|p| p.messages.len()).sum();
         let mut rows = AppendRows {
             topic_ids: Vec::with_capacity(total),
@@ -116,8 +143,10 @@ impl QueueBroker {
         self.flushing = true;
         let (pool, addr, generation) = (self.pool.clone(), ctx.address(), self.generation);
         let name = self.cell.name().to_owned();
+        let held = self.hooks.flushes_released();
         self.spawn_task(ctx, Task::Flush, async move {
-            let _guard = guard;
+            let (_guard, _in_flight) = (guard, in_flight);
+            held.await;
             let produced_at = Utc::now().trunc_subsecs(6);
             let began = std::time::Instant::now();
             let messages = rows.offsets.len();
@@ -191,6 +220,10 @@ impl QueueBroker {
 impl Handler<Append> for QueueBroker {
     type Result = ();
     fn handle(&mut self, msg: Append, ctx: &mut Self::Context) {
+        if self.hooks.mailboxes_held() {
+            // A test fills the mailbox: nothing more is taken from it until released.
+            ctx.wait(self.hooks.mailboxes_released().into_actor(self));
+        }
         if !self.partitions.contains_key(&msg.key) {
             let e = self.unavailable(msg.key, "does not own it");
             let _ = msg.reply.send(Err(e));
@@ -201,7 +234,15 @@ impl Handler<Append> for QueueBroker {
             let _ = msg.reply.send(Err(e));
             return;
         }
+        let bytes: usize = msg.messages.iter().map(|m| pending_bytes(m)).sum();
+        let held = self.pending_bytes + self.in_flight_bytes.load(Ordering::Acquire);
+        if held > 0 && held + bytes > self.limits.max_pending_bytes {
+            let e = self.unavailable(msg.key, "has too many bytes waiting for their commit");
+            let _ = msg.reply.send(Err(e));
+            return;
+        }
         self.pending_messages += msg.messages.len();
+        self.pending_bytes += bytes;
         self.pending.push(PendingAppend {
             key: msg.key,
             messages: msg.messages,
@@ -223,7 +264,7 @@ impl Handler<Flushed> for QueueBroker {
             self.recover(ctx);
             return;
         }
-        let tail_cap = self.limits.tail_messages;
+        let (tail_cap, share) = (self.limits.tail_messages, self.tail_share());
         let mut touched: Vec<PartitionKey> = Vec::new();
         let rows = msg.rows;
         for (((topic_id, partition), offset), message) in rows
@@ -242,18 +283,8 @@ impl Handler<Flushed> for QueueBroker {
             };
             p.end = offset + 1;
             if tail_cap > 0 {
-                if p.tail.back().is_some_and(|last| last.offset + 1 != offset) {
-                    p.tail.clear();
-                }
-                p.tail.push_back(Arc::new(StoredMessage::new(
-                    partition,
-                    offset,
-                    message,
-                    msg.produced_at,
-                )));
-                while p.tail.len() > tail_cap {
-                    p.tail.pop_front();
-                }
+                let m = StoredMessage::new(partition, offset, message, msg.produced_at);
+                p.push_tail(m, tail_cap, share);
             }
             if touched.last() != Some(&key) {
                 touched.push(key);
