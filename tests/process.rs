@@ -636,3 +636,89 @@ fn a_socket_folder_someone_else_made_is_refused() {
         "{stderr}"
     );
 }
+
+/// The longest stretch for which `work` kept this (single) thread from running anything else.
+async fn longest_stall<T>(work: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let longest = std::cell::Cell::new(Duration::ZERO);
+    let ticker = async {
+        let mut last = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            longest.set(longest.get().max(last.elapsed()));
+            last = Instant::now();
+        }
+    };
+    let result = tokio::select! {
+        result = work => result,
+        _ = ticker => unreachable!(),
+    };
+    (result, longest.get())
+}
+
+/// Kills the cluster's postmaster and waits until it is gone.
+async fn kill_postmaster(data: &Path) {
+    let pid = postmaster_pid(data).expect("a running postmaster");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    eventually(
+        Duration::from_secs(10),
+        || unsafe { libc::kill(pid, 0) } != 0,
+    )
+    .await;
+}
+
+// A current-thread runtime, like the arbiter the keeper shares with every actor.
+#[tokio::test(flavor = "current_thread")]
+async fn restarting_the_private_postgres_never_blocks_the_actors_thread() {
+    use obelix::storage::pg_cluster::{ClusterError, ClusterOptions, PrivateCluster};
+    let (_guard, data) = data_dir();
+    let options = ClusterOptions {
+        durable: false,
+        bin_dir: None,
+    };
+    let cluster = PrivateCluster::start(&data, options).await.unwrap();
+
+    // 1. A restart whose file reads are slow (here its lock file is a pipe that answers after
+    //    a second, as a stalled disk would): the thread goes on serving others meanwhile.
+    kill_postmaster(&data).await;
+    let lock = data.join("postmaster.pid");
+    let _ = std::fs::remove_file(&lock);
+    let path = std::ffi::CString::new(lock.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let slow_disk = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        let writer = std::fs::OpenOptions::new().write(true).open(&lock).unwrap();
+        std::fs::remove_file(&lock).unwrap();
+        drop(writer); // the reader sees an empty file
+    });
+    let (restarted, stall) = longest_stall(cluster.ensure_running()).await;
+    slow_disk.join().unwrap();
+    assert!(restarted.unwrap(), "the postmaster was restarted");
+    assert!(
+        stall < Duration::from_millis(300),
+        "the thread stalled for {stall:?}"
+    );
+
+    // 2. A restart that fails reports the lines of its own attempt only, without reading the
+    //    whole log (here 40 MB of earlier runs) on the thread.
+    kill_postmaster(&data).await;
+    let log = data.with_extension("log");
+    let earlier = "LOG:  a line of an earlier run\n".repeat(40 * 1024 * 1024 / 31);
+    std::fs::write(&log, earlier).unwrap();
+    let mut conf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .unwrap();
+    std::io::Write::write_all(&mut conf, b"\nno_such_setting = 1\n").unwrap();
+    let (failed, stall) = longest_stall(cluster.ensure_running()).await;
+    match failed {
+        Err(ClusterError::NotReady { log, .. }) => {
+            assert!(log.contains("no_such_setting"), "{log}");
+            assert!(!log.contains("earlier run"), "{log}");
+        }
+        other => panic!("expected NotReady, got {other:?}"),
+    }
+    assert!(
+        stall < Duration::from_millis(300),
+        "the thread stalled for {stall:?}"
+    );
+}

@@ -11,6 +11,10 @@
 //!   `pg_hba.conf` is ours and rewritten at every start.
 //! - `initdb` and `postgres` refuse to run as root: as root they run as the `postgres` user
 //!   through `setpriv`.
+//! - Nothing here blocks the thread of its caller once the cluster runs: the keeper actor shares
+//!   its arbiter with every other actor, so restarts read files through `tokio::fs` or
+//!   `spawn_blocking`, wait for the forking thread on a oneshot channel, and read only the part
+//!   of the server log that the attempt wrote (at most [`LOG_TAIL_BYTES`]).
 //! - The postmaster gets SIGINT (fast shutdown) when the thread that started it dies, so a
 //!   `kill -9` of Obelix does not leave an orphan server holding the data folder. That thread is a
 //!   dedicated one that lives as long as the server, because the kernel's parent-death signal
@@ -37,6 +41,10 @@ const PG_HBA: &str = "# Written by Obelix at every start (see src/storage/pg_clu
 const PORT: u16 = 5432;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STALE_POSTMASTER_TIMEOUT: Duration = Duration::from_secs(20);
+/// The most of the server log an error quotes, from its end.
+pub const LOG_TAIL_BYTES: u64 = 4 * 1024;
+/// The most lines of it.
+const LOG_TAIL_LINES: usize = 15;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -102,6 +110,8 @@ pub struct PrivateCluster {
 struct ServerProcess {
     pid: AtomicI32,
     exited: AtomicBool,
+    /// The server log's length when this run started: what it wrote comes after.
+    log_start: u64,
 }
 
 impl PrivateCluster {
@@ -141,6 +151,7 @@ impl PrivateCluster {
             server: std::sync::Mutex::new(Arc::new(ServerProcess {
                 pid: AtomicI32::new(0),
                 exited: AtomicBool::new(true),
+                log_start: 0,
             })),
             bin_dir,
             data_dir,
@@ -149,7 +160,7 @@ impl PrivateCluster {
             password,
             options,
         };
-        cluster.launch()?;
+        cluster.launch().await?;
         cluster.wait_until_ready().await?;
         Ok(cluster)
     }
@@ -161,7 +172,7 @@ impl PrivateCluster {
             return Ok(false);
         }
         wait_for_stale_postmaster(&self.data_dir).await?;
-        self.launch()?;
+        self.launch().await?;
         self.wait_until_ready().await?;
         Ok(true)
     }
@@ -217,7 +228,7 @@ impl PrivateCluster {
         self.server.lock().expect("cluster lock").clone()
     }
 
-    fn launch(&self) -> Result<(), ClusterError> {
+    async fn launch(&self) -> Result<(), ClusterError> {
         let mut cmd = server_command(&self.bin_dir.join("postgres"));
         cmd.arg("-D")
             .arg(&self.data_dir)
@@ -234,20 +245,28 @@ impl PrivateCluster {
             cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
                 .args(["-c", "full_page_writes=off"]);
         }
-        let log = std::fs::OpenOptions::new()
+        let io_err = |what: String| {
+            let dir = self.data_dir.clone();
+            move |source| ClusterError::Io { dir, what, source }
+        };
+        let log = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log_file)
-            .map_err(|source| ClusterError::Io {
-                dir: self.data_dir.clone(),
-                what: format!("open the server log {}", self.log_file.display()),
-                source,
-            })?;
-        let log_err = log.try_clone().map_err(|source| ClusterError::Io {
-            dir: self.data_dir.clone(),
-            what: "duplicate the log handle".into(),
-            source,
-        })?;
+            .await
+            .map_err(io_err(format!(
+                "open the server log {}",
+                self.log_file.display()
+            )))?;
+        let log_start = log
+            .metadata()
+            .await
+            .map_err(io_err("measure the server log".into()))?
+            .len();
+        let log = log.into_std().await;
+        let log_err = log
+            .try_clone()
+            .map_err(io_err("duplicate the log handle".into()))?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
@@ -255,9 +274,10 @@ impl PrivateCluster {
         let server = Arc::new(ServerProcess {
             pid: AtomicI32::new(0),
             exited: AtomicBool::new(false),
+            log_start,
         });
         *self.server.lock().expect("cluster lock") = server.clone();
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let data_dir = self.data_dir.clone();
         // The thread that forks must outlive the server: see the module comment.
         std::thread::Builder::new()
@@ -275,19 +295,13 @@ impl PrivateCluster {
                     let _ = started_tx.send(Err(e));
                 }
             })
-            .map_err(|source| ClusterError::Io {
-                dir: self.data_dir.clone(),
-                what: "spawn the keeper thread".into(),
-                source,
-            })?;
-        started_rx
-            .recv()
-            .expect("keeper thread answers")
-            .map_err(|source| ClusterError::Io {
-                dir: self.data_dir.clone(),
-                what: "start postgres".into(),
-                source,
-            })
+            .map_err(io_err("spawn the keeper thread".into()))?;
+        match started_rx.await {
+            Ok(started) => started.map_err(io_err("start postgres".into())),
+            Err(_) => Err(io_err("start postgres".into())(std::io::Error::other(
+                "the keeper thread ended before forking",
+            ))),
+        }
     }
 
     async fn wait_until_ready(&self) -> Result<(), ClusterError> {
@@ -308,7 +322,7 @@ impl PrivateCluster {
                 Err(_) => {
                     return Err(ClusterError::NotReady {
                         dir: self.data_dir.clone(),
-                        log: log_tail(&self.log_file),
+                        log: log_tail(&self.log_file, self.current().log_start).await,
                     });
                 }
             }
@@ -545,7 +559,7 @@ fn one_line(text: &str) -> String {
 async fn wait_for_stale_postmaster(data_dir: &Path) -> Result<(), ClusterError> {
     let deadline = Instant::now() + STALE_POSTMASTER_TIMEOUT;
     loop {
-        let Some(pid) = postmaster_pid(data_dir) else {
+        let Some(pid) = postmaster_pid(data_dir).await else {
             return Ok(());
         };
         if unsafe { libc::kill(pid, 0) } != 0 {
@@ -561,8 +575,10 @@ async fn wait_for_stale_postmaster(data_dir: &Path) -> Result<(), ClusterError> 
     }
 }
 
-fn postmaster_pid(data_dir: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+async fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    let text = tokio::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .await
+        .ok()?;
     text.lines().next()?.trim().parse().ok()
 }
 
@@ -624,11 +640,56 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
-fn log_tail(log_file: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut file) = std::fs::File::open(log_file) {
-        let _ = file.read_to_string(&mut text);
+/// The last lines the server wrote to its log since `from` (its length when this run started),
+/// reading at most [`LOG_TAIL_BYTES`], off the caller's thread.
+async fn log_tail(log_file: &Path, from: u64) -> String {
+    let log_file = log_file.to_path_buf();
+    tokio::task::spawn_blocking(move || read_tail(&log_file, from, LOG_TAIL_BYTES))
+        .await
+        .unwrap_or_default()
+}
+
+fn read_tail(log_file: &Path, from: u64, max: u64) -> String {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(log_file) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = from.max(len.saturating_sub(max));
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.take(max).read_to_end(&mut bytes).is_err()
+    {
+        return String::new();
     }
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    // A cut at `start` may split the first line: keep whole lines only.
+    let whole = if start > from {
+        &lines[1.min(lines.len())..]
+    } else {
+        &lines[..]
+    };
+    whole[whole.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_tail;
+
+    #[test]
+    fn the_log_tail_is_what_this_run_wrote_and_no_more_than_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        std::fs::write(&log, "earlier 1\nearlier 2\n").unwrap();
+        let from = std::fs::metadata(&log).unwrap().len();
+        let mut text = std::fs::read_to_string(&log).unwrap();
+        text.push_str("FATAL: this run\nLOG: shut down\n");
+        std::fs::write(&log, &text).unwrap();
+        assert_eq!(
+            read_tail(&log, from, 4096),
+            "FATAL: this run\nLOG: shut down"
+        );
+        // From a cut in the middle of a line, that line is left out.
+        assert_eq!(read_tail(&log, 0, 16), "LOG: shut down");
+    }
 }
