@@ -15,6 +15,10 @@
 //!   its arbiter with every other actor, so restarts read files through `tokio::fs` or
 //!   `spawn_blocking`, wait for the forking thread on a oneshot channel, and read only the part
 //!   of the server log that the attempt wrote (at most [`LOG_TAIL_BYTES`]).
+//! - One Obelix per data folder: a lock (`flock` on `<data_dir>.lock`, released by the kernel
+//!   when the process dies, even by `kill -9`) is taken before anything else, so a second one
+//!   is told at once; a postmaster still running in the folder is waited for only while it is
+//!   shutting down (the leftover of a killed Obelix), not when it is someone else's.
 //! - The postmaster gets SIGINT (fast shutdown) when the thread that started it dies, so a
 //!   `kill -9` of Obelix does not leave an orphan server holding the data folder. That thread is a
 //!   dedicated one that lives as long as the server, because the kernel's parent-death signal
@@ -41,6 +45,9 @@ const PG_HBA: &str = "# Written by Obelix at every start (see src/storage/pg_clu
 const PORT: u16 = 5432;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STALE_POSTMASTER_TIMEOUT: Duration = Duration::from_secs(20);
+/// A postmaster found running in our data folder that does not report "stopping" within this
+/// is not a leftover of ours on its way out.
+const NOT_STOPPING_GRACE: Duration = Duration::from_secs(2);
 /// The most of the server log an error quotes, from its end.
 pub const LOG_TAIL_BYTES: u64 = 4 * 1024;
 /// The most lines of it.
@@ -65,8 +72,14 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
-    #[error("initdb failed for {dir}: {log}")]
+    #[error("initdb failed for {dir}: {}", one_line(log))]
     Initdb { dir: PathBuf, log: String },
+    #[error(
+        "the data folder {dir} is in use by another Obelix{}; stop it first, or give this one \
+         another database.data_dir",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    HeldByAnotherObelix { dir: PathBuf, pid: Option<u32> },
     #[error(
         "the socket folder {dir} of the private PostgreSQL is not ours ({why}); another user may \
          have made it to reach our database: remove it, or choose another database.data_dir"
@@ -74,9 +87,15 @@ pub enum ClusterError {
     ForeignSocketDir { dir: PathBuf, why: String },
     #[error("could not set the superuser's password in {dir}: {log}")]
     Password { dir: PathBuf, log: String },
-    #[error("the data folder {dir} is held by another running postgres (pid {pid})")]
+    #[error(
+        "the data folder {dir} is held by a running postgres (pid {pid}) that is not shutting \
+         down; stop it first"
+    )]
     InUse { dir: PathBuf, pid: i32 },
-    #[error("the private PostgreSQL did not become ready in {dir}; last lines of its log:\n{log}")]
+    #[error(
+        "the private PostgreSQL did not become ready in {dir}; the end of its log: {}",
+        one_line(log)
+    )]
     NotReady { dir: PathBuf, log: String },
     #[error("private PostgreSQL: {0}")]
     Sql(#[from] sqlx::Error),
@@ -103,6 +122,8 @@ pub struct PrivateCluster {
     password: SecretString,
     options: ClusterOptions,
     server: std::sync::Mutex<Arc<ServerProcess>>,
+    /// Held while this process uses the data folder (see the module comment).
+    _lock: std::fs::File,
 }
 
 /// One run of the postmaster, watched by its own thread.
@@ -133,6 +154,8 @@ impl PrivateCluster {
         let data_dir = data_dir
             .canonicalize()
             .map_err(io_err("resolve the data folder"))?;
+        // Before anything that changes the folder: another Obelix may be running in it.
+        let lock = lock_data_dir(&data_dir)?;
         let socket_dir = socket_dir_for(&data_dir);
         prepare_socket_dir(&socket_dir, as_root)?;
         let log_file = data_dir.with_extension("log");
@@ -159,6 +182,7 @@ impl PrivateCluster {
             log_file,
             password,
             options,
+            _lock: lock,
         };
         cluster.launch().await?;
         cluster.wait_until_ready().await?;
@@ -312,6 +336,12 @@ impl PrivateCluster {
                 Ok(conn) => {
                     let _ = conn.close().await;
                     return Ok(());
+                }
+                // A wrong password will not come right by waiting.
+                Err(sqlx::Error::Database(e))
+                    if matches!(e.code().as_deref(), Some("28P01" | "28000")) =>
+                {
+                    return Err(ClusterError::Sql(sqlx::Error::Database(e)));
                 }
                 Err(_)
                     if Instant::now() < deadline
@@ -554,32 +584,81 @@ fn one_line(text: &str) -> String {
         .join(" | ")
 }
 
+/// Takes the data folder's lock, or says which Obelix holds it.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, ClusterError> {
+    use std::io::{Seek, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.with_extension("lock");
+    let io_err = |what: &str| {
+        let (dir, what) = (data_dir.to_path_buf(), what.to_owned());
+        move |source| ClusterError::Io { dir, what, source }
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err("open the lock file"))?;
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(io_err("lock the data folder")(error));
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(ClusterError::HeldByAnotherObelix {
+            dir: data_dir.to_path_buf(),
+            pid: holder.trim().parse().ok(),
+        });
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(io_err("write the lock file"))?;
+    Ok(file)
+}
+
 /// After a `kill -9` of Obelix, its postmaster gets SIGINT and needs a moment to shut down;
-/// wait for it rather than fail on the lock file.
+/// wait for it rather than fail on postgres's own lock file. A postmaster that is not shutting
+/// down is someone else's: say so at once.
 async fn wait_for_stale_postmaster(data_dir: &Path) -> Result<(), ClusterError> {
-    let deadline = Instant::now() + STALE_POSTMASTER_TIMEOUT;
+    let started = Instant::now();
+    let mut told = false;
     loop {
-        let Some(pid) = postmaster_pid(data_dir).await else {
+        let Some((pid, status)) = postmaster_status(data_dir).await else {
             return Ok(());
         };
         if unsafe { libc::kill(pid, 0) } != 0 {
             return Ok(()); // a stale lock file; postgres removes it itself
         }
-        if Instant::now() >= deadline {
+        let waited = started.elapsed();
+        let stopping = status == "stopping";
+        if waited >= STALE_POSTMASTER_TIMEOUT || (!stopping && waited >= NOT_STOPPING_GRACE) {
             return Err(ClusterError::InUse {
                 dir: data_dir.to_path_buf(),
                 pid,
             });
         }
+        if stopping && !told {
+            tracing::info!(pid, data_dir = %data_dir.display(), "waiting for the postgres (pid {pid}) of an earlier run to shut down");
+            told = true;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-async fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+/// The pid and status ("starting", "ready", "stopping"…) in postgres's `postmaster.pid`.
+async fn postmaster_status(data_dir: &Path) -> Option<(i32, String)> {
     let text = tokio::fs::read_to_string(data_dir.join("postmaster.pid"))
         .await
         .ok()?;
-    text.lines().next()?.trim().parse().ok()
+    let mut lines = text.lines();
+    let pid = lines.next()?.trim().parse().ok()?;
+    let status = lines.nth(6).unwrap_or("").trim().to_owned();
+    Some((pid, status))
 }
 
 /// The configured folder if given; otherwise `initdb` from PATH, then the newest
