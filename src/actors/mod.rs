@@ -35,6 +35,7 @@ pub mod lifecycle;
 pub mod olympics;
 pub mod postgres_keeper;
 pub mod queue;
+pub mod readiness;
 pub mod registry;
 pub mod server_group;
 pub mod supervisor;

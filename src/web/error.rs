@@ -44,8 +44,8 @@ pub enum ApiError {
     NoRoute(String),
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("not ready: {0}")]
-    NotReady(String),
+    #[error("not ready: {}", .0.join("; "))]
+    NotReady(Vec<String>),
 }
 
 #[derive(Serialize)]
@@ -53,6 +53,9 @@ struct ErrorBody<'a> {
     error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// Each reason on its own (readiness).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasons: Option<&'a [String]>,
 }
 
 impl ApiError {
@@ -128,9 +131,14 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
+        let reasons = match self {
+            ApiError::NotReady(reasons) => Some(reasons.as_slice()),
+            _ => None,
+        };
         response.json(ErrorBody {
             error: self.to_string(),
             field: self.field(),
+            reasons,
         })
     }
 }
