@@ -1,5 +1,6 @@
 //! Every error the HTTP API can answer, mapped to a status and a JSON body in one place:
-//! `{"error": "...", "field": "..."}` (`field` when one input is to blame).
+//! `{"error": "...", "field": "..."}` (`field` when one input is to blame). Server errors are
+//! logged with their detail; storage errors reach the client without it.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -59,6 +60,18 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// What the client reads. A storage failure's own text (the database's error, the statement)
+    /// stays in the log: it helps an attacker more than a client.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Olympics(OlympicsError::Storage(_))
+            | ApiError::Queue(QueueError::Storage(_)) => {
+                "storage is unavailable; retry shortly".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
     fn field(&self) -> Option<&str> {
         match self {
             ApiError::InvalidField { field, .. } => Some(field),
@@ -136,7 +149,7 @@ impl ResponseError for ApiError {
             _ => None,
         };
         response.json(ErrorBody {
-            error: self.to_string(),
+            error: self.public_message(),
             field: self.field(),
             reasons,
         })
