@@ -43,7 +43,9 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("obelix: {e}");
-            std::process::ExitCode::FAILURE
+            // At once: a start that failed half-way may have left actors on this runtime, and
+            // dropping it under them only adds panics to the one line that matters.
+            std::process::exit(1)
         }
     }
 }
@@ -52,9 +54,9 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     obelix::telemetry::init("info");
     obelix::telemetry::log_panics();
     let settings = Settings::load()?;
-    let app = Application::build(settings).await.inspect_err(|e| {
-        tracing::error!("obelix could not start: {e}");
-    })?;
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| format!("cannot start: {e}"))?;
     app.run_until_stopped().await?;
     Ok(())
 }

@@ -49,15 +49,31 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         // Again here: tests and embedders adjust settings after loading them.
         settings.validate()?;
+        // The port first: when it is taken, say so before anything has started.
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listen_error = |source| StartupError::Listen {
+            address: address.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&address).map_err(listen_error)?;
+        let port = listener.local_addr().map_err(listen_error)?.port();
+
         let storage = storage::connect(&settings.database).await?;
         let shutdown = ShutdownSignal::default();
-        let tree = actors::boot(
+        let booted = actors::boot(
             &settings,
             storage.pool.clone(),
             shutdown.clone(),
             storage.last_update_seq,
         )
-        .await?;
+        .await;
+        let tree = match booted {
+            Ok(tree) => tree,
+            Err(e) => {
+                storage.close().await;
+                return Err(e.into());
+            }
+        };
         if let Some(cluster) = &storage.cluster {
             let cell = ActorCell::new("postgres-keeper");
             let (cluster, actor_cell) = (cluster.clone(), cell.clone());
@@ -69,14 +85,6 @@ impl Application {
             );
             tree.registry.add(cell, keeper);
         }
-
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listen_error = |source| StartupError::Listen {
-            address: address.clone(),
-            source,
-        };
-        let listener = TcpListener::bind(&address).map_err(listen_error)?;
-        let port = listener.local_addr().map_err(listen_error)?.port();
 
         let tokens = Tokens {
             reporter: settings.olympics.reporter_token.clone(),
@@ -183,12 +191,7 @@ impl Application {
         tracing::info!("HTTP server stopped; shutting down the actor tree");
         self.tree.shutdown.begin();
         self.tree.registry.stop_all(Duration::from_secs(5)).await;
-        // Waits for queries still running (writes whose actors are gone) to give back their connections.
-        self.storage.pool.close().await;
-        if let Some(cluster) = &self.storage.cluster {
-            cluster.stop().await;
-            tracing::info!("private PostgreSQL stopped");
-        }
+        self.storage.close().await;
         result
     }
 }

@@ -21,6 +21,8 @@ struct Obelix {
     child: Child,
     base_url: String,
     psql: String,
+    /// Every line it has logged so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Obelix {
@@ -38,7 +40,8 @@ impl Obelix {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("obelix starts");
-        let lines = drain(child.stdout.take().unwrap());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = drain(child.stdout.take().unwrap(), log.clone());
         let base_url = wait_for_line(&lines, "Obelix is up: ", |rest| {
             rest.split_whitespace().next().unwrap().to_owned()
         });
@@ -49,6 +52,7 @@ impl Obelix {
             child,
             base_url,
             psql,
+            log,
         }
     }
 
@@ -96,13 +100,17 @@ impl Drop for Obelix {
 }
 
 /// Reads the child's stdout on a thread of its own (a full pipe would block it).
-fn drain(stdout: std::process::ChildStdout) -> Arc<Mutex<Receiver<String>>> {
+fn drain(
+    stdout: std::process::ChildStdout,
+    log: Arc<Mutex<Vec<String>>>,
+) -> Arc<Mutex<Receiver<String>>> {
     let (tx, rx) = channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if std::env::var("TEST_LOG").is_ok() {
                 println!("{line}");
             }
+            log.lock().unwrap().push(line.clone());
             // Keep draining after the receiver is gone: a closed pipe would break the child's logging.
             let _ = tx.send(line);
         }
@@ -850,4 +858,192 @@ async fn kill_9_under_bookstore_buys_keeps_every_acknowledged_order_once() {
         assert!(Instant::now() < deadline, "replicas never agreed: {status}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The longest stretch for which `work` kept this (single) thread from running anything else.
+async fn longest_stall<T>(work: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let longest = std::cell::Cell::new(Duration::ZERO);
+    let ticker = async {
+        let mut last = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            longest.set(longest.get().max(last.elapsed()));
+            last = Instant::now();
+        }
+    };
+    let result = tokio::select! {
+        result = work => result,
+        _ = ticker => unreachable!(),
+    };
+    (result, longest.get())
+}
+
+/// Kills the cluster's postmaster and waits until it is gone.
+async fn kill_postmaster(data: &Path) {
+    let pid = postmaster_pid(data).expect("a running postmaster");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    eventually(
+        Duration::from_secs(10),
+        || unsafe { libc::kill(pid, 0) } != 0,
+    )
+    .await;
+}
+
+// A current-thread runtime, like the arbiter the keeper shares with every actor.
+#[tokio::test(flavor = "current_thread")]
+async fn restarting_the_private_postgres_never_blocks_the_actors_thread() {
+    use obelix::storage::pg_cluster::{ClusterError, ClusterOptions, PrivateCluster};
+    let (_guard, data) = data_dir();
+    let options = ClusterOptions {
+        durable: false,
+        bin_dir: None,
+    };
+    let cluster = PrivateCluster::start(&data, options).await.unwrap();
+
+    // 1. A restart whose file reads are slow (here its lock file is a pipe that answers after
+    //    a second, as a stalled disk would): the thread goes on serving others meanwhile.
+    kill_postmaster(&data).await;
+    let lock = data.join("postmaster.pid");
+    let _ = std::fs::remove_file(&lock);
+    let path = std::ffi::CString::new(lock.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let slow_disk = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        let writer = std::fs::OpenOptions::new().write(true).open(&lock).unwrap();
+        std::fs::remove_file(&lock).unwrap();
+        drop(writer); // the reader sees an empty file
+    });
+    let (restarted, stall) = longest_stall(cluster.ensure_running()).await;
+    slow_disk.join().unwrap();
+    assert!(restarted.unwrap(), "the postmaster was restarted");
+    assert!(
+        stall < Duration::from_millis(300),
+        "the thread stalled for {stall:?}"
+    );
+
+    // 2. A restart that fails reports the lines of its own attempt only, without reading the
+    //    whole log (here 40 MB of earlier runs) on the thread.
+    kill_postmaster(&data).await;
+    let log = data.with_extension("log");
+    let earlier = "LOG:  a line of an earlier run\n".repeat(40 * 1024 * 1024 / 31);
+    std::fs::write(&log, earlier).unwrap();
+    let mut conf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .unwrap();
+    std::io::Write::write_all(&mut conf, b"\nno_such_setting = 1\n").unwrap();
+    let (failed, stall) = longest_stall(cluster.ensure_running()).await;
+    match failed {
+        Err(ClusterError::NotReady { log, .. }) => {
+            assert!(log.contains("no_such_setting"), "{log}");
+            assert!(!log.contains("earlier run"), "{log}");
+        }
+        other => panic!("expected NotReady, got {other:?}"),
+    }
+    assert!(
+        stall < Duration::from_millis(300),
+        "the thread stalled for {stall:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_obelix_on_the_same_data_is_refused_at_once() {
+    let (_guard, data) = data_dir();
+    let first = Obelix::start(&data);
+    // 1. The second says at once that the data folder is taken, in one line, and exits.
+    let started = Instant::now();
+    let outcome = run_until_exit_in(&data, &[], Duration::from_secs(15));
+    let Some((status, stdout, stderr)) = outcome else {
+        panic!("a second obelix on the same data did not exit");
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("another Obelix"), "{stderr}");
+    assert!(stderr.contains(&data.display().to_string()), "{stderr}");
+    assert!(
+        !format!("{stdout}{stderr}").contains("panic"),
+        "{stdout}{stderr}"
+    );
+    // 2. The first one never noticed.
+    let ready = client()
+        .get(format!("{}/readyz", first.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+#[test]
+fn a_taken_port_is_reported_before_anything_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (_guard, data) = data_dir();
+    let outcome = run_until_exit_in(
+        &data,
+        &[("OBELIX__SERVER__PORT", &port)],
+        Duration::from_secs(15),
+    );
+    let Some((status, stdout, stderr)) = outcome else {
+        panic!("obelix did not exit with its port taken");
+    };
+    assert!(!status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(
+        !format!("{stdout}{stderr}").contains("panic"),
+        "{stdout}{stderr}"
+    );
+    // Nothing was started: no cluster was made, no actor ran.
+    assert!(
+        !data.exists(),
+        "the private cluster was set up before the port was checked"
+    );
+    assert!(!stdout.contains("started"), "{stdout}");
+}
+
+/// Warnings that a normal start still logs from service code (reported to the lead; not this
+/// branch's files). Remove each once its service no longer warns for normal operation.
+const KNOWN_START_WARNINGS_IN_SERVICE_CODE: &[&str] = &[
+    // src/actors/queue/manager.rs: on a loaded machine the brokers' first health check can miss
+    // its 500 ms deadline while they load their partitions.
+    "health check: broker",
+];
+
+#[tokio::test]
+async fn a_normal_start_logs_no_warning() {
+    let (_guard, data) = data_dir();
+    let obelix = Obelix::start(&data);
+    // Up, ready, and a moment for the groups' first elections and health checks.
+    eventually(Duration::from_secs(30), || {
+        obelix
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("Election completed"))
+    })
+    .await;
+    let ready = client()
+        .get(format!("{}/readyz", obelix.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let log = obelix.log.lock().unwrap().clone();
+    let warnings: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .filter(|l| {
+            !KNOWN_START_WARNINGS_IN_SERVICE_CODE
+                .iter()
+                .any(|k| l.contains(k))
+        })
+        .collect();
+    assert!(warnings.is_empty(), "a normal start warned: {warnings:#?}");
 }

@@ -48,6 +48,7 @@ pub mod lifecycle;
 pub mod olympics;
 pub mod postgres_keeper;
 pub mod queue;
+pub mod readiness;
 pub mod registry;
 pub mod rooms;
 pub mod server_group;

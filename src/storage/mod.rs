@@ -38,6 +38,19 @@ pub struct Storage {
     pub last_update_seq: u64,
 }
 
+impl Storage {
+    /// Closes the pool, waiting for queries still running (writes whose actors are gone) to give
+    /// back their connections, then stops the private PostgreSQL if we started one.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        if let Some(cluster) = &self.cluster {
+            cluster.stop().await;
+            tracing::info!("private PostgreSQL stopped");
+        }
+    }
+}
+
+/// The configured server, or a private cluster (stopped again if what follows its start fails).
 pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageError> {
     let (options, cluster, psql_command) = match &settings.url {
         Some(url) => {
@@ -54,7 +67,10 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageErro
                 },
             )
             .await?;
-            cluster.ensure_database(&settings.name).await?;
+            if let Err(e) = cluster.ensure_database(&settings.name).await {
+                cluster.stop().await;
+                return Err(e.into());
+            }
             tracing::info!(data_dir = %cluster.data_dir().display(), pid = cluster.pid(), "private PostgreSQL cluster running");
             let psql = cluster.psql_command(&settings.name);
             (
@@ -64,6 +80,29 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageErro
             )
         }
     };
+    let connected = open_pool(settings, options).await;
+    let (pool, last_update_seq) = match connected {
+        Ok(opened) => opened,
+        Err(e) => {
+            if let Some(cluster) = &cluster {
+                cluster.stop().await;
+            }
+            return Err(e);
+        }
+    };
+    Ok(Storage {
+        pool,
+        cluster,
+        psql_command,
+        last_update_seq,
+    })
+}
+
+/// A pool on `options`, migrated, and the last update's number.
+async fn open_pool(
+    settings: &DatabaseSettings,
+    options: PgConnectOptions,
+) -> Result<(PgPool, u64), StorageError> {
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(std::time::Duration::from_secs(10))
@@ -83,12 +122,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageErro
     .fetch_one(&pool)
     .await
     .map_err(StorageError::Sequence)?;
-    Ok(Storage {
-        pool,
-        cluster,
-        psql_command,
-        last_update_seq: last_update_seq as u64,
-    })
+    Ok((pool, last_update_seq as u64))
 }
 
 /// `postgres://user:secret@host/db?password=secret&sslmode=…` → `postgres://user@host/db?sslmode=…`,

@@ -11,6 +11,14 @@
 //!   `pg_hba.conf` is ours and rewritten at every start.
 //! - `initdb` and `postgres` refuse to run as root: as root they run as the `postgres` user
 //!   through `setpriv`.
+//! - Nothing here blocks the thread of its caller once the cluster runs: the keeper actor shares
+//!   its arbiter with every other actor, so restarts read files through `tokio::fs` or
+//!   `spawn_blocking`, wait for the forking thread on a oneshot channel, and read only the part
+//!   of the server log that the attempt wrote (at most [`LOG_TAIL_BYTES`]).
+//! - One Obelix per data folder: a lock (`flock` on `<data_dir>.lock`, released by the kernel
+//!   when the process dies, even by `kill -9`) is taken before anything else, so a second one
+//!   is told at once; a postmaster still running in the folder is waited for only while it is
+//!   shutting down (the leftover of a killed Obelix), not when it is someone else's.
 //! - The postmaster gets SIGINT (fast shutdown) when the thread that started it dies, so a
 //!   `kill -9` of Obelix does not leave an orphan server holding the data folder. That thread is a
 //!   dedicated one that lives as long as the server, because the kernel's parent-death signal
@@ -37,6 +45,13 @@ const PG_HBA: &str = "# Written by Obelix at every start (see src/storage/pg_clu
 const PORT: u16 = 5432;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STALE_POSTMASTER_TIMEOUT: Duration = Duration::from_secs(20);
+/// A postmaster found running in our data folder that does not report "stopping" within this
+/// is not a leftover of ours on its way out.
+const NOT_STOPPING_GRACE: Duration = Duration::from_secs(2);
+/// The most of the server log an error quotes, from its end.
+pub const LOG_TAIL_BYTES: u64 = 4 * 1024;
+/// The most lines of it.
+const LOG_TAIL_LINES: usize = 15;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -57,8 +72,14 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
-    #[error("initdb failed for {dir}: {log}")]
+    #[error("initdb failed for {dir}: {}", one_line(log))]
     Initdb { dir: PathBuf, log: String },
+    #[error(
+        "the data folder {dir} is in use by another Obelix{}; stop it first, or give this one \
+         another database.data_dir",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    HeldByAnotherObelix { dir: PathBuf, pid: Option<u32> },
     #[error(
         "the socket folder {dir} of the private PostgreSQL is not ours ({why}); another user may \
          have made it to reach our database: remove it, or choose another database.data_dir"
@@ -66,9 +87,15 @@ pub enum ClusterError {
     ForeignSocketDir { dir: PathBuf, why: String },
     #[error("could not set the superuser's password in {dir}: {log}")]
     Password { dir: PathBuf, log: String },
-    #[error("the data folder {dir} is held by another running postgres (pid {pid})")]
+    #[error(
+        "the data folder {dir} is held by a running postgres (pid {pid}) that is not shutting \
+         down; stop it first"
+    )]
     InUse { dir: PathBuf, pid: i32 },
-    #[error("the private PostgreSQL did not become ready in {dir}; last lines of its log:\n{log}")]
+    #[error(
+        "the private PostgreSQL did not become ready in {dir}; the end of its log: {}",
+        one_line(log)
+    )]
     NotReady { dir: PathBuf, log: String },
     #[error("private PostgreSQL: {0}")]
     Sql(#[from] sqlx::Error),
@@ -95,6 +122,8 @@ pub struct PrivateCluster {
     password: SecretString,
     options: ClusterOptions,
     server: std::sync::Mutex<Arc<ServerProcess>>,
+    /// Held while this process uses the data folder (see the module comment).
+    _lock: std::fs::File,
 }
 
 /// One run of the postmaster, watched by its own thread.
@@ -102,6 +131,8 @@ pub struct PrivateCluster {
 struct ServerProcess {
     pid: AtomicI32,
     exited: AtomicBool,
+    /// The server log's length when this run started: what it wrote comes after.
+    log_start: u64,
 }
 
 impl PrivateCluster {
@@ -123,6 +154,8 @@ impl PrivateCluster {
         let data_dir = data_dir
             .canonicalize()
             .map_err(io_err("resolve the data folder"))?;
+        // Before anything that changes the folder: another Obelix may be running in it.
+        let lock = lock_data_dir(&data_dir)?;
         let socket_dir = socket_dir_for(&data_dir);
         prepare_socket_dir(&socket_dir, as_root)?;
         let log_file = data_dir.with_extension("log");
@@ -141,6 +174,7 @@ impl PrivateCluster {
             server: std::sync::Mutex::new(Arc::new(ServerProcess {
                 pid: AtomicI32::new(0),
                 exited: AtomicBool::new(true),
+                log_start: 0,
             })),
             bin_dir,
             data_dir,
@@ -148,8 +182,9 @@ impl PrivateCluster {
             log_file,
             password,
             options,
+            _lock: lock,
         };
-        cluster.launch()?;
+        cluster.launch().await?;
         cluster.wait_until_ready().await?;
         Ok(cluster)
     }
@@ -161,7 +196,7 @@ impl PrivateCluster {
             return Ok(false);
         }
         wait_for_stale_postmaster(&self.data_dir).await?;
-        self.launch()?;
+        self.launch().await?;
         self.wait_until_ready().await?;
         Ok(true)
     }
@@ -217,7 +252,7 @@ impl PrivateCluster {
         self.server.lock().expect("cluster lock").clone()
     }
 
-    fn launch(&self) -> Result<(), ClusterError> {
+    async fn launch(&self) -> Result<(), ClusterError> {
         let mut cmd = server_command(&self.bin_dir.join("postgres"));
         cmd.arg("-D")
             .arg(&self.data_dir)
@@ -234,20 +269,28 @@ impl PrivateCluster {
             cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
                 .args(["-c", "full_page_writes=off"]);
         }
-        let log = std::fs::OpenOptions::new()
+        let io_err = |what: String| {
+            let dir = self.data_dir.clone();
+            move |source| ClusterError::Io { dir, what, source }
+        };
+        let log = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log_file)
-            .map_err(|source| ClusterError::Io {
-                dir: self.data_dir.clone(),
-                what: format!("open the server log {}", self.log_file.display()),
-                source,
-            })?;
-        let log_err = log.try_clone().map_err(|source| ClusterError::Io {
-            dir: self.data_dir.clone(),
-            what: "duplicate the log handle".into(),
-            source,
-        })?;
+            .await
+            .map_err(io_err(format!(
+                "open the server log {}",
+                self.log_file.display()
+            )))?;
+        let log_start = log
+            .metadata()
+            .await
+            .map_err(io_err("measure the server log".into()))?
+            .len();
+        let log = log.into_std().await;
+        let log_err = log
+            .try_clone()
+            .map_err(io_err("duplicate the log handle".into()))?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
@@ -255,9 +298,10 @@ impl PrivateCluster {
         let server = Arc::new(ServerProcess {
             pid: AtomicI32::new(0),
             exited: AtomicBool::new(false),
+            log_start,
         });
         *self.server.lock().expect("cluster lock") = server.clone();
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let data_dir = self.data_dir.clone();
         // The thread that forks must outlive the server: see the module comment.
         std::thread::Builder::new()
@@ -275,19 +319,13 @@ impl PrivateCluster {
                     let _ = started_tx.send(Err(e));
                 }
             })
-            .map_err(|source| ClusterError::Io {
-                dir: self.data_dir.clone(),
-                what: "spawn the keeper thread".into(),
-                source,
-            })?;
-        started_rx
-            .recv()
-            .expect("keeper thread answers")
-            .map_err(|source| ClusterError::Io {
-                dir: self.data_dir.clone(),
-                what: "start postgres".into(),
-                source,
-            })
+            .map_err(io_err("spawn the keeper thread".into()))?;
+        match started_rx.await {
+            Ok(started) => started.map_err(io_err("start postgres".into())),
+            Err(_) => Err(io_err("start postgres".into())(std::io::Error::other(
+                "the keeper thread ended before forking",
+            ))),
+        }
     }
 
     async fn wait_until_ready(&self) -> Result<(), ClusterError> {
@@ -299,6 +337,12 @@ impl PrivateCluster {
                     let _ = conn.close().await;
                     return Ok(());
                 }
+                // A wrong password will not come right by waiting.
+                Err(sqlx::Error::Database(e))
+                    if matches!(e.code().as_deref(), Some("28P01" | "28000")) =>
+                {
+                    return Err(ClusterError::Sql(sqlx::Error::Database(e)));
+                }
                 Err(_)
                     if Instant::now() < deadline
                         && !self.current().exited.load(Ordering::Acquire) =>
@@ -308,7 +352,7 @@ impl PrivateCluster {
                 Err(_) => {
                     return Err(ClusterError::NotReady {
                         dir: self.data_dir.clone(),
-                        log: log_tail(&self.log_file),
+                        log: log_tail(&self.log_file, self.current().log_start).await,
                     });
                 }
             }
@@ -540,30 +584,81 @@ fn one_line(text: &str) -> String {
         .join(" | ")
 }
 
+/// Takes the data folder's lock, or says which Obelix holds it.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, ClusterError> {
+    use std::io::{Seek, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.with_extension("lock");
+    let io_err = |what: &str| {
+        let (dir, what) = (data_dir.to_path_buf(), what.to_owned());
+        move |source| ClusterError::Io { dir, what, source }
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err("open the lock file"))?;
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(io_err("lock the data folder")(error));
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(ClusterError::HeldByAnotherObelix {
+            dir: data_dir.to_path_buf(),
+            pid: holder.trim().parse().ok(),
+        });
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(io_err("write the lock file"))?;
+    Ok(file)
+}
+
 /// After a `kill -9` of Obelix, its postmaster gets SIGINT and needs a moment to shut down;
-/// wait for it rather than fail on the lock file.
+/// wait for it rather than fail on postgres's own lock file. A postmaster that is not shutting
+/// down is someone else's: say so at once.
 async fn wait_for_stale_postmaster(data_dir: &Path) -> Result<(), ClusterError> {
-    let deadline = Instant::now() + STALE_POSTMASTER_TIMEOUT;
+    let started = Instant::now();
+    let mut told = false;
     loop {
-        let Some(pid) = postmaster_pid(data_dir) else {
+        let Some((pid, status)) = postmaster_status(data_dir).await else {
             return Ok(());
         };
         if unsafe { libc::kill(pid, 0) } != 0 {
             return Ok(()); // a stale lock file; postgres removes it itself
         }
-        if Instant::now() >= deadline {
+        let waited = started.elapsed();
+        let stopping = status == "stopping";
+        if waited >= STALE_POSTMASTER_TIMEOUT || (!stopping && waited >= NOT_STOPPING_GRACE) {
             return Err(ClusterError::InUse {
                 dir: data_dir.to_path_buf(),
                 pid,
             });
         }
+        if stopping && !told {
+            tracing::info!(pid, data_dir = %data_dir.display(), "waiting for the postgres (pid {pid}) of an earlier run to shut down");
+            told = true;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-fn postmaster_pid(data_dir: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
-    text.lines().next()?.trim().parse().ok()
+/// The pid and status ("starting", "ready", "stopping"…) in postgres's `postmaster.pid`.
+async fn postmaster_status(data_dir: &Path) -> Option<(i32, String)> {
+    let text = tokio::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .await
+        .ok()?;
+    let mut lines = text.lines();
+    let pid = lines.next()?.trim().parse().ok()?;
+    let status = lines.nth(6).unwrap_or("").trim().to_owned();
+    Some((pid, status))
 }
 
 /// The configured folder if given; otherwise `initdb` from PATH, then the newest
@@ -624,11 +719,56 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
-fn log_tail(log_file: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut file) = std::fs::File::open(log_file) {
-        let _ = file.read_to_string(&mut text);
+/// The last lines the server wrote to its log since `from` (its length when this run started),
+/// reading at most [`LOG_TAIL_BYTES`], off the caller's thread.
+async fn log_tail(log_file: &Path, from: u64) -> String {
+    let log_file = log_file.to_path_buf();
+    tokio::task::spawn_blocking(move || read_tail(&log_file, from, LOG_TAIL_BYTES))
+        .await
+        .unwrap_or_default()
+}
+
+fn read_tail(log_file: &Path, from: u64, max: u64) -> String {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(log_file) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = from.max(len.saturating_sub(max));
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.take(max).read_to_end(&mut bytes).is_err()
+    {
+        return String::new();
     }
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    // A cut at `start` may split the first line: keep whole lines only.
+    let whole = if start > from {
+        &lines[1.min(lines.len())..]
+    } else {
+        &lines[..]
+    };
+    whole[whole.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_tail;
+
+    #[test]
+    fn the_log_tail_is_what_this_run_wrote_and_no_more_than_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        std::fs::write(&log, "earlier 1\nearlier 2\n").unwrap();
+        let from = std::fs::metadata(&log).unwrap().len();
+        let mut text = std::fs::read_to_string(&log).unwrap();
+        text.push_str("FATAL: this run\nLOG: shut down\n");
+        std::fs::write(&log, &text).unwrap();
+        assert_eq!(
+            read_tail(&log, from, 4096),
+            "FATAL: this run\nLOG: shut down"
+        );
+        // From a cut in the middle of a line, that line is left out.
+        assert_eq!(read_tail(&log, 0, 16), "LOG: shut down");
+    }
 }

@@ -1,5 +1,6 @@
 //! Every error the HTTP API can answer, mapped to a status and a JSON body in one place:
-//! `{"error": "...", "field": "..."}` (`field` when one input is to blame).
+//! `{"error": "...", "field": "..."}` (`field` when one input is to blame). Server errors are
+//! logged with their detail; storage errors reach the client without it.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -52,8 +53,8 @@ pub enum ApiError {
     NoRoute(String),
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("not ready: {0}")]
-    NotReady(String),
+    #[error("not ready: {}", .0.join("; "))]
+    NotReady(Vec<String>),
 }
 
 #[derive(Serialize)]
@@ -61,9 +62,24 @@ struct ErrorBody<'a> {
     error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// Each reason on its own (readiness).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasons: Option<&'a [String]>,
 }
 
 impl ApiError {
+    /// What the client reads. A storage failure's own text (the database's error, the statement)
+    /// stays in the log: it helps an attacker more than a client.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Olympics(OlympicsError::Storage(_))
+            | ApiError::Queue(QueueError::Storage { .. }) => {
+                "storage is unavailable; retry shortly".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
     fn field(&self) -> Option<&str> {
         match self {
             ApiError::InvalidField { field, .. } => Some(field),
@@ -170,9 +186,14 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
+        let reasons = match self {
+            ApiError::NotReady(reasons) => Some(reasons.as_slice()),
+            _ => None,
+        };
         response.json(ErrorBody {
-            error: self.to_string(),
+            error: self.public_message(),
             field: self.field(),
+            reasons,
         })
     }
 }

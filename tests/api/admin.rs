@@ -1,6 +1,8 @@
+use std::time::Duration;
+
 use reqwest::Method;
 
-use crate::helpers::{ADMIN_TOKEN, error_body, spawn_app, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, error_body, eventually, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn the_admin_api_is_off_without_a_token() {
@@ -52,4 +54,78 @@ async fn crash_requests_are_checked() {
     let error = error_body(app.crash("frontend-1", "stay_down_ms=999999999").await, 422).await;
     assert_eq!(error["field"], "stay_down_ms");
     assert_eq!(app.actor_status("frontend-1").await["restarts"], 0);
+}
+
+/// `GET /readyz` as JSON: its status and body.
+async fn readiness(app: &crate::helpers::TestApp) -> (u16, serde_json::Value) {
+    let response = app.get("/readyz").await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[actix_web::test]
+async fn readiness_fails_when_every_front_end_is_gone() {
+    let app = spawn_app().await;
+    // 1. Everything up: ready, service by service.
+    let (status, ready) = readiness(&app).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["services"]["olympics"]["ready"], true, "{ready}");
+    assert_eq!(ready["services"]["queue"]["ready"], true, "{ready}");
+    // 2. One front-end left: still ready.
+    app.kill_frontend(1).await;
+    app.kill_frontend(2).await;
+    assert_eq!(readiness(&app).await.0, 200);
+    // 3. None left: the Olympic service cannot answer, and readiness says so; liveness holds.
+    app.kill_frontend(3).await;
+    let body = error_body(app.get("/readyz").await, 503).await;
+    let reasons = body["reasons"].as_array().expect("reasons");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("olympics: ")),
+        "{body}"
+    );
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+#[actix_web::test]
+async fn queue_readiness_follows_its_brokers_and_its_write_manager() {
+    let app = spawn_app().await;
+    // 1. A broker down: the queue is not ready, naming it.
+    let crashed = app
+        .crash("queue-broker-2", "mode=panic&stay_down_ms=1500")
+        .await;
+    assert_eq!(crashed.status(), 202);
+    eventually(Duration::from_secs(5), || async {
+        let (status, body) = readiness(&app).await;
+        status == 503
+            && body["reasons"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r.as_str().unwrap().contains("queue-broker-2"))
+            })
+    })
+    .await;
+    // 2. Back after its restart.
+    eventually(Duration::from_secs(10), || async {
+        readiness(&app).await.0 == 200
+    })
+    .await;
+    // 3. The write manager down: a read manager is elected in its place and the queue is ready
+    //    again while the old one is still down.
+    let crashed = app
+        .crash("queue-write-manager", "mode=panic&stay_down_ms=5000")
+        .await;
+    assert_eq!(crashed.status(), 202);
+    eventually(Duration::from_secs(5), || async {
+        app.actor_status("queue-write-manager").await["alive"] == false
+    })
+    .await;
+    eventually(Duration::from_secs(4), || async {
+        readiness(&app).await.0 == 200
+    })
+    .await;
+    assert_eq!(
+        app.actor_status("queue-write-manager").await["alive"],
+        false
+    );
 }

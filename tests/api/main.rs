@@ -7,6 +7,7 @@ mod cache;
 mod clients;
 mod cluster;
 mod crashes;
+mod fuzz;
 mod helpers;
 mod olympics;
 mod order;

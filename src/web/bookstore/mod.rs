@@ -38,7 +38,7 @@ pub fn read_response<T, V: Serialize>(
     served: &Served<T>,
     view: &V,
 ) -> Result<HttpResponse, ApiError> {
-    let body = serde_json::to_vec(view).map_err(|e| ApiError::NotReady(e.to_string()))?;
+    let body = serde_json::to_vec(view).map_err(|e| ApiError::NotReady(vec![e.to_string()]))?;
     let etag = etag_of(&body);
     Ok(respond(req, served, body.into(), &etag))
 }
