@@ -96,6 +96,8 @@ async fn three_readers_of_old_messages(read_cache_bytes: usize) -> u64 {
         move |s| {
             s.queue.tail_messages = 10;
             s.queue.read_cache_bytes = read_cache_bytes;
+            // The budget follows (the start checks it).
+            s.queue.memory_budget_bytes = s.queue.brokers_memory_bytes(s.server.max_body_bytes);
             s.queue.hooks = hooks;
         }
     })
