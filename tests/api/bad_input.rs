@@ -189,7 +189,8 @@ async fn slow_bodies_to(
         "Content-Length: 60000\r\n\r\n{"
     };
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: obelix\r\nContent-Type: application/json\r\n{framing}"
+        "POST {path} HTTP/1.1\r\nHost: obelix\r\nContent-Type: application/json\r\nAuthorization: Bearer {}\r\n{framing}",
+        obelix::queue::tokens::DEVELOPMENT_PRODUCER
     );
     let mut streams = Vec::with_capacity(count);
     for _ in 0..count {

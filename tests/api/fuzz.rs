@@ -133,14 +133,31 @@ async fn check(app: &TestApp, case: &Case) -> Option<Problem> {
 /// Makes what the cases aim at: a topic, a producer and consumers of it, tablets.
 async fn targets(app: &TestApp) -> Targets {
     let topic = "fuzzed";
-    let created = app
-        .post_json("/queue/topics", json!({ "name": topic, "partitions": 2 }))
-        .await;
+    let post = |path: &str, token: &str, body: Value| {
+        app.client
+            .post(format!("{}{path}", app.address))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    use obelix::queue::tokens::{DEVELOPMENT_ADMIN, DEVELOPMENT_CONSUMER};
+    let created = post(
+        "/queue/topics",
+        DEVELOPMENT_ADMIN,
+        json!({ "name": topic, "partitions": 2 }),
+    )
+    .await
+    .unwrap();
     assert_eq!(created.status(), 201);
     let register = |path: &'static str| async move {
-        let registered: Value = app
-            .post_json(path, json!({ "topic": topic }))
+        let token = if path.starts_with("/queue/producers") {
+            obelix::queue::tokens::DEVELOPMENT_PRODUCER
+        } else {
+            DEVELOPMENT_CONSUMER
+        };
+        let registered: Value = post(path, token, json!({ "topic": topic }))
             .await
+            .unwrap()
             .json()
             .await
             .unwrap();

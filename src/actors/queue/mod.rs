@@ -1,7 +1,8 @@
 //! The log queue (seed 004): its actors and its `boot`.
 //!
 //! - [`router`]: what the ingress uses: enqueues go straight to the broker of their partition,
-//!   dequeues to the brokers a read manager (or, outside groups, the ingress itself) picks.
+//!   dequeues ([`consumption`]) to the brokers a read manager (or, outside groups, the ingress
+//!   itself) picks.
 //! - [`table`]: the routing table (topics, producers, consumers) the write manager publishes.
 //! - [`broker`]: owns partitions; group commit of enqueues (`broker/writes.rs`), reads from an
 //!   in-memory tail or a shared read cache (`broker/reads.rs`); [`offset_committer`] groups
@@ -10,6 +11,7 @@
 //!   elected among them through the server group; [`read_routes`]: the read managers' job.
 
 pub mod broker;
+pub mod consumption;
 pub mod manager;
 pub mod offset_committer;
 pub mod read_routes;

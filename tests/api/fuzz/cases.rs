@@ -16,6 +16,10 @@ pub enum Auth {
     Anyone,
     Reporter,
     Admin,
+    /// The queue's topic administration, producers and consumers (the shipped tokens).
+    QueueAdmin,
+    Producer,
+    Consumer,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,7 +34,7 @@ pub enum Body {
     Commit,
 }
 
-use Auth::{Admin, Anyone, Reporter};
+use Auth::{Admin, Anyone, Consumer, Producer, QueueAdmin, Reporter};
 
 /// Every registered route: method, path, who may call it, its body, its query keys. In paths,
 /// `{fuzz}` is never a real name (a crash or a kill would take what other cases need), and
@@ -55,15 +59,15 @@ pub const ROUTES: &[(&str, &str, Auth, Body, &[&str])] = &[
     ("DELETE", "/admin/frontends/{fuzz}", Admin, Body::None, &[]),
     ("GET", "/admin/actors", Admin, Body::None, &[]),
     ("POST", "/admin/actors/{fuzz}/crash", Admin, Body::None, &["mode", "stay_down_ms"]),
-    ("POST", "/queue/topics", Anyone, Body::NewTopic, &[]),
-    ("GET", "/queue/topics", Anyone, Body::None, &[]),
-    ("POST", "/queue/producers", Anyone, Body::Registration, &[]),
-    ("POST", "/queue/producers/{producer}/messages", Anyone, Body::Enqueue, &[]),
-    ("POST", "/queue/consumers", Anyone, Body::Registration, &[]),
-    ("DELETE", "/queue/consumers/{leaving_consumer}", Anyone, Body::None, &[]),
-    ("GET", "/queue/consumers/{consumer}/messages", Anyone, Body::None, &["topic", "max", "wait_ms", "commit"]),
-    ("GET", "/queue/consumers/{consumer}/size", Anyone, Body::None, &["topic"]),
-    ("POST", "/queue/consumers/{consumer}/offsets", Anyone, Body::Commit, &[]),
+    ("POST", "/queue/topics", QueueAdmin, Body::NewTopic, &[]),
+    ("GET", "/queue/topics", Consumer, Body::None, &[]),
+    ("POST", "/queue/producers", Producer, Body::Registration, &[]),
+    ("POST", "/queue/producers/{producer}/messages", Producer, Body::Enqueue, &[]),
+    ("POST", "/queue/consumers", Consumer, Body::Registration, &[]),
+    ("DELETE", "/queue/consumers/{leaving_consumer}", Consumer, Body::None, &[]),
+    ("GET", "/queue/consumers/{consumer}/messages", Consumer, Body::None, &["topic", "max", "wait_ms", "commit"]),
+    ("GET", "/queue/consumers/{consumer}/size", Consumer, Body::None, &["topic"]),
+    ("POST", "/queue/consumers/{consumer}/offsets", Consumer, Body::Commit, &[]),
 ];
 
 /// Real names and ids made at set-up, so that cases get past the first check.
@@ -362,6 +366,9 @@ fn case(rng: &mut StdRng, route: &(&str, &str, Auth, Body, &[&str]), t: &Targets
     let token = match auth {
         Reporter => REPORTER_TOKEN,
         Admin => ADMIN_TOKEN,
+        QueueAdmin => obelix::queue::tokens::DEVELOPMENT_ADMIN,
+        Producer => obelix::queue::tokens::DEVELOPMENT_PRODUCER,
+        Consumer => obelix::queue::tokens::DEVELOPMENT_CONSUMER,
         Anyone => "nobody",
     };
     let authorization = match m.breaks(rng, Site::Headers, 0.5) {
