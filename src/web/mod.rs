@@ -115,3 +115,14 @@ where
         self.0.call(req).map_ok(map)
     }
 }
+
+/// Does the request's `If-None-Match` name `etag` (or `*`)? Weak comparison, as RFC 9110 asks
+/// for GETs. Every service's conditional reads answer 304 by it.
+pub(crate) fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(actix_web::http::header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == etag)
+}

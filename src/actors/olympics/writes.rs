@@ -15,9 +15,10 @@ use actix::{Addr, MailboxError};
 use futures_util::future::BoxFuture;
 use sqlx::PgConnection;
 
+use crate::actors::olympics::database::{ScoreRow, board_from_rows};
 use crate::actors::olympics::messages::{Command, CommandReply, Write};
 use crate::actors::write_log::{LogTable, SequencedWrite, Submit, WriteError, WriteLog};
-use crate::olympics::{MedalTally, OlympicsError, ScoreBoard, TeamScore};
+use crate::olympics::{MedalTally, OlympicsError};
 
 /// The Olympic service's log: the one global order of reporter updates, readable in psql.
 pub const UPDATE_LOG: LogTable = LogTable { name: "update_log" };
@@ -63,14 +64,6 @@ UPDATE medal_tallies SET
 WHERE team = $1 AND EXISTS (SELECT 1 FROM awarded)
 RETURNING team, gold, silver, bronze, version, updated_at";
 
-#[derive(sqlx::FromRow)]
-struct BoardRow {
-    version: i64,
-    team: String,
-    points: i64,
-    updated_at: chrono::DateTime<chrono::Utc>,
-}
-
 impl SequencedWrite for Write {
     type Applied = CommandReply;
     type Rejected = OlympicsError;
@@ -88,7 +81,7 @@ impl SequencedWrite for Write {
                 Command::SetScores { game, update, .. } => {
                     let teams: Vec<&str> = update.scores.keys().map(String::as_str).collect();
                     let points: Vec<i64> = update.scores.values().map(|&p| p as i64).collect();
-                    let rows: Vec<BoardRow> = sqlx::query_as(SET_SCORES)
+                    let rows: Vec<ScoreRow> = sqlx::query_as(SET_SCORES)
                         .bind(game)
                         .bind(&teams)
                         .bind(&points)
@@ -97,7 +90,8 @@ impl SequencedWrite for Write {
                     if rows.is_empty() {
                         return Ok(Err(why_not_scored(tx, game, &teams).await?));
                     }
-                    Ok(Ok(CommandReply::Score(board(game, rows))))
+                    let board = board_from_rows(game, rows).expect("rows");
+                    Ok(Ok(CommandReply::Score(board)))
                 }
                 Command::AwardMedal {
                     team,
@@ -135,22 +129,6 @@ impl SequencedWrite for Write {
 
     fn fingerprint(&self) -> String {
         self.command.request_json()
-    }
-}
-
-fn board(game: &str, rows: Vec<BoardRow>) -> ScoreBoard {
-    let updated_at = rows.iter().map(|r| r.updated_at).max().expect("rows");
-    ScoreBoard {
-        game: game.to_owned(),
-        version: rows[0].version,
-        scores: rows
-            .into_iter()
-            .map(|r| TeamScore {
-                team: r.team,
-                points: r.points,
-            })
-            .collect(),
-        updated_at,
     }
 }
 

@@ -57,13 +57,7 @@ fn respond<T>(
     body: bytes::Bytes,
     etag: &str,
 ) -> HttpResponse {
-    let not_modified = req
-        .headers()
-        .get_all(header::IF_NONE_MATCH)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == "*" || tag == etag);
+    let not_modified = crate::web::if_none_match(req, etag);
     let mut response = if not_modified {
         HttpResponse::NotModified()
     } else {

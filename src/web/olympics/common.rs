@@ -86,7 +86,7 @@ pub fn read_response(req: &HttpRequest, served: Served<Answer>) -> HttpResponse 
     } else {
         "miss"
     };
-    let not_modified = client_has(req, &etag);
+    let not_modified = crate::web::if_none_match(req, &etag);
     let mut response = if not_modified {
         HttpResponse::NotModified()
     } else {
@@ -113,16 +113,6 @@ pub fn read_response(req: &HttpRequest, served: Served<Answer>) -> HttpResponse 
             .content_type("application/json")
             .body(rendering.json.clone())
     }
-}
-
-/// Does `If-None-Match` name `etag` (or `*`)? Weak comparison, as RFC 9110 asks for GETs.
-fn client_has(req: &HttpRequest, etag: &str) -> bool {
-    req.headers()
-        .get_all(header::IF_NONE_MATCH)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == "*" || tag == etag)
 }
 
 /// A write's 200: the new state as JSON and who served it.

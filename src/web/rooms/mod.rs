@@ -54,7 +54,7 @@ pub fn tagged(
 ) -> HttpResponse {
     let json = serde_json::to_vec(body).expect("replies serialize");
     let etag = format!("\"{:016x}\"", fnv(&json));
-    let not_modified = status.is_success() && client_has(req, &etag);
+    let not_modified = status.is_success() && crate::web::if_none_match(req, &etag);
     let mut response = if not_modified {
         HttpResponse::NotModified()
     } else {
@@ -75,14 +75,4 @@ fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-/// Does `If-None-Match` name `etag` (or `*`)? Weak comparison, as RFC 9110 asks for GETs.
-fn client_has(req: &HttpRequest, etag: &str) -> bool {
-    req.headers()
-        .get_all(header::IF_NONE_MATCH)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == "*" || tag == etag)
 }
