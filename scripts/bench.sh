@@ -58,19 +58,22 @@ start_obelix() { # $1 = cache capacity
 }
 stop_obelix() { kill -INT "$OBELIX_PID"; wait "$OBELIX_PID" || true; }
 
-# Obelix's PostgreSQL, from its "inspect its database with: psql -h <dir> -p <port> -U <user> -d
-# <db>" start-up line (or DATABASE_URL): the raw baseline runs in a database of its own there.
+# Obelix's PostgreSQL, from its "inspect its database with: PGPASSFILE=<file> psql -h <dir> -p
+# <port> -U <user> -d <db>" start-up line (or DATABASE_URL): the raw baseline runs in a database of its own there.
 raw_pg_url() {
   if [[ -n "${DATABASE_URL:-}" ]]; then sed 's|/[^/?]*\(?.*\)\?$|/obelix_raw_bench\1|' <<<"$DATABASE_URL"; return; fi
-  local host port user
-  read -r host port user < <(sed -n 's/.*inspect its database with: psql -h \([^ ]*\) -p \([0-9]*\) -U \([^ ]*\) -d.*/\1 \2 \3/p' "$WORK/obelix.log" | head -1)
+  local pass_file host port user
+  read -r pass_file host port user < <(sed -n 's/.*inspect its database with: PGPASSFILE=\([^ ]*\) psql -h \([^ ]*\) -p \([0-9]*\) -U \([^ ]*\) -d.*/\1 \2 \3 \4/p' "$WORK/obelix.log" | head -1)
   [[ -n "${host:-}" ]] || { echo "no psql line in Obelix's log" >&2; exit 1; }
+  # The private cluster's password file covers every database of it.
+  export PGPASSFILE=$pass_file
   echo "postgres://$user@localhost:$port/obelix_raw_bench?host=$host"
 }
 PGBENCH=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -1)
 # pgbench's transactions/s and latency percentiles (from its per-transaction log), as "tps p50 p99".
 run_pgbench() {
   local url; url=$(raw_pg_url)
+  [[ -n "${DATABASE_URL:-}" ]] || export PGPASSFILE=$(sed -n 's/.*inspect its database with: PGPASSFILE=\([^ ]*\) .*/\1/p' "$WORK/obelix.log" | head -1)
   psql "${url/obelix_raw_bench/postgres}" -qc "CREATE DATABASE obelix_raw_bench" 2>/dev/null || true
   psql "$url" -q -f bench/raw/setup.sql >/dev/null
   rm -f "$WORK"/pgbench_log*
