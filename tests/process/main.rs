@@ -2,6 +2,7 @@
 //! - `kill9`: `kill -9` under load loses no acknowledged write (Olympic awards, queue messages
 //!   and consumer offsets, bookstore orders, room reservations); a killed postmaster is brought
 //!   back by the keeper; SIGTERM shuts everything down cleanly;
+//! - `chaos`: every service under load while actors crash at random, then `kill -9`;
 //! - `postgres`: the private cluster (what to install, passwords, one Obelix per data folder,
 //!   a taken port, restarts that never block the actors' thread);
 //! - `settings`: refused settings, and a normal start that logs no warning.
@@ -9,6 +10,7 @@
 //! This file holds the harness they share: a running [`Obelix`] and [`Load`], writers that run
 //! against it until it is killed.
 
+mod chaos;
 mod kill9;
 mod postgres;
 mod settings;
