@@ -36,8 +36,11 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 mod access;
+mod server_log;
 
 use access::*;
+pub use server_log::LOG_TAIL_BYTES;
+use server_log::{SERVER_LOG_MAX_BYTES, log_tail, rotate_if_over};
 
 const SUPERUSER: &str = "postgres";
 /// The superuser's password, in `pgpass` format, inside the data folder.
@@ -52,10 +55,6 @@ const STALE_POSTMASTER_TIMEOUT: Duration = Duration::from_secs(20);
 /// A postmaster found running in our data folder that does not report "stopping" within this
 /// is not a leftover of ours on its way out.
 const NOT_STOPPING_GRACE: Duration = Duration::from_secs(2);
-/// The most of the server log an error quotes, from its end.
-pub const LOG_TAIL_BYTES: u64 = 4 * 1024;
-/// The most lines of it.
-const LOG_TAIL_LINES: usize = 15;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -277,6 +276,10 @@ impl PrivateCluster {
             let dir = self.data_dir.clone();
             move |source| ClusterError::Io { dir, what, source }
         };
+        // Bounded across runs: a long log is moved aside before this run appends to it.
+        rotate_if_over(&self.log_file, SERVER_LOG_MAX_BYTES)
+            .await
+            .map_err(io_err("rotate the server log".into()))?;
         let log = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -559,58 +562,4 @@ pub fn socket_dir_for(data_dir: &Path) -> PathBuf {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     data_dir.hash(&mut hasher);
     std::env::temp_dir().join(format!("obelix-pg-{:016x}", hasher.finish()))
-}
-
-/// The last lines the server wrote to its log since `from` (its length when this run started),
-/// reading at most [`LOG_TAIL_BYTES`], off the caller's thread.
-async fn log_tail(log_file: &Path, from: u64) -> String {
-    let log_file = log_file.to_path_buf();
-    tokio::task::spawn_blocking(move || read_tail(&log_file, from, LOG_TAIL_BYTES))
-        .await
-        .unwrap_or_default()
-}
-
-fn read_tail(log_file: &Path, from: u64, max: u64) -> String {
-    use std::io::{Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(log_file) else {
-        return String::new();
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = from.max(len.saturating_sub(max));
-    let mut bytes = Vec::new();
-    if file.seek(SeekFrom::Start(start)).is_err() || file.take(max).read_to_end(&mut bytes).is_err()
-    {
-        return String::new();
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    // A cut at `start` may split the first line: keep whole lines only.
-    let whole = if start > from {
-        &lines[1.min(lines.len())..]
-    } else {
-        &lines[..]
-    };
-    whole[whole.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::read_tail;
-
-    #[test]
-    fn the_log_tail_is_what_this_run_wrote_and_no_more_than_asked() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("server.log");
-        std::fs::write(&log, "earlier 1\nearlier 2\n").unwrap();
-        let from = std::fs::metadata(&log).unwrap().len();
-        let mut text = std::fs::read_to_string(&log).unwrap();
-        text.push_str("FATAL: this run\nLOG: shut down\n");
-        std::fs::write(&log, &text).unwrap();
-        assert_eq!(
-            read_tail(&log, from, 4096),
-            "FATAL: this run\nLOG: shut down"
-        );
-        // From a cut in the middle of a line, that line is left out.
-        assert_eq!(read_tail(&log, 0, 16), "LOG: shut down");
-    }
 }
