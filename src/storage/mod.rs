@@ -2,6 +2,7 @@
 //! ([`pg_cluster`]); then migrations. Every service's SQL reaches the database through the
 //! pool made here.
 
+mod database_lock;
 pub mod pg_cluster;
 
 use std::str::FromStr;
@@ -13,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::settings::DatabaseSettings;
 use crate::storage::pg_cluster::{ClusterError, ClusterOptions, PrivateCluster};
+use database_lock::{DatabaseLock, DatabaseLockError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -26,6 +28,8 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot read the update sequence: {0}")]
     Sequence(sqlx::Error),
+    #[error(transparent)]
+    InUse(#[from] DatabaseLockError),
 }
 
 /// A migrated pool, the private cluster behind it if we started one, and how a person opens it.
@@ -36,6 +40,8 @@ pub struct Storage {
     /// The number of the last committed reporter update when we started: the front-ends apply
     /// updates in the global order from the next one on.
     pub last_update_seq: u64,
+    /// Held while this process uses the database: one Obelix per database.
+    _database_lock: DatabaseLock,
 }
 
 impl Storage {
@@ -52,11 +58,18 @@ impl Storage {
 
 /// The configured server, or a private cluster (stopped again if what follows its start fails).
 pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageError> {
-    let (options, cluster, psql_command) = match &settings.url {
+    let (options, cluster, psql_command, database_lock) = match &settings.url {
         Some(url) => {
             let url = url.expose_secret();
             let options = PgConnectOptions::from_str(url).map_err(StorageError::Url)?;
-            (options, None, format!("psql '{}'", redact_password(url)))
+            // Before the migrations: a second Obelix changes nothing.
+            let lock = DatabaseLock::take(&options).await?;
+            (
+                options,
+                None,
+                format!("psql '{}'", redact_password(url)),
+                lock,
+            )
         }
         None => {
             let cluster = PrivateCluster::start(
@@ -73,11 +86,15 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageErro
             }
             tracing::info!(data_dir = %cluster.data_dir().display(), pid = cluster.pid(), "private PostgreSQL cluster running");
             let psql = cluster.psql_command(&settings.name);
-            (
-                cluster.connect_options(&settings.name),
-                Some(Arc::new(cluster)),
-                psql,
-            )
+            let options = cluster.connect_options(&settings.name);
+            let lock = match DatabaseLock::take(&options).await {
+                Ok(lock) => lock,
+                Err(e) => {
+                    cluster.stop().await;
+                    return Err(e.into());
+                }
+            };
+            (options, Some(Arc::new(cluster)), psql, lock)
         }
     };
     let connected = open_pool(settings, options).await;
@@ -95,6 +112,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Storage, StorageErro
         cluster,
         psql_command,
         last_update_seq,
+        _database_lock: database_lock,
     })
 }
 

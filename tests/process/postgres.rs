@@ -259,3 +259,44 @@ fn a_taken_port_is_reported_before_anything_starts() {
     );
     assert!(!stdout.contains("started"), "{stdout}");
 }
+
+#[tokio::test]
+async fn a_second_obelix_on_the_same_database_url_is_refused_at_once() {
+    let (_guard, data) = data_dir();
+    let first = Obelix::start(&data);
+    // 1. Another Obelix, with a data folder of its own but DATABASE_URL naming the first one's
+    //    database, says so in one line and exits before it changes anything.
+    let options = first.connect_options();
+    let url = format!(
+        "postgres://postgres:{}@localhost/obelix?host={}&port={}",
+        first.password().unwrap_or_default(),
+        options.get_host(),
+        options.get_port()
+    );
+    let (_other_guard, other_data) = data_dir();
+    let outcome = run_until_exit_in(
+        &other_data,
+        &[("DATABASE_URL", &url)],
+        Duration::from_secs(15),
+    );
+    let Some((status, stdout, stderr)) = outcome else {
+        panic!("a second obelix on the same database did not exit");
+    };
+    assert!(!status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("another Obelix uses database obelix"),
+        "{stderr}"
+    );
+    assert!(
+        !format!("{stdout}{stderr}").contains("panic"),
+        "{stdout}{stderr}"
+    );
+    // 2. The first one never noticed.
+    let ready = client()
+        .get(format!("{}/readyz", first.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
