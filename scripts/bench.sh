@@ -2,15 +2,21 @@
 # Olympic read/write load, side by side with a bare actix-web handler, on this machine.
 # Prints a Markdown table (docs/benchmarks.md keeps the last results).
 #   scripts/bench.sh [seconds-per-run]   (default 10)
+#   scripts/bench.sh writes [seconds-per-run]   only the reporter writes beside raw PostgreSQL
 #   scripts/bench.sh queue [seconds-per-run]   the queue against pgmq and JetStream (scripts/queue_bench.sh)
+# OBELIX_BIN=<path> runs another build of Obelix (e.g. an older one, for a before/after).
 # Uses the same PostgreSQL rules as `cargo run`: DATABASE_URL, or a private cluster in a temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ ${1:-} == queue ]]; then shift; exec bash scripts/queue_bench.sh "$@"; fi
+ONLY_WRITES=
+if [[ ${1:-} == writes ]]; then shift; ONLY_WRITES=1; fi
+OBELIX_BIN=${OBELIX_BIN:-target/release/obelix}
 bash scripts/setup.sh
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
 DURATION=${1:-10}
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 CONNECTIONS=${CONNECTIONS:-64}
 OBELIX_PORT=18080
 HELLO_PORT=18081
@@ -49,7 +55,7 @@ start_obelix() { # $1 = cache capacity
   OBELIX__SERVER__PORT=$OBELIX_PORT OBELIX__DATABASE__DATA_DIR="$WORK/pgdata" \
   OBELIX__OLYMPICS__REPORTER_TOKEN=$REPORTER_TOKEN OBELIX__OLYMPICS__CACHE_CAPACITY=$1 \
   OBELIX__ADMIN__TOKEN=bench-admin-token \
-  RUST_LOG=warn,obelix::startup=info target/release/obelix >"$WORK/obelix.log" 2>&1 &
+  RUST_LOG=warn,obelix::startup=info "$OBELIX_BIN" >"$WORK/obelix.log" 2>&1 &
   OBELIX_PID=$!; PIDS+=("$OBELIX_PID")
   wait_http "http://127.0.0.1:$OBELIX_PORT/readyz"
   # A fresh cluster (initdb, migrations) keeps PostgreSQL busy for a moment on these same cores:
@@ -84,43 +90,20 @@ run_pgbench() {
   cat "$WORK"/pgbench_log* | awk '{print $3}' | sort -n | awk -v tps="$tps" '{a[NR]=$1} END {printf "%s %.2fms %.2fms\n", tps, a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}'
 }
 
-target/release/examples/hello 127.0.0.1:$HELLO_PORT 2 & PIDS+=($!)
-wait_http "http://127.0.0.1:$HELLO_PORT/"
-read -r hello_rps hello_p50 hello_p99 < <(run_wrk_median "http://127.0.0.1:$HELLO_PORT/")
-
-start_obelix 10000
-TABLET=$(curl -sf -XPOST "http://127.0.0.1:$OBELIX_PORT/olympics/tablets" | sed 's/.*"id":"\([^"]*\)".*/\1/')
-SCORE_URL="http://127.0.0.1:$OBELIX_PORT/olympics/games/curling/score"
-read -r cached_rps cached_p50 cached_p99 < <(run_wrk_median -H "X-Tablet-Id: $TABLET" "$SCORE_URL")
-read -r anon_rps anon_p50 anon_p99 < <(run_wrk_median "$SCORE_URL")
-read -r put6_rps put6_p50 put6_p99 < <(run_wrk -s bench/put_score_games.lua "http://127.0.0.1:$OBELIX_PORT")
-read -r put_rps put_p50 put_p99 < <(run_wrk -s bench/put_score.lua "http://127.0.0.1:$OBELIX_PORT")
-read -r put1_rps put1_p50 put1_p99 < <(CONNECTIONS=1 run_wrk -s bench/put_score.lua "http://127.0.0.1:$OBELIX_PORT")
-read -r medal_rps medal_p50 medal_p99 < <(run_wrk -s bench/award_medal.lua "http://127.0.0.1:$OBELIX_PORT")
-# The raw PostgreSQL baseline of the same writes, on the same server, in one run (pgbench).
-read -r raw6_tps raw6_p50 raw6_p99 < <(run_pgbench bench/raw/unordered.sql)
-read -r rawseq_tps rawseq_p50 rawseq_p99 < <(run_pgbench bench/raw/sequenced.sql)
-read -r raw1_tps raw1_p50 raw1_p99 < <(run_pgbench bench/raw/one_game.sql)
-PUSH=$(target/release/examples/push_bench "http://127.0.0.1:$OBELIX_PORT" "$REPORTER_TOKEN" "${PUSH_TABLETS:-1000}" "${PUSH_UPDATES:-50}")
-FAILOVER=$(target/release/examples/failover_bench "http://127.0.0.1:$OBELIX_PORT" bench-admin-token "${FAILOVER_ROUNDS:-20}")
-stop_obelix
-
-start_obelix 0
-read -r uncached_rps uncached_p50 uncached_p99 < <(run_wrk -H "X-Tablet-Id: $TABLET" "$SCORE_URL")
-stop_obelix
-
+# The write rows: Obelix (cache on) and raw PostgreSQL in the same run.
+run_writes() {
+  read -r put6_rps put6_p50 put6_p99 < <(run_wrk -s bench/put_score_games.lua "http://127.0.0.1:$OBELIX_PORT")
+  read -r put_rps put_p50 put_p99 < <(run_wrk -s bench/put_score.lua "http://127.0.0.1:$OBELIX_PORT")
+  read -r put1_rps put1_p50 put1_p99 < <(CONNECTIONS=1 run_wrk -s bench/put_score.lua "http://127.0.0.1:$OBELIX_PORT")
+  read -r medal_rps medal_p50 medal_p99 < <(run_wrk -s bench/award_medal.lua "http://127.0.0.1:$OBELIX_PORT")
+  # The raw PostgreSQL baseline of the same writes, on the same server, in one run (pgbench).
+  read -r raw6_tps raw6_p50 raw6_p99 < <(run_pgbench bench/raw/unordered.sql)
+  read -r rawseq_tps rawseq_p50 rawseq_p99 < <(run_pgbench bench/raw/sequenced.sql)
+  read -r raw1_tps raw1_p50 raw1_p99 < <(run_pgbench bench/raw/one_game.sql)
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-cat <<TABLE
-Reads: median of three runs. Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t1 -c$CONNECTIONS -d${DURATION}s on the same cores.
-PostgreSQL: ${DATABASE_URL:+the server at DATABASE_URL}${DATABASE_URL:-private cluster (fsync on, synchronous_commit on)}.
-
-| what | requests/s | p50 | p99 | vs bare actix-web |
-|---|---:|---:|---:|---:|
-| bare actix-web "hello" (baseline) | $hello_rps | $hello_p50 | $hello_p99 | 1.00 |
-| GET score, tablet, cached (X-Cache: hit) | $cached_rps | $cached_p50 | $cached_p99 | $(ratio "$cached_rps" "$hello_rps") |
-| GET score, anonymous, cached | $anon_rps | $anon_p50 | $anon_p99 | $(ratio "$anon_rps" "$hello_rps") |
-| GET score, tablet, cache off | $uncached_rps | $uncached_p50 | $uncached_p99 | $(ratio "$uncached_rps" "$hello_rps") |
-
+writes_table() {
+  cat <<TABLE
 Reporter writes, 64 writers unless said (one run each), beside raw PostgreSQL doing the same transactions (pgbench -c $CONNECTIONS, same server, same run):
 
 | what | requests/s | p50 | p99 | vs raw, no order |
@@ -132,6 +115,50 @@ Reporter writes, 64 writers unless said (one run each), beside raw PostgreSQL do
 | PUT score on one game | $put_rps | $put_p50 | $put_p99 | $(ratio "$put_rps" "$raw1_tps") (one game) |
 | PUT score, one writer | $put1_rps | $put1_p50 | $put1_p99 | |
 | POST medal (one team) | $medal_rps | $medal_p50 | $medal_p99 | |
+TABLE
+}
+
+if [[ -n $ONLY_WRITES ]]; then
+  start_obelix 10000
+  run_writes
+  stop_obelix
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t1 -c$CONNECTIONS -d${DURATION}s on the same cores; load average before: $LOAD_BEFORE."
+  echo "PostgreSQL: ${DATABASE_URL:+the server at DATABASE_URL}${DATABASE_URL:-private cluster (fsync on, synchronous_commit on)}. Obelix: $OBELIX_BIN."
+  echo
+  writes_table
+  exit 0
+fi
+
+target/release/examples/hello 127.0.0.1:$HELLO_PORT 2 & PIDS+=($!)
+wait_http "http://127.0.0.1:$HELLO_PORT/"
+read -r hello_rps hello_p50 hello_p99 < <(run_wrk_median "http://127.0.0.1:$HELLO_PORT/")
+
+start_obelix 10000
+TABLET=$(curl -sf -XPOST "http://127.0.0.1:$OBELIX_PORT/olympics/tablets" | sed 's/.*"id":"\([^"]*\)".*/\1/')
+SCORE_URL="http://127.0.0.1:$OBELIX_PORT/olympics/games/curling/score"
+read -r cached_rps cached_p50 cached_p99 < <(run_wrk_median -H "X-Tablet-Id: $TABLET" "$SCORE_URL")
+read -r anon_rps anon_p50 anon_p99 < <(run_wrk_median "$SCORE_URL")
+run_writes
+PUSH=$(target/release/examples/push_bench "http://127.0.0.1:$OBELIX_PORT" "$REPORTER_TOKEN" "${PUSH_TABLETS:-1000}" "${PUSH_UPDATES:-50}")
+FAILOVER=$(target/release/examples/failover_bench "http://127.0.0.1:$OBELIX_PORT" bench-admin-token "${FAILOVER_ROUNDS:-20}")
+stop_obelix
+
+start_obelix 0
+read -r uncached_rps uncached_p50 uncached_p99 < <(run_wrk -H "X-Tablet-Id: $TABLET" "$SCORE_URL")
+stop_obelix
+
+cat <<TABLE
+Reads: median of three runs. Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t1 -c$CONNECTIONS -d${DURATION}s on the same cores.
+PostgreSQL: ${DATABASE_URL:+the server at DATABASE_URL}${DATABASE_URL:-private cluster (fsync on, synchronous_commit on)}.
+
+| what | requests/s | p50 | p99 | vs bare actix-web |
+|---|---:|---:|---:|---:|
+| bare actix-web "hello" (baseline) | $hello_rps | $hello_p50 | $hello_p99 | 1.00 |
+| GET score, tablet, cached (X-Cache: hit) | $cached_rps | $cached_p50 | $cached_p99 | $(ratio "$cached_rps" "$hello_rps") |
+| GET score, anonymous, cached | $anon_rps | $anon_p50 | $anon_p99 | $(ratio "$anon_rps" "$hello_rps") |
+| GET score, tablet, cache off | $uncached_rps | $uncached_p50 | $uncached_p99 | $(ratio "$uncached_rps" "$hello_rps") |
+
+$(writes_table)
 
 Push (examples/push_bench.rs, latency from sending the PUT to receipt at each tablet): $PUSH
 

@@ -17,6 +17,12 @@ pub enum CrashMode {
     Panic,
     /// The actor stops itself (`ctx.stop()`).
     Stop,
+    /// A write log commits its next group and then panics before it tells anyone: the group is
+    /// durable, its multicast and its writers' answers are lost (what a crash between the two
+    /// would do; the log's group runs in a task of its own, which a panic of the actor alone
+    /// does not stop). Any other actor panics at once, as with `Panic`.
+    #[serde(rename = "after-commit")]
+    AfterCommit,
 }
 
 /// Crash the receiving actor on purpose (the admin API, and tests).
@@ -66,7 +72,7 @@ where
     tracing::warn!(actor = cell.name(), mode = ?crash.mode, "actor {} crashes on request", cell.name());
     cell.stay_down_for(crash.stay_down);
     match crash.mode {
-        CrashMode::Panic => panic!("{} crashed on purpose", cell.name()),
+        CrashMode::Panic | CrashMode::AfterCommit => panic!("{} crashed on purpose", cell.name()),
         CrashMode::Stop => ctx.stop(),
     }
 }

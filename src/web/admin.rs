@@ -50,7 +50,7 @@ pub async fn list(_admin: Admin, tree: web::Data<Tree>) -> HttpResponse {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrashParams {
-    /// `panic` (default) or `stop`.
+    /// `panic` (default), `stop`, or `after-commit` (a write log: after its next commit).
     #[serde(default = "default_mode")]
     mode: CrashMode,
     /// Keep the actor down this long before its restart (to watch failover).
@@ -65,7 +65,7 @@ fn default_mode() -> CrashMode {
 /// The longest an actor may be kept down on request.
 const MAX_STAY_DOWN: Duration = Duration::from_secs(60);
 
-/// `POST /admin/actors/{name}/crash?mode=panic|stop&stay_down_ms=0` → 202
+/// `POST /admin/actors/{name}/crash?mode=panic|stop|after-commit&stay_down_ms=0` → 202
 pub async fn crash(
     _admin: Admin,
     tree: web::Data<Tree>,

@@ -25,3 +25,4 @@ mod rooms_client;
 mod rooms_group;
 mod tablets;
 mod write_log;
+mod write_log_groups;

@@ -17,8 +17,10 @@
 //! mailbox holds the update before the writer can send its next request.
 //!
 //! Idempotency: a write with a key is applied once. A retry with the same key (in a later group
-//! or the same one) is answered with the first's result and number and is not multicast again;
-//! the same key for a different write is refused. Keys live in the log table itself.
+//! or the same one) is answered with the first's result and number; a retry in a later group is
+//! multicast again (flagged `replayed`) before it is answered, since the first multicast may
+//! have been lost in a crash after its commit: subscribers drop the numbers they have already.
+//! The same key for a different write is refused. Keys live in the log table itself.
 //!
 //! The log is a table, readable with psql (see [`LogTable`] for its columns), and its last
 //! number is in `write_log_heads` (log, last_seq), moved by compare-and-set in every group: a
@@ -30,7 +32,10 @@
 //! still waiting are kept, and the next life waits for the group (`write_lock`), reloads the
 //! last number and commits them. A failed commit answers its
 //! writers with an error and reloads the last number before the next group: its outcome may be
-//! unknown, which a retry with the same idempotency key resolves.
+//! unknown, which a retry with the same idempotency key resolves. A group that committed but
+//! whose multicast was lost (its commit's answer lost, or a crash in between: see
+//! [`CrashMode::AfterCommit`]) leaves a gap that subscribers fill from the log when the next
+//! number reaches them; a retry of one of its writes is multicast before it is answered.
 
 mod commit;
 
@@ -44,7 +49,7 @@ use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{Mutex as AsyncMutex, oneshot};
 
-use crate::actors::lifecycle::{Crash, Stop, crash_actor};
+use crate::actors::lifecycle::{Crash, CrashMode, Stop, crash_actor};
 use crate::actors::supervisor::ActorCell;
 use commit::{GroupOutcome, commit_group, load_last_seq};
 
@@ -63,6 +68,29 @@ pub trait SequencedWrite: Send + Sync + Unpin + 'static {
         tx: &'c mut PgConnection,
     ) -> BoxFuture<'c, Result<Result<Self::Applied, Self::Rejected>, sqlx::Error>>;
 
+    /// Applies several writes in the group's transaction, as [`apply`](Self::apply) would one
+    /// after another, in as few statements as the service can: one result per write, in order,
+    /// exactly what applying them one by one would give (a refused write changes nothing and
+    /// the next sees the state the previous ones left). The log never passes two writes with
+    /// the same idempotency key in one call. An error means the transaction is poisoned: the
+    /// log rolls it back and applies the group one write at a time to find the guilty write.
+    /// The default applies them one after another.
+    fn apply_batch<'c>(
+        writes: &'c [&'c Self],
+        tx: &'c mut PgConnection,
+    ) -> BoxFuture<'c, BatchResult<Self>>
+    where
+        Self: Sized,
+    {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(writes.len());
+            for write in writes {
+                results.push(write.apply(&mut *tx).await?);
+            }
+            Ok(results)
+        })
+    }
+
     /// The entry's `kind` and `subject` columns (e.g. "score", "curling").
     fn describe(applied: &Self::Applied) -> (&'static str, String);
 
@@ -75,6 +103,12 @@ pub trait SequencedWrite: Send + Sync + Unpin + 'static {
     /// What must be equal for two writes with one key to be the same write.
     fn fingerprint(&self) -> String;
 }
+
+/// What [`SequencedWrite::apply_batch`] answers: one result per write, in order.
+pub type BatchResult<W> = Result<
+    Vec<Result<<W as SequencedWrite>::Applied, <W as SequencedWrite>::Rejected>>,
+    sqlx::Error,
+>;
 
 /// Where a log is kept: a table with the columns `seq bigint PRIMARY KEY, kind text, subject
 /// text, entered_via text, detail jsonb, idempotency_key text UNIQUE, fingerprint text,
@@ -114,7 +148,8 @@ pub struct Sequenced<A> {
     pub applied: A,
     /// The server the write entered through.
     pub entered_via: String,
-    /// An idempotent retry: answered from the log, not applied again (and not multicast).
+    /// An idempotent retry: answered from the log, not applied again (multicast again, for a
+    /// subscriber that missed the first telling).
     pub replayed: bool,
 }
 
@@ -210,6 +245,9 @@ pub struct WriteLog<W: SequencedWrite> {
     write_lock: Arc<AsyncMutex<()>>,
     subscribers: Arc<Vec<Recipient<Sequenced<W::Applied>>>>,
     stats: LogStats,
+    /// A crash asked for after the next commit ([`CrashMode::AfterCommit`]): how long to stay
+    /// down.
+    crash_after_commit: Option<std::time::Duration>,
 }
 
 impl<W: SequencedWrite> WriteLog<W> {
@@ -231,6 +269,7 @@ impl<W: SequencedWrite> WriteLog<W> {
             write_lock: Arc::default(),
             subscribers: Arc::default(),
             stats: LogStats::default(),
+            crash_after_commit: None,
         }
     }
 
@@ -277,10 +316,29 @@ impl<W: SequencedWrite> WriteLog<W> {
         let (pool, table, generation) = (self.pool.clone(), self.table, self.generation);
         let subscribers = self.subscribers.clone();
         let (addr, name) = (ctx.address(), self.name().to_owned());
+        let crash_after_commit = self.crash_after_commit.take();
         actix_rt::spawn(async move {
             let _guard = guard;
             let (writes, replies): (Vec<W>, Vec<Reply<W>>) = group.into_iter().unzip();
             let outcome = commit_group(&pool, table, start, &writes).await;
+            if let (Some(stay_down), GroupOutcome::Committed { last_seq, .. }) =
+                (crash_after_commit, &outcome)
+            {
+                // Committed, and nobody is told: the writers' answers are dropped (their
+                // outcome is unknown to them; a retry with their key is answered from the log).
+                tracing::warn!(log = %name, last_seq, "write log {name}: group #{}..#{last_seq} committed; crashing before its multicast, on request", start + 1);
+                drop(replies);
+                addr.do_send(Crash {
+                    mode: CrashMode::Panic,
+                    stay_down,
+                });
+                addr.do_send(Flushed {
+                    generation,
+                    last_seq: None,
+                    again: Vec::new(),
+                });
+                return;
+            }
             let flushed = finish_group(&name, outcome, writes, replies, &subscribers, start);
             addr.do_send(Flushed {
                 generation,
@@ -304,9 +362,12 @@ fn finish_group<W: SequencedWrite>(
 ) -> (Option<u64>, Vec<(W, Reply<W>)>) {
     match outcome {
         GroupOutcome::Committed { results, last_seq } => {
-            // Subscribers first, in number order: then the writers.
+            // Subscribers first, in number order: then the writers. A retry answered from the
+            // log is told again (subscribers drop numbers they have): its first telling may
+            // have been lost in a crash, and its writer's OK must not come before it. Unless
+            // its first is in this very group, and told just before.
             for result in results.iter().flatten() {
-                if !result.replayed {
+                if !result.replayed || result.seq <= start {
                     for subscriber in subscribers {
                         subscriber.do_send(result.clone());
                     }
@@ -368,6 +429,15 @@ impl<W: SequencedWrite> actix::Supervised for WriteLog<W> {
 impl<W: SequencedWrite> Handler<Crash> for WriteLog<W> {
     type Result = ();
     fn handle(&mut self, msg: Crash, ctx: &mut Self::Context) {
+        if msg.mode == CrashMode::AfterCommit {
+            tracing::warn!(
+                log = self.name(),
+                "write log {} crashes after its next commit, on request",
+                self.name()
+            );
+            self.crash_after_commit = Some(msg.stay_down);
+            return;
+        }
         crash_actor(&self.cell, msg, ctx);
     }
 }
