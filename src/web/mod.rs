@@ -116,9 +116,15 @@ where
     }
 }
 
-/// Does the request's `If-None-Match` name `etag` (or `*`)? Weak comparison, as RFC 9110 asks
-/// for GETs. Every service's conditional reads answer 304 by it.
+/// Does a read's `If-None-Match` name `etag` (or `*`)? Weak comparison, as RFC 9110 asks for
+/// GETs. Every service's conditional reads answer 304 by it. Only a GET (or a HEAD, routed as
+/// one) can be answered 304: a write's reply is news to its client whatever tags it sent (a
+/// reservation's reply is its id), so for any other method this is `false` and the header is
+/// ignored.
 pub(crate) fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return false;
+    }
     req.headers()
         .get_all(actix_web::http::header::IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())

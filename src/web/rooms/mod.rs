@@ -43,8 +43,8 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, RoomsError> 
     request_id(value).map(Some)
 }
 
-/// A JSON reply with who served it and a strong `ETag` (a hash of the body); `304 Not
-/// Modified` without a body when `If-None-Match` names it. `Cache-Control: no-cache` lets
+/// A JSON reply with who served it and a strong `ETag` (a hash of the body); for a read, `304
+/// Not Modified` without a body when `If-None-Match` names it (a write is never a 304). `Cache-Control: no-cache` lets
 /// clients keep a copy but makes them revalidate.
 pub fn tagged(
     req: &HttpRequest,
