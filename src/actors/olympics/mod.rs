@@ -24,6 +24,7 @@ pub mod publisher;
 pub mod router;
 pub mod routing_table;
 pub mod writes;
+mod writes_batch;
 
 use std::sync::Arc;
 

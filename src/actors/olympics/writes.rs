@@ -1,6 +1,7 @@
 //! The reporter's updates as the shared write log applies them ([`crate::actors::write_log`]):
-//! each one statement inside the log's group transaction, checks first, so a refused update
-//! changes nothing and the rest of its group goes on.
+//! a group of them together in a constant number of statements ([`super::writes_batch`]); one
+//! alone, or each of a group whose batch failed, in one statement of its own, checks first, so
+//! a refused update changes nothing and the rest of its group goes on.
 //!
 //! - A score update bumps the game's version and upserts the points in one statement, which
 //!   also returns the whole board (the other teams' rows as they were, the updated ones as they
@@ -17,7 +18,9 @@ use sqlx::PgConnection;
 
 use crate::actors::olympics::database::{ScoreRow, board_from_rows};
 use crate::actors::olympics::messages::{Command, CommandReply, Write};
-use crate::actors::write_log::{LogTable, SequencedWrite, Submit, WriteError, WriteLog};
+use crate::actors::write_log::{
+    BatchResult, LogTable, SequencedWrite, Submit, WriteError, WriteLog,
+};
 use crate::olympics::{MedalTally, OlympicsError};
 
 /// The Olympic service's log: the one global order of reporter updates, readable in psql.
@@ -109,6 +112,20 @@ impl SequencedWrite for Write {
                         None => Err(why_not_awarded(tx, team, idempotency_key).await?),
                     })
                 }
+            }
+        })
+    }
+
+    /// A group of updates in a constant number of statements ([`super::writes_batch`]); one
+    /// update alone in its one statement above (the latency of a lone writer).
+    fn apply_batch<'c>(
+        writes: &'c [&'c Self],
+        tx: &'c mut PgConnection,
+    ) -> BoxFuture<'c, BatchResult<Self>> {
+        Box::pin(async move {
+            match writes {
+                [one] => Ok(vec![one.apply(tx).await?]),
+                _ => super::writes_batch::apply_batch(writes, tx).await,
             }
         })
     }

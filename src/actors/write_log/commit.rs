@@ -1,9 +1,10 @@
-//! One group's transaction: idempotency look-ups, the writes applied in order, their log rows
-//! in one statement, the head's compare-and-set, the commit.
+//! One group's transaction: idempotency look-ups, the writes applied in order (together, through
+//! the service's `apply_batch`; write by write when a batch failed, to find the guilty write),
+//! their log rows and the head's compare-and-set in one statement, the commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::{LogTable, Sequenced, SequencedWrite, WriteError};
 
@@ -61,15 +62,154 @@ struct Rows {
     fingerprint: Vec<Option<String>>,
 }
 
+/// How a group's writes are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Through [`SequencedWrite::apply_batch`]: as few statements as the service can.
+    Batched,
+    /// One [`SequencedWrite::apply`] per write: an SQL error names its write.
+    OneByOne,
+}
+
+/// Why an attempt at a group stopped short.
+enum Failure {
+    /// A batch failed: which write is guilty is not known.
+    Batch(sqlx::Error),
+    /// The transaction or the commit failed.
+    Sql(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Sql(e)
+    }
+}
+
 pub(super) async fn commit_group<W: SequencedWrite>(
     pool: &PgPool,
     table: LogTable,
     start: u64,
     writes: &[W],
 ) -> GroupOutcome<W::Applied, W::Rejected> {
-    match try_commit(pool, table, start, writes).await {
+    match try_commit(pool, table, start, writes, Mode::Batched).await {
         Ok(outcome) => outcome,
-        Err(e) => GroupOutcome::Failed(e.to_string()),
+        Err(Failure::Batch(error)) => {
+            // Rolled back (the transaction is dropped). Again, write by write: the guilty write
+            // is found (`Poisoned`) and the others go again without it.
+            tracing::warn!(log = table.name, seq_after = start, writes = writes.len(), error = %error, "write log {}: a batch failed; its group goes again write by write", table.name);
+            match try_commit(pool, table, start, writes, Mode::OneByOne).await {
+                Ok(outcome) => outcome,
+                Err(Failure::Batch(e) | Failure::Sql(e)) => GroupOutcome::Failed(e.to_string()),
+            }
+        }
+        Err(Failure::Sql(e)) => GroupOutcome::Failed(e.to_string()),
+    }
+}
+
+/// A group's results so far, and its log rows.
+struct Group<'w, W: SequencedWrite> {
+    writes: &'w [W],
+    /// One per write, filled in order.
+    results: Vec<Option<Result<Sequenced<W::Applied>, WriteError<W::Rejected>>>>,
+    /// A key applied earlier in this group: the index of that write.
+    first_in_group: HashMap<&'w str, usize>,
+    rows: Rows,
+    /// The last number given.
+    next: u64,
+}
+
+impl<'w, W: SequencedWrite> Group<'w, W> {
+    /// Records what applying write `index` gave, numbering it if it was applied.
+    fn applied(&mut self, index: usize, result: Result<W::Applied, W::Rejected>) {
+        let write = &self.writes[index];
+        let applied = match result {
+            Ok(applied) => applied,
+            Err(rejected) => {
+                self.results[index] = Some(Err(WriteError::Rejected(rejected)));
+                return;
+            }
+        };
+        self.next += 1;
+        let key = write.idempotency_key();
+        let (kind, subject) = W::describe(&applied);
+        let detail = serde_json::to_value(&applied).expect("applied writes serialize");
+        let rows = &mut self.rows;
+        rows.seq.push(self.next as i64);
+        rows.kind.push(kind);
+        rows.subject.push(subject);
+        rows.entered_via.push(write.entered_via().to_owned());
+        rows.detail.push(detail);
+        rows.key.push(key.map(str::to_owned));
+        rows.fingerprint.push(key.map(|_| write.fingerprint()));
+        if let Some(key) = key {
+            self.first_in_group.insert(key, index);
+        }
+        self.results[index] = Some(Ok(Sequenced {
+            seq: self.next,
+            applied,
+            entered_via: write.entered_via().to_owned(),
+            replayed: false,
+        }));
+    }
+
+    /// The answer to write `index` when its key was applied earlier in this group.
+    fn replayed_in_group(
+        &self,
+        index: usize,
+        key: &str,
+    ) -> Option<Result<Sequenced<W::Applied>, WriteError<W::Rejected>>> {
+        let earlier = *self.first_in_group.get(key)?;
+        let Some(Ok(first)) = &self.results[earlier] else {
+            return None;
+        };
+        let same = self.writes[earlier].fingerprint() == self.writes[index].fingerprint();
+        Some(if same {
+            Ok(Sequenced {
+                replayed: true,
+                ..first.clone()
+            })
+        } else {
+            Err(WriteError::IdempotencyConflict(key.to_owned()))
+        })
+    }
+
+    /// Applies the writes `segment` (no key twice among them), in order.
+    async fn apply(
+        &mut self,
+        tx: &mut PgConnection,
+        segment: &[usize],
+        mode: Mode,
+    ) -> Result<Option<GroupOutcome<W::Applied, W::Rejected>>, Failure> {
+        match mode {
+            Mode::Batched => {
+                let refs: Vec<&W> = segment.iter().map(|&i| &self.writes[i]).collect();
+                let results = W::apply_batch(&refs, &mut *tx)
+                    .await
+                    .map_err(Failure::Batch)?;
+                if results.len() != segment.len() {
+                    return Err(Failure::Batch(sqlx::Error::Protocol(format!(
+                        "apply_batch answered {} results for {} writes",
+                        results.len(),
+                        segment.len()
+                    ))));
+                }
+                for (&index, result) in segment.iter().zip(results) {
+                    self.applied(index, result);
+                }
+            }
+            Mode::OneByOne => {
+                for &index in segment {
+                    match self.writes[index].apply(&mut *tx).await {
+                        Ok(result) => self.applied(index, result),
+                        Err(error @ sqlx::Error::Database(_)) => {
+                            return Ok(Some(GroupOutcome::Poisoned { index, error }));
+                        }
+                        Err(e) => return Err(Failure::Sql(e)),
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -78,74 +218,68 @@ async fn try_commit<W: SequencedWrite>(
     table: LogTable,
     start: u64,
     writes: &[W],
-) -> Result<GroupOutcome<W::Applied, W::Rejected>, sqlx::Error> {
+    mode: Mode,
+) -> Result<GroupOutcome<W::Applied, W::Rejected>, Failure> {
     let mut tx = pool.begin().await?;
     let known = known_keys(&mut tx, table, writes).await?;
-    // A key seen earlier in this group: the index of that write's result.
-    let mut first_in_group: HashMap<&str, usize> = HashMap::new();
-    let mut results: Vec<Result<Sequenced<W::Applied>, WriteError<W::Rejected>>> =
-        Vec::with_capacity(writes.len());
-    let mut rows = Rows::default();
-    let mut next = start;
-    for (index, write) in writes.iter().enumerate() {
-        let key = write.idempotency_key();
-        if let Some(key) = key {
+    let mut group = Group {
+        writes,
+        results: (0..writes.len()).map(|_| None).collect(),
+        first_in_group: HashMap::new(),
+        rows: Rows::default(),
+        next: start,
+    };
+    // Writes to apply together; a key that comes again in it closes it first, so that the
+    // second is answered from the first's result (or applied, if the first was refused).
+    let mut segment: Vec<usize> = Vec::new();
+    let mut segment_keys: HashSet<&str> = HashSet::new();
+    let mut index = 0;
+    while index < writes.len() {
+        let write = &writes[index];
+        if let Some(key) = write.idempotency_key() {
             if let Some(first) = known.get(key) {
-                results.push(replay(key, first, write));
+                group.results[index] = Some(replay(key, first, write));
+                index += 1;
+                continue;
+            }
+            if segment_keys.contains(key) {
+                if let Some(poisoned) = group.apply(&mut tx, &segment, mode).await? {
+                    return Ok(poisoned);
+                }
+                segment.clear();
+                segment_keys.clear();
                 continue;
             }
             // Applied earlier in this group (a refused write leaves no trace: its retry is
             // checked again like any write).
-            if let Some(&earlier) = first_in_group.get(key)
-                && let Ok(first) = &results[earlier]
-            {
-                let same = writes[earlier].fingerprint() == write.fingerprint();
-                results.push(if same {
-                    Ok(Sequenced {
-                        replayed: true,
-                        ..first.clone()
-                    })
-                } else {
-                    Err(WriteError::IdempotencyConflict(key.to_owned()))
-                });
+            if let Some(answer) = group.replayed_in_group(index, key) {
+                group.results[index] = Some(answer);
+                index += 1;
                 continue;
             }
+            segment_keys.insert(key);
         }
-        let applied = match write.apply(&mut tx).await {
-            Ok(Ok(applied)) => applied,
-            Ok(Err(rejected)) => {
-                results.push(Err(WriteError::Rejected(rejected)));
-                continue;
-            }
-            Err(error @ sqlx::Error::Database(_)) => {
-                return Ok(GroupOutcome::Poisoned { index, error });
-            }
-            Err(e) => return Err(e),
-        };
-        next += 1;
-        let (kind, subject) = W::describe(&applied);
-        let detail = serde_json::to_value(&applied).expect("applied writes serialize");
-        rows.seq.push(next as i64);
-        rows.kind.push(kind);
-        rows.subject.push(subject);
-        rows.entered_via.push(write.entered_via().to_owned());
-        rows.detail.push(detail);
-        rows.key.push(key.map(str::to_owned));
-        rows.fingerprint.push(key.map(|_| write.fingerprint()));
-        if let Some(key) = key {
-            first_in_group.insert(key, index);
-        }
-        results.push(Ok(Sequenced {
-            seq: next,
-            applied,
-            entered_via: write.entered_via().to_owned(),
-            replayed: false,
-        }));
+        segment.push(index);
+        index += 1;
     }
+    if !segment.is_empty()
+        && let Some(poisoned) = group.apply(&mut tx, &segment, mode).await?
+    {
+        return Ok(poisoned);
+    }
+    let Group {
+        results,
+        rows,
+        next,
+        ..
+    } = group;
     if !rows.seq.is_empty() {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {} (seq, kind, subject, entered_via, detail, idempotency_key, fingerprint) \
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[])",
+        // The log rows and the head's compare-and-set in one statement.
+        let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH logged AS ( \
+                 INSERT INTO {} (seq, kind, subject, entered_via, detail, idempotency_key, fingerprint) \
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[])) \
+             UPDATE write_log_heads SET last_seq = $10 WHERE log = $8 AND last_seq = $9",
             table.name
         )))
         .bind(&rows.seq)
@@ -155,11 +289,6 @@ async fn try_commit<W: SequencedWrite>(
         .bind(&rows.detail)
         .bind(&rows.key)
         .bind(&rows.fingerprint)
-        .execute(&mut *tx)
-        .await?;
-        let moved = sqlx::query(
-            "UPDATE write_log_heads SET last_seq = $3 WHERE log = $1 AND last_seq = $2",
-        )
         .bind(table.name)
         .bind(start as i64)
         .bind(next as i64)
@@ -174,7 +303,10 @@ async fn try_commit<W: SequencedWrite>(
     }
     tx.commit().await?;
     Ok(GroupOutcome::Committed {
-        results,
+        results: results
+            .into_iter()
+            .map(|r| r.expect("every write of a group has its result"))
+            .collect(),
         last_seq: next,
     })
 }

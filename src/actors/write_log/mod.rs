@@ -63,6 +63,29 @@ pub trait SequencedWrite: Send + Sync + Unpin + 'static {
         tx: &'c mut PgConnection,
     ) -> BoxFuture<'c, Result<Result<Self::Applied, Self::Rejected>, sqlx::Error>>;
 
+    /// Applies several writes in the group's transaction, as [`apply`](Self::apply) would one
+    /// after another, in as few statements as the service can: one result per write, in order,
+    /// exactly what applying them one by one would give (a refused write changes nothing and
+    /// the next sees the state the previous ones left). The log never passes two writes with
+    /// the same idempotency key in one call. An error means the transaction is poisoned: the
+    /// log rolls it back and applies the group one write at a time to find the guilty write.
+    /// The default applies them one after another.
+    fn apply_batch<'c>(
+        writes: &'c [&'c Self],
+        tx: &'c mut PgConnection,
+    ) -> BoxFuture<'c, BatchResult<Self>>
+    where
+        Self: Sized,
+    {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(writes.len());
+            for write in writes {
+                results.push(write.apply(&mut *tx).await?);
+            }
+            Ok(results)
+        })
+    }
+
     /// The entry's `kind` and `subject` columns (e.g. "score", "curling").
     fn describe(applied: &Self::Applied) -> (&'static str, String);
 
@@ -75,6 +98,12 @@ pub trait SequencedWrite: Send + Sync + Unpin + 'static {
     /// What must be equal for two writes with one key to be the same write.
     fn fingerprint(&self) -> String;
 }
+
+/// What [`SequencedWrite::apply_batch`] answers: one result per write, in order.
+pub type BatchResult<W> = Result<
+    Vec<Result<<W as SequencedWrite>::Applied, <W as SequencedWrite>::Rejected>>,
+    sqlx::Error,
+>;
 
 /// Where a log is kept: a table with the columns `seq bigint PRIMARY KEY, kind text, subject
 /// text, entered_via text, detail jsonb, idempotency_key text UNIQUE, fingerprint text,
