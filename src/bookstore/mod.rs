@@ -2,13 +2,15 @@
 //! their validation, free of actix and HTTP.
 //!
 //! - [`writes`]: the writes (buy, restock, cost change) as the write log applies them to the
-//!   authority table `bookstore_stock`, in one conditional statement each.
+//!   authority table `bookstore_stock`: alone in one conditional statement each, a group in
+//!   four statements worked out by [`group_plan`].
 //! - [`replica_store`]: a catalog replica's own tables and their SQL.
 //! - [`cache`]: the front end's bounded lookup cache, with its guard against stale refills.
 //!
 //! The service's actors are in `actors::bookstore`, its routes in `web::bookstore`.
 
 pub mod cache;
+pub mod group_plan;
 pub mod replica_store;
 pub mod writes;
 
