@@ -36,10 +36,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|e, _| extractor_error("path", e)))
         .service(resource("/healthz").route(web::get().to(health::alive)))
         .service(resource("/readyz").route(web::get().to(health::ready)))
-        .configure(olympics::routes)
-        .configure(queue::routes)
+        // The bookstore and the rooms are scopes (one prefix comparison for other paths), so
+        // they go first: their paths are then not tried against every Olympic and queue route.
         .configure(bookstore::routes)
         .configure(rooms::routes)
+        .configure(olympics::routes)
+        .configure(queue::routes)
+        .configure(rooms::admin_routes)
         .service(resource("/cluster").route(web::get().to(cluster::members)))
         .service(resource("/cluster/members/{id}/updates").route(web::get().to(cluster::updates)))
         .service(resource("/admin/frontends").route(web::post().to(admin::add_frontend)))
