@@ -3,10 +3,15 @@
 # Prints a Markdown table (docs/benchmarks.md keeps the last results).
 #   scripts/bench.sh [seconds-per-run]   (default 10)
 #   scripts/bench.sh queue [seconds-per-run]   the queue against pgmq and JetStream (scripts/queue_bench.sh)
+#   scripts/bench.sh bookstore [seconds-per-run]   bookstore lookups and buys (scripts/bookstore_bench.sh)
+#   scripts/bench.sh rooms [rounds]   the room servers' failover alone (examples/rooms_failover_bench.rs)
 # Uses the same PostgreSQL rules as `cargo run`: DATABASE_URL, or a private cluster in a temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ ${1:-} == queue ]]; then shift; exec bash scripts/queue_bench.sh "$@"; fi
+if [[ ${1:-} == bookstore ]]; then shift; exec bash scripts/bookstore_bench.sh "$@"; fi
+ROOMS_ONLY=false
+if [[ ${1:-} == rooms ]]; then ROOMS_ONLY=true; ROOMS_FAILOVER_ROUNDS=${2:-${ROOMS_FAILOVER_ROUNDS:-20}}; set -- 1; fi
 bash scripts/setup.sh
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
@@ -22,7 +27,7 @@ trap cleanup EXIT
 
 # Every pushed-to tablet is a connection on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
-cargo build --release --quiet --bin obelix --example hello --example push_bench --example failover_bench
+cargo build --release --quiet --bin obelix --example hello --example push_bench --example failover_bench --example rooms_failover_bench
 
 wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
@@ -84,6 +89,17 @@ run_pgbench() {
   cat "$WORK"/pgbench_log* | awk '{print $3}' | sort -n | awk -v tps="$tps" '{a[NR]=$1} END {printf "%s %.2fms %.2fms\n", tps, a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}'
 }
 
+# The room servers' failover under a steady stream of reservations, checks and cancels.
+rooms_failover() {
+  target/release/examples/rooms_failover_bench "http://127.0.0.1:$OBELIX_PORT" bench-admin-token "${ROOMS_FAILOVER_ROUNDS:-20}" "${ROOMS_CLIENTS:-8}"
+}
+if $ROOMS_ONLY; then
+  start_obelix 10000
+  rooms_failover
+  stop_obelix
+  exit 0
+fi
+
 target/release/examples/hello 127.0.0.1:$HELLO_PORT 2 & PIDS+=($!)
 wait_http "http://127.0.0.1:$HELLO_PORT/"
 read -r hello_rps hello_p50 hello_p99 < <(run_wrk_median "http://127.0.0.1:$HELLO_PORT/")
@@ -103,6 +119,7 @@ read -r rawseq_tps rawseq_p50 rawseq_p99 < <(run_pgbench bench/raw/sequenced.sql
 read -r raw1_tps raw1_p50 raw1_p99 < <(run_pgbench bench/raw/one_game.sql)
 PUSH=$(target/release/examples/push_bench "http://127.0.0.1:$OBELIX_PORT" "$REPORTER_TOKEN" "${PUSH_TABLETS:-1000}" "${PUSH_UPDATES:-50}")
 FAILOVER=$(target/release/examples/failover_bench "http://127.0.0.1:$OBELIX_PORT" bench-admin-token "${FAILOVER_ROUNDS:-20}")
+ROOMS_FAILOVER=$(rooms_failover)
 stop_obelix
 
 start_obelix 0
@@ -136,4 +153,6 @@ Reporter writes, 64 writers unless said (one run each), beside raw PostgreSQL do
 Push (examples/push_bench.rs, latency from sending the PUT to receipt at each tablet): $PUSH
 
 Failover (examples/failover_bench.rs, kill of the leader until every member agrees on the next, 8 tablets reading): $FAILOVER
+
+Room servers' failover (examples/rooms_failover_bench.rs, kill of the leader until every live server agrees on the next, and until the first reply from it): $ROOMS_FAILOVER
 TABLE
