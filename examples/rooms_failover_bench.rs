@@ -19,22 +19,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const ROOMS: [&str; 6] = ["SA318", "ME4494", "SA314", "MC5050", "ME4326", "SA412"];
-const SLOTS: [&str; 11] = [
-    "8:30-9:30",
-    "9:30-10:30",
-    "10:30-11:30",
-    "11:30-12:30",
-    "12:30-13:30",
-    "13:30-14:30",
-    "14:30-15:30",
-    "15:30-16:30",
-    "16:30-17:30",
-    "17:30-19:30",
-    "19:30-21:00",
-];
-const DAYS: [&str; 5] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
-
 /// The round's watch: whose first reply to time, from when.
 #[derive(Default)]
 struct Watch {
@@ -94,20 +78,55 @@ impl Stream {
     }
 }
 
+/// The rooms, slots and days, as the servers list them.
+struct Catalogue {
+    rooms: Vec<String>,
+    timeslots: Vec<String>,
+    days: Vec<String>,
+}
+
+async fn catalogue(client: &reqwest::Client, server: &str) -> Catalogue {
+    let list = |what: &'static str| async move {
+        let listed: Value = client
+            .get(format!("{server}/rooms/{what}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        listed[what]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect::<Vec<String>>()
+    };
+    Catalogue {
+        rooms: list("rooms").await,
+        timeslots: list("timeslots").await,
+        days: list("days").await,
+    }
+}
+
 /// One client: reserve, check, cancel, over and over, on its own share of the slots.
 async fn client(
     client: reqwest::Client,
     server: String,
-    me: usize,
-    clients: usize,
+    (me, clients): (usize, usize),
+    catalogue: Arc<Catalogue>,
     stream: Arc<Stream>,
 ) {
-    let slots: Vec<(&str, &str, &str)> = ROOMS
+    let c = &catalogue;
+    let slots: Vec<(&str, &str, &str)> = c
+        .rooms
         .iter()
         .flat_map(|r| {
-            SLOTS
-                .iter()
-                .flat_map(move |s| DAYS.iter().map(move |d| (*r, *s, *d)))
+            c.timeslots.iter().flat_map(move |s| {
+                c.days
+                    .iter()
+                    .map(move |d| (r.as_str(), s.as_str(), d.as_str()))
+            })
         })
         .enumerate()
         .filter(|(i, _)| i % clients == me)
@@ -184,15 +203,12 @@ async fn main() {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
 
     let stream = Arc::new(Stream::default());
+    let catalogue = Arc::new(catalogue(&http, &server).await);
     let workers: Vec<_> = (0..clients)
         .map(|me| {
-            tokio::spawn(client(
-                http.clone(),
-                server.clone(),
-                me,
-                clients,
-                stream.clone(),
-            ))
+            let (http, server) = (http.clone(), server.clone());
+            let (catalogue, stream) = (catalogue.clone(), stream.clone());
+            tokio::spawn(client(http, server, (me, clients), catalogue, stream))
         })
         .collect();
 
