@@ -6,8 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::bookstore::Book;
-use crate::bookstore::writes::{StoreChange, StoreRefusal};
+use crate::bookstore::{Book, StoreChange, StoreRefusal};
 
 /// What one write did.
 #[derive(Debug, Clone, PartialEq, Eq)]

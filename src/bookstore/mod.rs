@@ -47,6 +47,21 @@ impl BookstoreError {
     }
 }
 
+/// What a write does to a book (see [`writes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChange {
+    Buy,
+    Restock { copies: i64 },
+    SetCost { cents: i64 },
+}
+
+/// Why a write was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreRefusal {
+    UnknownBook(i64),
+    OutOfStock(i64),
+}
+
 /// A book's id as it comes in a path: anything but a positive integer is an unknown book.
 pub fn parse_book_id(raw: &str) -> Result<i64, BookstoreError> {
     raw.parse::<i64>()

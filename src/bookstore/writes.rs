@@ -17,18 +17,12 @@ use sqlx::PgConnection;
 use crate::actors::write_log::{BatchResult, LogTable, SequencedWrite};
 use crate::bookstore::group_plan::{self, Planned};
 use crate::bookstore::{Book, Order};
+pub use crate::bookstore::{StoreChange, StoreRefusal};
 
 /// The store's write log.
 pub const STORE_LOG: LogTable = LogTable {
     name: "bookstore_write_log",
 };
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreChange {
-    Buy,
-    Restock { copies: i64 },
-    SetCost { cents: i64 },
-}
 
 /// One write, as it enters the log.
 #[derive(Debug, Clone)]
@@ -57,13 +51,6 @@ impl StoreEntry {
             | StoreEntry::CostChanged { book } => book,
         }
     }
-}
-
-/// Why a write was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreRefusal {
-    UnknownBook(i64),
-    OutOfStock(i64),
 }
 
 type BookRow = (i64, String, String, i64, i64);
