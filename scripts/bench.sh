@@ -4,11 +4,16 @@
 #   scripts/bench.sh [seconds-per-run]   (default 10)
 #   scripts/bench.sh writes [seconds-per-run]   only the reporter writes beside raw PostgreSQL
 #   scripts/bench.sh queue [seconds-per-run]   the queue against pgmq and JetStream (scripts/queue_bench.sh)
+#   scripts/bench.sh bookstore [seconds-per-run]   bookstore lookups and buys (scripts/bookstore_bench.sh)
+#   scripts/bench.sh rooms [rounds]   the room servers' failover alone (examples/rooms_failover_bench.rs)
 # OBELIX_BIN=<path> runs another build of Obelix (e.g. an older one, for a before/after).
 # Uses the same PostgreSQL rules as `cargo run`: DATABASE_URL, or a private cluster in a temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ ${1:-} == queue ]]; then shift; exec bash scripts/queue_bench.sh "$@"; fi
+if [[ ${1:-} == bookstore ]]; then shift; exec bash scripts/bookstore_bench.sh "$@"; fi
+ROOMS_ONLY=false
+if [[ ${1:-} == rooms ]]; then ROOMS_ONLY=true; ROOMS_FAILOVER_ROUNDS=${2:-${ROOMS_FAILOVER_ROUNDS:-20}}; set -- 1; fi
 ONLY_WRITES=
 if [[ ${1:-} == writes ]]; then shift; ONLY_WRITES=1; fi
 OBELIX_BIN=${OBELIX_BIN:-target/release/obelix}
@@ -28,7 +33,7 @@ trap cleanup EXIT
 
 # Every pushed-to tablet is a connection on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
-cargo build --release --quiet --bin obelix --example hello --example push_bench --example failover_bench
+cargo build --release --quiet --bin obelix --example hello --example push_bench --example failover_bench --example rooms_failover_bench
 
 wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
@@ -101,6 +106,17 @@ run_writes() {
   read -r rawseq_tps rawseq_p50 rawseq_p99 < <(run_pgbench bench/raw/sequenced.sql)
   read -r raw1_tps raw1_p50 raw1_p99 < <(run_pgbench bench/raw/one_game.sql)
 }
+# The room servers' failover under a steady stream of reservations, checks and cancels.
+rooms_failover() {
+  target/release/examples/rooms_failover_bench "http://127.0.0.1:$OBELIX_PORT" bench-admin-token "${ROOMS_FAILOVER_ROUNDS:-20}" "${ROOMS_CLIENTS:-8}"
+}
+if $ROOMS_ONLY; then
+  start_obelix 10000
+  rooms_failover
+  stop_obelix
+  exit 0
+fi
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 writes_table() {
   cat <<TABLE
@@ -141,6 +157,7 @@ read -r anon_rps anon_p50 anon_p99 < <(run_wrk_median "$SCORE_URL")
 run_writes
 PUSH=$(target/release/examples/push_bench "http://127.0.0.1:$OBELIX_PORT" "$REPORTER_TOKEN" "${PUSH_TABLETS:-1000}" "${PUSH_UPDATES:-50}")
 FAILOVER=$(target/release/examples/failover_bench "http://127.0.0.1:$OBELIX_PORT" bench-admin-token "${FAILOVER_ROUNDS:-20}")
+ROOMS_FAILOVER=$(rooms_failover)
 stop_obelix
 
 start_obelix 0
@@ -163,4 +180,6 @@ $(writes_table)
 Push (examples/push_bench.rs, latency from sending the PUT to receipt at each tablet): $PUSH
 
 Failover (examples/failover_bench.rs, kill of the leader until every member agrees on the next, 8 tablets reading): $FAILOVER
+
+Room servers' failover (examples/rooms_failover_bench.rs, kill of the leader until every live server agrees on the next, and until the first reply from it): $ROOMS_FAILOVER
 TABLE

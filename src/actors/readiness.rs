@@ -5,6 +5,11 @@
 //!   Database actor and PostgreSQL behind it).
 //! - Log queue: a write manager (whichever the managers elected) alive, and every broker alive:
 //!   a broker that is down leaves its partitions answering 503.
+//! - Bookstore: its front end alive (it takes every request but cached lookups), a catalog
+//!   replica alive, heard from and caught up (lookups that miss, lists, searches), and an order
+//!   server alive and heard from (buys).
+//! - Room reservation: a room server that leads and has caught up (only the leader replies;
+//!   while the group elects, requests wait for the next leader).
 //!
 //! Other actors being restarted (a read manager, the publisher) leave the services able to
 //! answer, so they do not make the process unready; `/admin/actors` shows them.
@@ -42,16 +47,27 @@ impl ServiceReadiness {
 pub struct Readiness {
     pub olympics: ServiceReadiness,
     pub queue: ServiceReadiness,
+    pub bookstore: ServiceReadiness,
+    pub rooms: ServiceReadiness,
 }
 
 impl Readiness {
     pub fn ready(&self) -> bool {
-        self.olympics.ready && self.queue.ready
+        self.services().iter().all(|(_, service)| service.ready)
+    }
+
+    fn services(&self) -> [(&'static str, &ServiceReadiness); 4] {
+        [
+            ("olympics", &self.olympics),
+            ("queue", &self.queue),
+            ("bookstore", &self.bookstore),
+            ("rooms", &self.rooms),
+        ]
     }
 
     /// `service: reason` for every reason of every service.
     pub fn reasons(&self) -> Vec<String> {
-        [("olympics", &self.olympics), ("queue", &self.queue)]
+        self.services()
             .into_iter()
             .flat_map(|(name, service)| service.reasons.iter().map(move |r| format!("{name}: {r}")))
             .collect()
@@ -63,6 +79,8 @@ pub async fn check(tree: &Tree) -> Readiness {
     Readiness {
         olympics: olympics(tree).await,
         queue: queue(tree),
+        bookstore: bookstore(tree),
+        rooms: rooms(tree),
     }
 }
 
@@ -108,5 +126,41 @@ fn queue(tree: &Tree) -> ServiceReadiness {
             broker.cell.name()
         ));
     }
+    ServiceReadiness::from_reasons(reasons)
+}
+
+fn bookstore(tree: &Tree) -> ServiceReadiness {
+    let serving = tree.bookstore.serving();
+    let mut reasons = Vec::new();
+    if !serving.frontend_alive {
+        reasons.push(format!(
+            "{} is down; it takes every request but cached lookups",
+            crate::actors::bookstore::FRONTEND
+        ));
+    }
+    if serving.serving_replicas.is_empty() {
+        reasons.push(format!(
+            "no catalog replica is alive and caught up (of {}); lookups the cache lacks cannot be answered",
+            serving.replicas
+        ));
+    }
+    if serving.selling_servers.is_empty() {
+        reasons.push(format!(
+            "no order server is alive (of {}); buys cannot be made",
+            serving.order_servers
+        ));
+    }
+    ServiceReadiness::from_reasons(reasons)
+}
+
+fn rooms(tree: &Tree) -> ServiceReadiness {
+    let (alive, leader) = tree.rooms.serving();
+    let reasons = match (alive, leader) {
+        (_, Some(_)) => Vec::new(),
+        (0, None) => vec!["no room server is alive".to_owned()],
+        (alive, None) => vec![format!(
+            "no leader is elected and caught up among the {alive} live room servers; requests wait for one"
+        )],
+    };
     ServiceReadiness::from_reasons(reasons)
 }

@@ -2,13 +2,15 @@
 //! their validation, free of actix and HTTP.
 //!
 //! - [`writes`]: the writes (buy, restock, cost change) as the write log applies them to the
-//!   authority table `bookstore_stock`, in one conditional statement each.
+//!   authority table `bookstore_stock`: alone in one conditional statement each, a group in
+//!   four statements worked out by [`group_plan`].
 //! - [`replica_store`]: a catalog replica's own tables and their SQL.
 //! - [`cache`]: the front end's bounded lookup cache, with its guard against stale refills.
 //!
 //! The service's actors are in `actors::bookstore`, its routes in `web::bookstore`.
 
 pub mod cache;
+pub mod group_plan;
 pub mod replica_store;
 pub mod writes;
 
@@ -43,6 +45,21 @@ impl BookstoreError {
             message: message.into(),
         }
     }
+}
+
+/// What a write does to a book (see [`writes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChange {
+    Buy,
+    Restock { copies: i64 },
+    SetCost { cents: i64 },
+}
+
+/// Why a write was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreRefusal {
+    UnknownBook(i64),
+    OutOfStock(i64),
 }
 
 /// A book's id as it comes in a path: anything but a positive integer is an unknown book.

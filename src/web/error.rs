@@ -163,7 +163,11 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        if let ApiError::NotReady(_) = self {
+            // A readiness probe answered "not yet" (at start, while the groups elect and the
+            // replicas catch up; during a failover): expected, not a server error.
+            tracing::info!(status = status.as_u16(), error = %self, "not ready");
+        } else if status.is_server_error() {
             // The reply says what failed; the log also gets the database's own words.
             let detail = match self {
                 ApiError::Queue(e) => e.detail(),

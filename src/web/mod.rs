@@ -36,10 +36,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|e, _| extractor_error("path", e)))
         .service(resource("/healthz").route(web::get().to(health::alive)))
         .service(resource("/readyz").route(web::get().to(health::ready)))
-        .configure(olympics::routes)
-        .configure(queue::routes)
+        // The bookstore and the rooms are scopes (one prefix comparison for other paths), so
+        // they go first: their paths are then not tried against every Olympic and queue route.
         .configure(bookstore::routes)
         .configure(rooms::routes)
+        .configure(olympics::routes)
+        .configure(queue::routes)
+        .configure(rooms::admin_routes)
         .service(resource("/cluster").route(web::get().to(cluster::members)))
         .service(resource("/cluster/members/{id}/updates").route(web::get().to(cluster::updates)))
         .service(resource("/admin/frontends").route(web::post().to(admin::add_frontend)))
@@ -116,9 +119,15 @@ where
     }
 }
 
-/// Does the request's `If-None-Match` name `etag` (or `*`)? Weak comparison, as RFC 9110 asks
-/// for GETs. Every service's conditional reads answer 304 by it.
+/// Does a read's `If-None-Match` name `etag` (or `*`)? Weak comparison, as RFC 9110 asks for
+/// GETs. Every service's conditional reads answer 304 by it. Only a GET (or a HEAD, routed as
+/// one) can be answered 304: a write's reply is news to its client whatever tags it sent (a
+/// reservation's reply is its id), so for any other method this is `false` and the header is
+/// ignored.
 pub(crate) fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return false;
+    }
     req.headers()
         .get_all(actix_web::http::header::IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())

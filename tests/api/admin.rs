@@ -129,3 +129,82 @@ async fn queue_readiness_follows_its_brokers_and_its_write_manager() {
         false
     );
 }
+
+/// Waits until `/readyz` answers `status` with a reason that starts with `prefix` (or, for 200,
+/// any body).
+async fn await_readiness(app: &crate::helpers::TestApp, status: u16, prefix: &str) {
+    eventually(Duration::from_secs(10), || async {
+        let (got, body) = readiness(app).await;
+        got == status
+            && (status == 200
+                || body["reasons"].as_array().is_some_and(|r| {
+                    r.iter()
+                        .any(|r| r.as_str().is_some_and(|r| r.starts_with(prefix)))
+                }))
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn bookstore_readiness_follows_its_front_end_replicas_and_order_servers() {
+    let app = spawn_app().await;
+    // 1. Everything up: the bookstore is ready.
+    let (status, ready) = readiness(&app).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["services"]["bookstore"]["ready"], true, "{ready}");
+    // 2. One catalog replica down: the other serves, still ready.
+    app.crash("bookstore-catalog-1", "mode=panic&stay_down_ms=1500")
+        .await;
+    eventually(Duration::from_secs(5), || async {
+        app.actor_status("bookstore-catalog-1").await["alive"] == false
+    })
+    .await;
+    assert_eq!(readiness(&app).await.0, 200);
+    // 3. Both down: not ready, saying why; ready again once one is back and caught up.
+    app.crash("bookstore-catalog-2", "mode=panic&stay_down_ms=1500")
+        .await;
+    await_readiness(
+        &app,
+        503,
+        "bookstore: no catalog replica is alive and caught up",
+    )
+    .await;
+    await_readiness(&app, 200, "").await;
+    // 4. Both order servers down: no buys, not ready.
+    for server in ["bookstore-order-1", "bookstore-order-2"] {
+        app.crash(server, "mode=panic&stay_down_ms=1500").await;
+    }
+    await_readiness(&app, 503, "bookstore: no order server is alive").await;
+    await_readiness(&app, 200, "").await;
+    // 5. The front end down: not ready, naming it.
+    app.crash("bookstore-frontend", "mode=panic&stay_down_ms=1500")
+        .await;
+    await_readiness(&app, 503, "bookstore: bookstore-frontend is down").await;
+    await_readiness(&app, 200, "").await;
+}
+
+#[actix_web::test]
+async fn rooms_readiness_wants_a_leader_elected_and_ready() {
+    let app = spawn_app().await;
+    app.await_room_leader(3).await;
+    // 1. A leader: ready.
+    let (status, ready) = readiness(&app).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["services"]["rooms"]["ready"], true, "{ready}");
+    // 2. Every server killed: not ready, saying why.
+    for id in [1, 2, 3] {
+        assert_eq!(app.kill_room_server(id).await.status(), 204);
+    }
+    let body = error_body(app.get("/readyz").await, 503).await;
+    assert!(
+        body["reasons"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("rooms: no room server is alive")),
+        "{body}"
+    );
+    // 3. A new server elects itself and catches up: ready again.
+    assert_eq!(app.add_room_server(7).await.status(), 201);
+    app.await_room_leader(7).await;
+    await_readiness(&app, 200, "").await;
+}

@@ -121,6 +121,42 @@ async fn the_catalog_lists_searches_and_looks_up_with_etags() {
 }
 
 #[actix_web::test]
+async fn a_write_is_never_answered_304_whatever_its_if_none_match() {
+    let app = spawn_store().await;
+    let before = stock(&app, 3).await;
+    // A buy, a restock and a cost change sent with `If-None-Match: *`: each done and answered
+    // with its body, never a 304.
+    let bought = app
+        .request(Method::POST, "/bookstore/books/3/buy")
+        .header("If-None-Match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bought.status(), 201);
+    assert_eq!(bought.json::<Value>().await.unwrap()["book_id"], 3);
+    let restocked = app
+        .request(Method::POST, "/bookstore/books/3/restock")
+        .bearer_auth(MANAGER_TOKEN)
+        .header("If-None-Match", "*")
+        .json(&json!({ "quantity": 5 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restocked.status(), 200);
+    let changed = app
+        .request(Method::PATCH, "/bookstore/books/3")
+        .bearer_auth(MANAGER_TOKEN)
+        .header("If-None-Match", "*")
+        .json(&json!({ "cost": 12.5 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_eq!(changed.json::<Value>().await.unwrap()["cost"], 12.5);
+    assert_eq!(stock(&app, 3).await, before - 1 + 5);
+}
+
+#[actix_web::test]
 async fn a_buy_records_an_order_and_the_next_lookup_sees_it() {
     let app = spawn_store().await;
     assert_eq!(quantity(&app, 3).await, 100, "cached before the buy");

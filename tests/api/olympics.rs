@@ -8,6 +8,12 @@ use crate::helpers::{REPORTER_TOKEN, error_body, eventually, spawn_app, spawn_ap
 async fn health_and_readiness_answer() {
     let app = spawn_app().await;
     assert_eq!(app.get("/healthz").await.status(), 200);
+    // Ready once every service can answer: the room servers' first election and the catalog
+    // replicas' first resync take a moment after the start.
+    eventually(Duration::from_secs(10), || async {
+        app.get("/readyz").await.status() == 200
+    })
+    .await;
     let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["status"], "ready");
     let actors: Vec<&str> = ready["actors"]

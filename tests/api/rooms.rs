@@ -180,6 +180,46 @@ async fn reserve_check_and_cancel_as_the_seed_shows() {
 }
 
 #[actix_web::test]
+async fn a_write_is_never_answered_304_whatever_its_if_none_match() {
+    let app = spawn_app().await;
+    app.await_room_leader(3).await;
+    // 1. A reservation sent with `If-None-Match: *`: made, and answered 201 with its body.
+    let reserved = app
+        .request(Method::POST, "/rooms/rooms/SA318/reservations")
+        .header("If-None-Match", "*")
+        .header("Idempotency-Key", "once")
+        .json(&json!({ "timeslot": "8:30-9:30", "day": "Monday" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reserved.status(), 201);
+    let etag = reserved.headers()["etag"].to_str().unwrap().to_owned();
+    let reservation: Value = reserved.json().await.unwrap();
+    let id = reservation["id"].as_i64().unwrap();
+    // 2. Its retry names the first reply's ETag: still the reply (201 and the reservation).
+    let retried = app
+        .request(Method::POST, "/rooms/rooms/SA318/reservations")
+        .header("If-None-Match", &etag)
+        .header("Idempotency-Key", "once")
+        .json(&json!({ "timeslot": "8:30-9:30", "day": "Monday" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), 201);
+    assert_eq!(retried.json::<Value>().await.unwrap(), reservation);
+    // 3. A cancel with `If-None-Match: *`: done, 200 with what was cancelled.
+    let cancelled = app
+        .request(Method::DELETE, &format!("/rooms/reservations/{id}"))
+        .header("If-None-Match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(cancelled.json::<Value>().await.unwrap(), reservation);
+    assert!(app.stored_reservations().await.is_empty());
+}
+
+#[actix_web::test]
 async fn bad_input_gets_a_clear_4xx() {
     let app = spawn_app().await;
     app.await_room_leader(3).await;

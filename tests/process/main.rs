@@ -171,6 +171,25 @@ pub async fn eventually<F: FnMut() -> bool>(within: Duration, mut condition: F) 
     }
 }
 
+/// Waits until `/readyz` answers 200: every service can answer, which takes the room servers'
+/// first election (a moment after "Obelix is up"). Panics with the last reasons after 30 s.
+pub async fn await_ready(base_url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = client()
+            .get(format!("{base_url}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            return;
+        }
+        let body = response.text().await.unwrap_or_default();
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// What one write of a [`Load`] came to.
 pub enum Outcome<T> {
     /// Acknowledged: kept.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-use crate::{Obelix, client, data_dir, eventually, postmaster_pid, run_until_exit_in};
+use crate::{Obelix, await_ready, data_dir, eventually, postmaster_pid, run_until_exit_in};
 
 #[tokio::test]
 async fn without_server_binaries_it_says_what_to_install() {
@@ -223,13 +223,9 @@ async fn a_second_obelix_on_the_same_data_is_refused_at_once() {
         !format!("{stdout}{stderr}").contains("panic"),
         "{stdout}{stderr}"
     );
-    // 2. The first one never noticed.
-    let ready = client()
-        .get(format!("{}/readyz", first.base_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    // 2. The first one never noticed: it is (or becomes, once its groups' first elections are
+    //    done) ready.
+    await_ready(&first.base_url).await;
 }
 
 #[test]
@@ -292,11 +288,7 @@ async fn a_second_obelix_on_the_same_database_url_is_refused_at_once() {
         !format!("{stdout}{stderr}").contains("panic"),
         "{stdout}{stderr}"
     );
-    // 2. The first one never noticed.
-    let ready = client()
-        .get(format!("{}/readyz", first.base_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    // 2. The first one never noticed: it is (or becomes, once its groups' first elections are
+    //    done) ready.
+    await_ready(&first.base_url).await;
 }

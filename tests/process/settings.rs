@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{Obelix, client, data_dir, eventually, run_until_exit};
+use crate::{Obelix, await_ready, data_dir, eventually, run_until_exit};
 
 /// Asserts that obelix refused to start at once, with one line on stderr containing `expected`.
 fn assert_refused(env: &[(&str, &str)], expected: &[&str]) {
@@ -82,12 +82,7 @@ async fn a_normal_start_logs_no_warning() {
             .any(|l| l.contains("Election completed"))
     })
     .await;
-    let ready = client()
-        .get(format!("{}/readyz", obelix.base_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    await_ready(&obelix.base_url).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let log = obelix.log.lock().unwrap().clone();
     let warnings: Vec<&String> = log

@@ -159,11 +159,12 @@ pub fn boot(
     let frontend = start_supervised(frontend_cell.clone(), supervision, shutdown, move |_| {
         Frontend::new(parts)
     });
-    registry.add(frontend_cell, frontend.clone());
+    registry.add(frontend_cell.clone(), frontend.clone());
     let _ = heartbeats.set(frontend.clone().recipient());
 
     Bookstore {
         frontend,
+        frontend_cell,
         cache,
         directory,
         timeout: store.request_timeout(),
@@ -175,6 +176,7 @@ pub fn boot(
 #[derive(Clone)]
 pub struct Bookstore {
     frontend: Addr<Frontend>,
+    frontend_cell: Arc<ActorCell>,
     cache: Arc<BookCache>,
     directory: Arc<Directory>,
     timeout: Duration,
@@ -214,7 +216,40 @@ pub struct ServerStatus {
     pub alive: bool,
 }
 
+/// Who can serve now, for `/readyz`: the front end, and the names of the catalog replicas
+/// that can answer reads and of the order servers that can sell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreServing {
+    pub frontend_alive: bool,
+    pub replicas: usize,
+    pub serving_replicas: Vec<String>,
+    pub order_servers: usize,
+    pub selling_servers: Vec<String>,
+}
+
 impl Bookstore {
+    /// Who can serve now (the front end's own view: alive, heard from, caught up).
+    pub fn serving(&self) -> StoreServing {
+        let directory = &self.directory;
+        StoreServing {
+            frontend_alive: self.frontend_cell.is_alive(),
+            replicas: directory.replicas.len(),
+            serving_replicas: directory
+                .replicas
+                .iter()
+                .filter(|(slot, _)| slot.can_read())
+                .map(|(slot, _)| slot.name().to_owned())
+                .collect(),
+            order_servers: directory.order_servers.len(),
+            selling_servers: directory
+                .order_servers
+                .iter()
+                .filter(|(slot, _)| slot.is_up())
+                .map(|(slot, _)| slot.cell.name().to_owned())
+                .collect(),
+        }
+    }
+
     /// Sends `msg` to the front end; a front end that is restarting is asked again until the
     /// request's deadline.
     async fn ask<M, T>(&self, msg: M) -> Result<T, BookstoreError>

@@ -58,6 +58,18 @@ impl RoomsRouter {
         self.shared.servers().iter().any(|s| s.is_alive())
     }
 
+    /// The live servers, and the one that leads and is caught up (ready to reply), for
+    /// `/readyz`.
+    pub fn serving(&self) -> (usize, Option<String>) {
+        let alive = self
+            .shared
+            .servers()
+            .iter()
+            .filter(|s| s.is_alive())
+            .count();
+        (alive, self.leader().map(|s| s.cell.name().to_owned()))
+    }
+
     /// The live server that says it leads, if any (the highest if two do).
     fn leader(&self) -> Option<Arc<ServerSlot>> {
         self.shared

@@ -4,7 +4,7 @@ pub mod books;
 pub mod orders;
 pub mod replicas;
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
@@ -17,18 +17,24 @@ pub const SERVED_BY: &str = "X-Served-By";
 pub const CACHE: &str = "X-Cache";
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
-/// Registers the bookstore's routes.
+/// Registers the bookstore's routes, in one scope: a path outside `/bookstore` costs the
+/// router one prefix comparison, and a bookstore path is matched against these routes only
+/// (each route with a `{param}` is a regex, tried in order: a lookup tried after every Olympic
+/// and queue route spent a fifth of its CPU in the router).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/bookstore/books").route(web::get().to(books::list)))
-        .service(
-            resource("/bookstore/books/{id}")
-                .route(web::get().to(books::lookup))
-                .route(web::patch().to(books::set_cost)),
-        )
-        .service(resource("/bookstore/books/{id}/buy").route(web::post().to(books::buy)))
-        .service(resource("/bookstore/books/{id}/restock").route(web::post().to(books::restock)))
-        .service(resource("/bookstore/orders/{id}").route(web::get().to(orders::get)))
-        .service(resource("/bookstore/replicas").route(web::get().to(replicas::status)));
+    cfg.service(
+        web::scope("/bookstore")
+            .service(
+                resource("/books/{id}")
+                    .route(web::get().to(books::lookup))
+                    .route(web::patch().to(books::set_cost)),
+            )
+            .service(resource("/books").route(web::get().to(books::list)))
+            .service(resource("/books/{id}/buy").route(web::post().to(books::buy)))
+            .service(resource("/books/{id}/restock").route(web::post().to(books::restock)))
+            .service(resource("/orders/{id}").route(web::get().to(orders::get)))
+            .service(resource("/replicas").route(web::get().to(replicas::status))),
+    );
 }
 
 /// A read's answer: JSON with a strong `ETag` (a hash of the body), `X-Served-By`,
@@ -57,17 +63,28 @@ fn respond<T>(
     body: bytes::Bytes,
     etag: &str,
 ) -> HttpResponse {
+    // Names and values made once where they can be: a cache hit is mostly this.
+    const SERVED_BY_NAME: HeaderName = HeaderName::from_static("x-served-by");
+    const CACHE_NAME: HeaderName = HeaderName::from_static("x-cache");
+    const FRONT_END: HeaderValue = HeaderValue::from_static(crate::actors::bookstore::FRONTEND);
+    const HIT: HeaderValue = HeaderValue::from_static("hit");
+    const MISS: HeaderValue = HeaderValue::from_static("miss");
+    const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
     let not_modified = crate::web::if_none_match(req, etag);
     let mut response = if not_modified {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
+    if served.from_cache {
+        response.insert_header((SERVED_BY_NAME, FRONT_END));
+    } else {
+        response.insert_header((SERVED_BY_NAME, served.by.clone()));
+    }
     response
-        .insert_header((SERVED_BY, served.by.clone()))
-        .insert_header((CACHE, if served.from_cache { "hit" } else { "miss" }))
+        .insert_header((CACHE_NAME, if served.from_cache { HIT } else { MISS }))
         .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "no-cache"));
+        .insert_header((header::CACHE_CONTROL, NO_CACHE));
     if not_modified {
         response.finish()
     } else {

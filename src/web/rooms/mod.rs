@@ -15,19 +15,26 @@ use crate::web::resource;
 pub const SERVED_BY: &str = "X-Served-By";
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
-/// Registers the rooms' routes.
+/// Registers the rooms' routes, in one scope (see `web::bookstore::routes` for why).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/rooms/rooms").route(web::get().to(catalog::rooms)))
-        .service(resource("/rooms/timeslots").route(web::get().to(catalog::timeslots)))
-        .service(resource("/rooms/days").route(web::get().to(catalog::days)))
-        .service(
-            resource("/rooms/rooms/{room}/reservations")
-                .route(web::get().to(reservations::check))
-                .route(web::post().to(reservations::reserve)),
-        )
-        .service(resource("/rooms/reservations/{id}").route(web::delete().to(reservations::cancel)))
-        .service(resource("/rooms/servers").route(web::get().to(servers::list)))
-        .service(resource("/admin/rooms/servers").route(web::post().to(servers::add)))
+    cfg.service(
+        web::scope("/rooms")
+            .service(resource("/rooms").route(web::get().to(catalog::rooms)))
+            .service(resource("/timeslots").route(web::get().to(catalog::timeslots)))
+            .service(resource("/days").route(web::get().to(catalog::days)))
+            .service(
+                resource("/rooms/{room}/reservations")
+                    .route(web::get().to(reservations::check))
+                    .route(web::post().to(reservations::reserve)),
+            )
+            .service(resource("/reservations/{id}").route(web::delete().to(reservations::cancel)))
+            .service(resource("/servers").route(web::get().to(servers::list))),
+    );
+}
+
+/// Registers the rooms' admin routes (under `/admin`, with the others).
+pub fn admin_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/admin/rooms/servers").route(web::post().to(servers::add)))
         .service(resource("/admin/rooms/servers/{id}").route(web::delete().to(servers::kill)));
 }
 
@@ -43,8 +50,8 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, RoomsError> 
     request_id(value).map(Some)
 }
 
-/// A JSON reply with who served it and a strong `ETag` (a hash of the body); `304 Not
-/// Modified` without a body when `If-None-Match` names it. `Cache-Control: no-cache` lets
+/// A JSON reply with who served it and a strong `ETag` (a hash of the body); for a read, `304
+/// Not Modified` without a body when `If-None-Match` names it (a write is never a 304). `Cache-Control: no-cache` lets
 /// clients keep a copy but makes them revalidate.
 pub fn tagged(
     req: &HttpRequest,

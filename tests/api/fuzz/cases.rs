@@ -20,6 +20,8 @@ pub enum Auth {
     QueueAdmin,
     Producer,
     Consumer,
+    /// The bookstore's manager.
+    Manager,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -32,9 +34,16 @@ pub enum Body {
     Registration,
     Enqueue,
     Commit,
+    Restock,
+    Cost,
+    Reservation,
+    NewRoomServer,
 }
 
-use Auth::{Admin, Anyone, Consumer, Producer, QueueAdmin, Reporter};
+use Auth::{Admin, Anyone, Consumer, Manager, Producer, QueueAdmin, Reporter};
+
+/// The bookstore manager's token in the fuzzed app.
+pub const MANAGER_TOKEN: &str = "fuzz-manager-token";
 
 /// Every registered route: method, path, who may call it, its body, its query keys. In paths,
 /// `{fuzz}` is never a real name (a crash or a kill would take what other cases need), and
@@ -68,6 +77,22 @@ pub const ROUTES: &[(&str, &str, Auth, Body, &[&str])] = &[
     ("GET", "/queue/consumers/{consumer}/messages", Consumer, Body::None, &["topic", "max", "wait_ms", "commit"]),
     ("GET", "/queue/consumers/{consumer}/size", Consumer, Body::None, &["topic"]),
     ("POST", "/queue/consumers/{consumer}/offsets", Consumer, Body::Commit, &[]),
+    ("GET", "/bookstore/books", Anyone, Body::None, &["topic"]),
+    ("GET", "/bookstore/books/{book}", Anyone, Body::None, &[]),
+    ("PATCH", "/bookstore/books/{book}", Manager, Body::Cost, &[]),
+    ("POST", "/bookstore/books/{book}/buy", Anyone, Body::None, &[]),
+    ("POST", "/bookstore/books/{book}/restock", Manager, Body::Restock, &[]),
+    ("GET", "/bookstore/orders/{order}", Anyone, Body::None, &[]),
+    ("GET", "/bookstore/replicas", Anyone, Body::None, &[]),
+    ("GET", "/rooms/rooms", Anyone, Body::None, &[]),
+    ("GET", "/rooms/timeslots", Anyone, Body::None, &[]),
+    ("GET", "/rooms/days", Anyone, Body::None, &[]),
+    ("GET", "/rooms/rooms/{room}/reservations", Anyone, Body::None, &[]),
+    ("POST", "/rooms/rooms/{room}/reservations", Anyone, Body::Reservation, &[]),
+    ("DELETE", "/rooms/reservations/{leaving_reservation}", Anyone, Body::None, &[]),
+    ("GET", "/rooms/servers", Anyone, Body::None, &[]),
+    ("POST", "/admin/rooms/servers", Admin, Body::NewRoomServer, &[]),
+    ("DELETE", "/admin/rooms/servers/{fuzz}", Admin, Body::None, &[]),
 ];
 
 /// Real names and ids made at set-up, so that cases get past the first check.
@@ -80,6 +105,14 @@ pub struct Targets {
     pub consumer: String,
     pub leaving_consumers: Vec<String>,
     pub topic: String,
+    /// Book ids of the catalog, an order made at set-up.
+    pub books: Vec<String>,
+    pub order: String,
+    /// The rooms, slots and days of the catalogue, and reservations made for the cancels.
+    pub rooms: Vec<String>,
+    pub timeslots: Vec<String>,
+    pub days: Vec<String>,
+    pub leaving_reservations: Vec<String>,
 }
 
 /// Where a case is broken.
@@ -283,6 +316,25 @@ fn body(rng: &mut StdRng, m: &Mutation, kind: Body, t: &Targets) -> Option<Vec<u
             let offset = rng.random_range(0i64..3);
             json!({ "topic": field(rng, json!(t.topic)), "partition": field(rng, json!(0)), "offset": field(rng, json!(offset)) })
         }
+        Body::Restock => {
+            let quantity = rng.random_range(1..100);
+            json!({ "quantity": field(rng, json!(quantity)) })
+        }
+        Body::Cost => {
+            let cents = rng.random_range(1..100_000);
+            json!({ "cost": field(rng, json!(f64::from(cents) / 100.0)) })
+        }
+        Body::Reservation => {
+            let (slot, day) = (
+                t.timeslots.choose(rng).unwrap(),
+                t.days.choose(rng).unwrap(),
+            );
+            json!({ "timeslot": field(rng, json!(slot)), "day": field(rng, json!(day)) })
+        }
+        Body::NewRoomServer => {
+            let id = rng.random_range(1_000u64..u64::MAX);
+            json!({ "id": field(rng, json!(id)) })
+        }
     };
     if m.breaks(rng, Site::Body, 0.1) {
         value[text(rng)] = any_json(rng, 0); // an unknown field
@@ -308,6 +360,8 @@ fn case(rng: &mut StdRng, route: &(&str, &str, Auth, Body, &[&str]), t: &Targets
     let tablet = t.leaving_tablets.choose(rng).unwrap();
     let consumer = t.leaving_consumers.choose(rng).unwrap();
     let (game, team) = (t.games.choose(rng).unwrap(), t.teams.choose(rng).unwrap());
+    let (book, room) = (t.books.choose(rng).unwrap(), t.rooms.choose(rng).unwrap());
+    let reservation = t.leaving_reservations.choose(rng).unwrap();
     for (placeholder, good) in [
         ("{game}", game.as_str()),
         ("{team}", team.as_str()),
@@ -317,6 +371,10 @@ fn case(rng: &mut StdRng, route: &(&str, &str, Auth, Body, &[&str]), t: &Targets
         ("{consumer}", t.consumer.as_str()),
         ("{leaving_consumer}", consumer.as_str()),
         ("{member}", "1"),
+        ("{book}", book.as_str()),
+        ("{order}", t.order.as_str()),
+        ("{room}", room.as_str()),
+        ("{leaving_reservation}", reservation.as_str()),
     ] {
         if path.contains(placeholder) {
             let value = if m.breaks(rng, Site::Path, 0.65) {
@@ -369,6 +427,7 @@ fn case(rng: &mut StdRng, route: &(&str, &str, Auth, Body, &[&str]), t: &Targets
         QueueAdmin => obelix::queue::tokens::DEVELOPMENT_ADMIN,
         Producer => obelix::queue::tokens::DEVELOPMENT_PRODUCER,
         Consumer => obelix::queue::tokens::DEVELOPMENT_CONSUMER,
+        Manager => MANAGER_TOKEN,
         Anyone => "nobody",
     };
     let authorization = match m.breaks(rng, Site::Headers, 0.5) {
