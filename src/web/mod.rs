@@ -1,7 +1,7 @@
 //! The HTTP ingress. Each handler turns a request into an actor message and the reply into a
 //! response; no business logic lives here. Every route is registered in [`routes`], which calls
 //! each service's own `routes` ([`olympics::routes`], [`queue::routes`], [`bookstore::routes`],
-//! [`rooms::routes`]).
+//! [`rooms::routes`]) and the pages for people ([`pages`]).
 //!
 //! Shared by every service: [`error`] (every error mapped to HTTP in one place), [`json`] (the
 //! JSON body extractor), [`auth`] (bearer tokens), [`health`], [`cluster`] and [`admin`], and
@@ -15,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod olympics;
+pub mod pages;
 pub mod queue;
 pub mod rooms;
 
@@ -40,7 +41,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(queue::routes)
         .configure(bookstore::routes)
         .configure(rooms::routes)
-        .service(resource("/cluster").route(web::get().to(cluster::members)))
+        .configure(pages::routes)
+        .service(
+            resource("/cluster")
+                .route(web::get().guard(pages::WantsHtml).to(pages::cluster_page))
+                .route(web::get().to(cluster::members)),
+        )
         .service(resource("/cluster/members/{id}/updates").route(web::get().to(cluster::updates)))
         .service(resource("/admin/frontends").route(web::post().to(admin::add_frontend)))
         .service(resource("/admin/frontends/{id}").route(web::delete().to(admin::kill_frontend)))
