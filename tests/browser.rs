@@ -291,3 +291,64 @@ async fn the_cluster_page_names_the_new_leader_when_the_leader_is_killed() {
     );
     browser.close().await;
 }
+
+/// Screenshots of every page for the README (docs/screenshots/), with some results, orders and
+/// reservations in place. Not part of the suite: `scripts/screenshots.sh` runs it.
+#[actix_web::test]
+#[ignore = "writes docs/screenshots/; run by scripts/screenshots.sh"]
+async fn screenshots_of_every_page() {
+    let app = spawn_app().await;
+    for (game, scores) in [
+        ("curling", json!({ "gauls": 7, "romans": 4 })),
+        ("skating", json!({ "gauls": 12, "romans": 15 })),
+        ("boar-hunting", json!({ "gauls": 31, "romans": 2 })),
+    ] {
+        app.put_score(game, json!({ "scores": scores })).await;
+    }
+    for (team, medal) in [("gauls", "gold"), ("gauls", "gold"), ("romans", "gold"), ("romans", "silver"), ("gauls", "bronze")] {
+        app.award_medal(team, medal, None).await;
+    }
+    for _ in 0..3 {
+        app.request(reqwest::Method::POST, "/bookstore/books/5/buy").send().await.unwrap();
+    }
+    for (day, slot) in [("Monday", "9:30-10:30"), ("Wednesday", "13:30-14:30"), ("Friday", "8:30-9:30")] {
+        app.request(reqwest::Method::POST, "/rooms/rooms/SA318/reservations")
+            .json(&json!({ "day": day, "timeslot": slot }))
+            .send()
+            .await
+            .unwrap();
+    }
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    let browser = Browser::start().await;
+    let shots: [(&str, &str, (u32, u32), &str); 6] = [
+        ("scoreboard", "/", (1200, 900), "document.getElementById('stream-status').classList.contains('live') && !!document.querySelector('[data-game=\"curling\"] li')"),
+        ("scoreboard-phone", "/", (390, 1100), "document.getElementById('stream-status').classList.contains('live') && !!document.querySelector('[data-game=\"curling\"] li')"),
+        ("cluster", "/cluster", (1200, 1500), "!!document.querySelector('[data-leader]') && !!document.querySelector('#books-rows tr')"),
+        ("shop", "/shop", (1200, 800), "!!document.querySelector('[data-book]')"),
+        ("reserve", "/reserve", (1200, 800), "!!document.querySelector('#week-body button')"),
+        ("scoreboard-change", "/", (1200, 900), "document.getElementById('stream-status').classList.contains('live') && !!document.querySelector('[data-game=\"curling\"] li')"),
+    ];
+    for (name, path, (width, height), ready) in shots {
+        browser.client.set_window_size(width, height).await.unwrap();
+        browser.goto(&format!("{}{path}", app.address)).await;
+        browser
+            .until(Duration::from_secs(10), &format!("return {ready};"))
+            .await
+            .unwrap_or_else(|last| panic!("{name} not ready: {last}"));
+        if name == "scoreboard-change" {
+            app.award_medal("romans", "gold", None).await;
+            app.put_score("skating", json!({ "scores": { "romans": 18 } })).await;
+            browser
+                .until(Duration::from_secs(5), "return document.querySelectorAll('.new-badge').length >= 2;")
+                .await
+                .expect("the changes are marked");
+        } else {
+            // Let the first refresh settle (times, live status).
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let png = browser.client.screenshot().await.unwrap();
+        std::fs::write(out.join(format!("{name}.png")), png).unwrap();
+    }
+    browser.close().await;
+}
