@@ -350,6 +350,10 @@ pub struct QueueSettings {
     pub health_deadline_ms: u64,
     /// A group member that has not polled for this long hands its partitions over.
     pub session_timeout_ms: u64,
+    /// A consumer not heard from this long (no poll, size or commit) is deleted, as if it had
+    /// left: consumers that vanished without a word stop showing lag. 0: never; otherwise
+    /// longer than `max_wait_ms` and at most a day.
+    pub consumer_idle_expiry_ms: u64,
     /// How often brokers apply retention.
     pub retention_interval_ms: u64,
     /// Manager election (bully among managers) and heartbeats to the write manager.
@@ -390,6 +394,7 @@ impl Default for QueueSettings {
             health_interval_ms: 250,
             health_deadline_ms: 500,
             session_timeout_ms: 10_000,
+            consumer_idle_expiry_ms: 3_600_000,
             retention_interval_ms: 1_000,
             tick_ms: 10,
             heartbeat_interval_ms: 50,
@@ -538,6 +543,12 @@ impl Settings {
                 "olympics.frontends must be at least 1".to_owned(),
             ),
             (
+                queue.consumer_idle_expiry_ms == 0
+                    || (queue.consumer_idle_expiry_ms > queue.max_wait_ms
+                        && queue.consumer_idle_expiry_ms <= 86_400_000),
+                "queue.consumer_idle_expiry_ms must be 0 (never) or longer than queue.max_wait_ms and at most 86400000 (a day)".to_owned(),
+            ),
+            (
                 self.olympics.tablet_idle_expiry_ms == 0
                     || TABLET_IDLE_EXPIRY_MS.contains(&self.olympics.tablet_idle_expiry_ms),
                 "olympics.tablet_idle_expiry_ms must be 0 (never) or from 1000 (a second) to 86400000 (a day)".to_owned(),
@@ -648,6 +659,14 @@ mod tests {
         assert!(message.contains("OBELIX__PUSH__REPLAY_EVENT"), "{message}");
         let message = error(&[("OBELIX__RAFLE__EVERY", "5")]);
         assert!(message.contains("rafle"), "{message}");
+    }
+
+    #[test]
+    fn a_consumer_expiry_within_a_long_poll_is_refused() {
+        let message = error(&[("OBELIX__QUEUE__CONSUMER_IDLE_EXPIRY_MS", "30000")]);
+        assert!(message.contains("queue.consumer_idle_expiry_ms"), "{message}");
+        let env = env(&[("OBELIX__QUEUE__CONSUMER_IDLE_EXPIRY_MS", "30001")]);
+        assert!(Settings::load_from(SHIPPED, env).is_ok());
     }
 
     #[test]

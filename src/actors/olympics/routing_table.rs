@@ -55,8 +55,8 @@ pub struct TabletDirectory {
 pub struct Home {
     pub frontend: u64,
     pub label: Arc<str>,
-    /// When the tablet was last heard from (ms since the Unix epoch): any lookup of its home
-    /// or label (a read with its id, a push stream opened or kept alive) counts.
+    /// When the tablet was last heard from ([`now_ms`]): any lookup of its home or label (a
+    /// read with its id, a push stream opened or kept alive) counts.
     pub heard: Arc<AtomicU64>,
 }
 
@@ -75,12 +75,7 @@ impl Home {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::actors::clock::now_ms;
 
 impl TabletDirectory {
     /// The front-end id of tablet `id`, if it is registered.
@@ -120,7 +115,7 @@ impl TabletDirectory {
     }
 
     /// Puts `homes` in place of everything (a reload).
-    /// Tablets last heard from before `cutoff_ms` (ms since the Unix epoch).
+    /// Tablets last heard from before `cutoff_ms` ([`now_ms`]).
     pub(super) fn silent_since(&self, cutoff_ms: u64) -> Vec<Uuid> {
         self.read()
             .iter()
