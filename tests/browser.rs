@@ -204,6 +204,23 @@ async fn the_scoreboard_shows_a_medal_within_a_second_without_a_reload() {
         json!("romans"),
         "ranked by gold first"
     );
+
+    // 5. First paint of warm loads (printed for docs/benchmarks.md, not judged here).
+    for _ in 0..3 {
+        browser.goto(&format!("{}/", app.address)).await;
+        let paint = browser
+            .until(Duration::from_secs(10), "return performance.getEntriesByName('first-contentful-paint').length > 0;")
+            .await
+            .map(|_| ());
+        if paint.is_ok() {
+            let timing = browser
+                .js("const p = performance.getEntriesByName('first-contentful-paint')[0]; \
+                     const n = performance.getEntriesByType('navigation')[0]; \
+                     return [p.startTime, n.responseEnd];")
+                .await;
+            println!("scoreboard reload: first contentful paint, HTML received (ms): {timing}");
+        }
+    }
     browser.close().await;
 }
 
