@@ -15,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod olympics;
+pub mod openapi;
 pub mod queue;
 pub mod rooms;
 
@@ -36,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|e, _| extractor_error("path", e)))
         .service(resource("/healthz").route(web::get().to(health::alive)))
         .service(resource("/readyz").route(web::get().to(health::ready)))
+        .configure(openapi::routes)
         .configure(olympics::routes)
         .configure(queue::routes)
         .configure(bookstore::routes)
