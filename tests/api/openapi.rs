@@ -217,3 +217,29 @@ async fn the_document_describes_errors_headers_and_tokens() {
     assert_eq!(redirect.status(), 308);
     assert_eq!(redirect.headers()["location"], "/docs/");
 }
+
+#[actix_web::test]
+async fn a_method_a_route_does_not_have_is_answered_405_with_the_methods_it_has() {
+    // RFC 9110: a 405 names the methods the resource supports, in `Allow`.
+    let app = spawn_app().await;
+    for (method, path, allowed) in [
+        ("PUT", "/olympics/games", "GET, HEAD"),
+        ("TRACE", "/olympics/games/curling/score", "GET, HEAD, PUT"),
+        ("DELETE", "/queue/topics", "GET, HEAD, POST"),
+        ("GET", "/olympics/tablets", "POST"),
+        ("POST", "/openapi.json", "GET, HEAD"),
+    ] {
+        let response = app
+            .request(Method::from_bytes(method.as_bytes()).unwrap(), path)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(
+            response.headers().get("allow").map(|v| v.to_str().unwrap()),
+            Some(allowed),
+            "{method} {path}"
+        );
+        crate::helpers::error_body(response, 405).await;
+    }
+}

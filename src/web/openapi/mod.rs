@@ -170,6 +170,23 @@ pub fn openapi() -> &'static utoipa::openapi::OpenApi {
     DOCUMENT.get_or_init(ApiDoc::openapi)
 }
 
+/// The methods route `pattern` answers (`GET, HEAD, PUT`), for a 405's `Allow`.
+pub fn allowed_methods(pattern: &str) -> Option<String> {
+    let item = openapi().paths.paths.get(pattern)?;
+    let methods: Vec<&str> = [
+        ("GET", item.get.is_some()),
+        ("HEAD", item.get.is_some()),
+        ("POST", item.post.is_some()),
+        ("PUT", item.put.is_some()),
+        ("PATCH", item.patch.is_some()),
+        ("DELETE", item.delete.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(method, present)| present.then_some(method))
+    .collect();
+    Some(methods.join(", "))
+}
+
 /// This document.
 #[utoipa::path(
     get,
