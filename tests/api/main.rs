@@ -10,6 +10,7 @@ mod crashes;
 mod fuzz;
 mod helpers;
 mod olympics;
+mod openapi;
 mod order;
 mod push;
 mod queue;

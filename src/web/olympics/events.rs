@@ -28,7 +28,8 @@ fn keepalive_every(expiry: Option<Duration>) -> Duration {
     expiry.map_or(KEEPALIVE, |e| KEEPALIVE.min(e / 3))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsParams {
     /// Comma-separated game slugs.
@@ -48,6 +49,24 @@ fn slugs(list: &Option<String>) -> std::collections::HashSet<String> {
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/olympics/tablets/{id}/events",
+    tag = "olympics",
+    params(
+        ("id" = String, Path, description = "The tablet's id (a UUID)"),
+        EventsParams,
+        ("Last-Event-ID" = Option<String>, Header, description = "The last event received: resume after it"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: the replay or a snapshot first, then live updates, with keep-alive comments", content_type = "text/event-stream", body = String,
+            headers(("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `GET /olympics/tablets/{id}/events`
 pub async fn stream(
     req: HttpRequest,

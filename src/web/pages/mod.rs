@@ -17,7 +17,6 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::web::error::ApiError;
-use crate::web::resource;
 
 /// One embedded file: its name under `/assets/` (or the page's path), type and bytes.
 struct Asset {
@@ -79,11 +78,24 @@ pub const PAGES: &[(&str, &str)] = &[
 /// [`crate::web::routes`], chosen by [`WantsHtml`]).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for &(path, file) in PAGES {
-        cfg.service(resource(path).route(web::get().to(move |req: HttpRequest| async move {
+        cfg.service(page_resource(path).route(web::get().to(move |req: HttpRequest| async move {
             serve(&req, file)
         })));
     }
-    cfg.service(resource("/assets/{file}").route(web::get().to(asset)));
+    cfg.service(page_resource("/assets/{file}").route(web::get().to(asset)));
+}
+
+/// A page's resource: other methods get a JSON 405 with `Allow: GET, HEAD` (pages are not in
+/// the OpenAPI document, where the API's 405s take their `Allow` from).
+fn page_resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        use actix_web::ResponseError;
+        let mut response = ApiError::MethodNotAllowed.error_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        response
+    }))
 }
 
 /// `GET /cluster` for a browser.
