@@ -12,6 +12,7 @@ mod helpers;
 mod olympics;
 mod openapi;
 mod order;
+mod pages;
 mod push;
 mod queue;
 mod queue_access;
