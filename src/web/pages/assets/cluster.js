@@ -134,14 +134,15 @@
     try {
       const { json } = await api("/queue/topics", { headers: { Authorization: `Bearer ${tokens.queue}` } });
       if (!json.length) { box.replaceChildren(el("p", { class: "muted small" }, "No topics yet.")); return; }
-      const lagOf = (t) => t.lag == null ? "—" : t.lag;
+      // Lag is shown when the server reports it (GET /queue/topics has no lag today).
+      const hasLag = json.some((t) => t.lag != null);
       box.replaceChildren(el("div", { class: "table-wrap" }, el("table", {},
         el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Topic"), el("th", { scope: "col", class: "num" }, "Partitions"),
-          el("th", { scope: "col" }, "Brokers"), el("th", { scope: "col", class: "num" }, "Lag"))),
+          el("th", { scope: "col" }, "Brokers"), hasLag ? el("th", { scope: "col", class: "num" }, "Lag") : null)),
         el("tbody", {}, json.map((t) => el("tr", {},
           el("th", { scope: "row" }, t.name), el("td", { class: "num" }, t.partitions),
           el("td", {}, (t.brokers || []).map((b) => `broker ${b}`).join(", ")),
-          el("td", { class: "num" }, lagOf(t))))))));
+          hasLag ? el("td", { class: "num" }, t.lag ?? "—") : null))))));
     } catch (e) {
       box.replaceChildren(el("p", { class: "muted small" }, `Topics: ${e.message}`));
     }
