@@ -11,6 +11,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 mod bookstore;
+mod idle;
 mod rooms;
 
 pub use bookstore::{BookstoreSettings, DEVELOPMENT_MANAGER_TOKEN};
@@ -184,23 +185,13 @@ pub struct OlympicsSettings {
     /// The most front-ends the group may have (`POST /admin/frontends` past it is 503).
     #[serde(default = "default_max_frontends")]
     pub max_frontends: usize,
-    /// A tablet not heard from this long (no read with its id, no open push stream) is
-    /// unregistered, so tablets that vanished without a word do not skew the dispatcher's
-    /// balancing. 0 keeps tablets until they unregister.
-    #[serde(default = "default_tablet_idle_expiry_ms")]
+    #[serde(default = "idle::default_tablet_idle_expiry_ms")]
     pub tablet_idle_expiry_ms: u64,
 }
 
 fn default_max_frontends() -> usize {
     64
 }
-
-fn default_tablet_idle_expiry_ms() -> u64 {
-    600_000
-}
-
-/// The bounds of `olympics.tablet_idle_expiry_ms` (when not 0): a second to a day.
-pub const TABLET_IDLE_EXPIRY_MS: std::ops::RangeInclusive<u64> = 1_000..=86_400_000;
 
 /// How front-end caches learn of writes.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -222,11 +213,6 @@ impl OlympicsSettings {
     /// the front-end's answer (even "unavailable") arrives before the ingress gives up on it.
     pub fn database_timeout(&self) -> Duration {
         self.request_timeout() * 4 / 5
-    }
-
-    /// How long a silent tablet stays registered (`None`: until it unregisters).
-    pub fn tablet_idle_expiry(&self) -> Option<Duration> {
-        (self.tablet_idle_expiry_ms > 0).then(|| Duration::from_millis(self.tablet_idle_expiry_ms))
     }
 
     /// The refresh period when caches pull, `None` when they are pushed to.
@@ -350,9 +336,6 @@ pub struct QueueSettings {
     pub health_deadline_ms: u64,
     /// A group member that has not polled for this long hands its partitions over.
     pub session_timeout_ms: u64,
-    /// A consumer not heard from this long (no poll, size or commit) is deleted, as if it had
-    /// left: consumers that vanished without a word stop showing lag. 0: never; otherwise
-    /// longer than `max_wait_ms` and at most a day.
     pub consumer_idle_expiry_ms: u64,
     /// How often brokers apply retention.
     pub retention_interval_ms: u64,
@@ -543,17 +526,6 @@ impl Settings {
                 "olympics.frontends must be at least 1".to_owned(),
             ),
             (
-                queue.consumer_idle_expiry_ms == 0
-                    || (queue.consumer_idle_expiry_ms > queue.max_wait_ms
-                        && queue.consumer_idle_expiry_ms <= 86_400_000),
-                "queue.consumer_idle_expiry_ms must be 0 (never) or longer than queue.max_wait_ms and at most 86400000 (a day)".to_owned(),
-            ),
-            (
-                self.olympics.tablet_idle_expiry_ms == 0
-                    || TABLET_IDLE_EXPIRY_MS.contains(&self.olympics.tablet_idle_expiry_ms),
-                "olympics.tablet_idle_expiry_ms must be 0 (never) or from 1000 (a second) to 86400000 (a day)".to_owned(),
-            ),
-            (
                 self.olympics.clock_skews_ms.len() <= ids.len(),
                 format!(
                     "olympics.clock_skews_ms has {} entries for {} front-ends",
@@ -620,7 +592,8 @@ impl Settings {
             Some((_, message)) => Err(SettingsError::Invalid(message)),
             None => self
                 .validate_bookstore()
-                .and_then(|()| self.validate_rooms()),
+                .and_then(|()| self.validate_rooms())
+                .and_then(|()| self.validate_idle_expiry()),
         }
     }
 }
@@ -659,26 +632,6 @@ mod tests {
         assert!(message.contains("OBELIX__PUSH__REPLAY_EVENT"), "{message}");
         let message = error(&[("OBELIX__RAFLE__EVERY", "5")]);
         assert!(message.contains("rafle"), "{message}");
-    }
-
-    #[test]
-    fn a_consumer_expiry_within_a_long_poll_is_refused() {
-        let message = error(&[("OBELIX__QUEUE__CONSUMER_IDLE_EXPIRY_MS", "30000")]);
-        assert!(message.contains("queue.consumer_idle_expiry_ms"), "{message}");
-        let env = env(&[("OBELIX__QUEUE__CONSUMER_IDLE_EXPIRY_MS", "30001")]);
-        assert!(Settings::load_from(SHIPPED, env).is_ok());
-    }
-
-    #[test]
-    fn a_tablet_expiry_outside_its_bounds_is_refused() {
-        for bad in ["10", "86400001"] {
-            let message = error(&[("OBELIX__OLYMPICS__TABLET_IDLE_EXPIRY_MS", bad)]);
-            assert!(message.contains("olympics.tablet_idle_expiry_ms"), "{message}");
-        }
-        for good in ["0", "1000", "86400000"] {
-            let env = env(&[("OBELIX__OLYMPICS__TABLET_IDLE_EXPIRY_MS", good)]);
-            assert!(Settings::load_from(SHIPPED, env).is_ok(), "{good}");
-        }
     }
 
     #[test]
