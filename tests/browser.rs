@@ -11,6 +11,7 @@
 mod helpers;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,8 +29,12 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends chromedriver and the Chromium it started (its own process group), even when a test
+    /// failed before it could close its session.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = self.driver.id() as libc::pid_t;
+        // SAFETY: kill(2) on the process group of a child we started and have not reaped.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
         let _ = self.driver.wait();
     }
 }
@@ -47,6 +52,7 @@ impl Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
