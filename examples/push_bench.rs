@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use obelix::clients::sse::SseParser;
+use obelix::clients::sse::events;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
@@ -57,22 +57,19 @@ async fn main() {
                 .await
                 .unwrap();
             assert_eq!(response.status(), 200);
-            let mut body = response.bytes_stream();
-            let mut parser = SseParser::default();
+            let mut body = Box::pin(events(response.bytes_stream()));
             let mut receipts: Vec<(i64, Instant)> = Vec::with_capacity(updates);
             let mut snapshot_seen = false;
             while receipts.len() < updates {
-                let chunk = body.next().await.expect("stream open").unwrap();
+                let event = body.next().await.expect("stream open").unwrap();
                 let now = Instant::now();
-                for event in parser.push(&String::from_utf8_lossy(&chunk)) {
-                    if !snapshot_seen {
-                        snapshot_seen = true;
-                        ready.wait().await;
-                        continue;
-                    }
-                    let state: Value = serde_json::from_str(&event.data).unwrap();
-                    receipts.push((state["scores"][0]["points"].as_i64().unwrap(), now));
+                if !snapshot_seen {
+                    snapshot_seen = true;
+                    ready.wait().await;
+                    continue;
                 }
+                let state: Value = serde_json::from_str(&event.data).unwrap();
+                receipts.push((state["scores"][0]["points"].as_i64().unwrap(), now));
             }
             receipts
         }));

@@ -33,3 +33,16 @@ if [[ $(id -u) -eq 0 && -z "${DATABASE_URL:-}" ]]; then
     command -v setpriv >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq util-linux >/dev/null; }
     id postgres >/dev/null 2>&1 || { echo "obelix setup: no postgres user; install the postgresql package or set DATABASE_URL" >&2; exit 1; }
 fi
+
+# The browser tests (tests/browser.rs) drive Debian's Chromium through chromedriver.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "obelix setup: installing chromium and chromium-driver (Debian) for the browser tests" >&2
+    sudo=""
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || { echo "obelix setup: need root or sudo to apt-get install chromium" >&2; exit 1; }
+        sudo="sudo"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null
+fi

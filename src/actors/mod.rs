@@ -90,6 +90,8 @@ pub struct Tree {
     pub rooms: RoomsRouter,
     /// How long the ingress waits for an actor's answer.
     pub timeout: std::time::Duration,
+    /// Tablets silent this long are unregistered; a push stream says it is alive more often.
+    pub tablet_idle_expiry: Option<std::time::Duration>,
 }
 
 /// Starts every service's actors on the current arbiter, in order.
@@ -121,5 +123,6 @@ pub async fn boot(
         bookstore,
         rooms,
         timeout: settings.olympics.request_timeout(),
+        tablet_idle_expiry: settings.olympics.tablet_idle_expiry(),
     })
 }

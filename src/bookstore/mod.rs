@@ -97,7 +97,7 @@ pub struct Book {
 }
 
 /// A book as shoppers read it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BookView {
     pub id: i64,
     pub title: String,
@@ -162,7 +162,7 @@ pub struct Order {
 }
 
 /// An order as shoppers read it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub id: i64,
     pub book_id: i64,
@@ -198,7 +198,7 @@ pub const MAX_COST_CENTS: i64 = 10_000_000;
 pub const MAX_RESTOCK: i64 = 1_000_000;
 
 /// `POST /bookstore/books/{id}/restock` `{"quantity": 10}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockRequest {
     pub quantity: i64,
@@ -218,7 +218,7 @@ impl RestockRequest {
 }
 
 /// `PATCH /bookstore/books/{id}` `{"cost": 12.5}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CostRequest {
     pub cost: f64,

@@ -560,28 +560,50 @@ pub async fn run(args: QueueArgs) -> Result<(), ClientError> {
             let consumer = queue
                 .create_consumer_for(Subscription::Topics(vec![topic.clone()]), group.as_deref())
                 .await?;
-            let mut seen = 0;
-            loop {
-                let wait = if follow {
-                    Duration::from_secs(10)
-                } else {
-                    Duration::ZERO
-                };
-                // Never take more than will be printed: what is taken is committed.
-                let max = count.map_or(100, |c| (c - seen).min(100));
-                let messages = consumer.dequeue_many(&topic, max, wait).await?;
-                if messages.is_empty() && !follow {
-                    break;
-                }
-                for m in messages {
-                    println!("{}", json!(m));
-                    seen += 1;
-                    if count.is_some_and(|c| seen >= c) {
-                        return Ok(());
-                    }
-                }
-            }
+            // Whatever ends the loop (its count, no more messages, an error, Ctrl-C), the
+            // consumer is deleted: a consumer left behind keeps showing lag nobody will read.
+            let consumed = tokio::select! {
+                outcome = consume(&consumer, &topic, follow, count) => outcome,
+                () = crate::clients::shutdown_signal() => Ok(()),
+            };
+            let left = consumer.leave().await;
+            consumed?;
+            left?;
         }
     }
     Ok(())
+}
+
+/// Prints messages of `topic` (one JSON line each) until `count`, or until none are left unless
+/// `follow`. A long poll waits on every partition the consumer reads: a message committed to any
+/// of them answers it at once.
+async fn consume(
+    consumer: &Consumer,
+    topic: &str,
+    follow: bool,
+    count: Option<usize>,
+) -> Result<(), ClientError> {
+    let mut seen = 0;
+    loop {
+        let wait = if follow {
+            Duration::from_secs(10)
+        } else {
+            Duration::ZERO
+        };
+        // Never take more than will be printed: what is taken is committed.
+        let max = count.map_or(100, |c| (c - seen).min(100));
+        let messages = consumer.dequeue_many(topic, max, wait).await?;
+        if messages.is_empty() && !follow {
+            return Ok(());
+        }
+        for m in messages {
+            println!("{}", json!(m));
+            seen += 1;
+            if count.is_some_and(|c| seen >= c) {
+                return Ok(());
+            }
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 mod bookstore;
+mod idle;
 mod rooms;
 
 pub use bookstore::{BookstoreSettings, DEVELOPMENT_MANAGER_TOKEN};
@@ -184,6 +185,8 @@ pub struct OlympicsSettings {
     /// The most front-ends the group may have (`POST /admin/frontends` past it is 503).
     #[serde(default = "default_max_frontends")]
     pub max_frontends: usize,
+    #[serde(default = "idle::default_tablet_idle_expiry_ms")]
+    pub tablet_idle_expiry_ms: u64,
 }
 
 fn default_max_frontends() -> usize {
@@ -333,6 +336,7 @@ pub struct QueueSettings {
     pub health_deadline_ms: u64,
     /// A group member that has not polled for this long hands its partitions over.
     pub session_timeout_ms: u64,
+    pub consumer_idle_expiry_ms: u64,
     /// How often brokers apply retention.
     pub retention_interval_ms: u64,
     /// Manager election (bully among managers) and heartbeats to the write manager.
@@ -373,6 +377,7 @@ impl Default for QueueSettings {
             health_interval_ms: 250,
             health_deadline_ms: 500,
             session_timeout_ms: 10_000,
+            consumer_idle_expiry_ms: 3_600_000,
             retention_interval_ms: 1_000,
             tick_ms: 10,
             heartbeat_interval_ms: 50,
@@ -587,7 +592,8 @@ impl Settings {
             Some((_, message)) => Err(SettingsError::Invalid(message)),
             None => self
                 .validate_bookstore()
-                .and_then(|()| self.validate_rooms()),
+                .and_then(|()| self.validate_rooms())
+                .and_then(|()| self.validate_idle_expiry()),
         }
     }
 }

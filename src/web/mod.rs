@@ -1,7 +1,7 @@
 //! The HTTP ingress. Each handler turns a request into an actor message and the reply into a
 //! response; no business logic lives here. Every route is registered in [`routes`], which calls
 //! each service's own `routes` ([`olympics::routes`], [`queue::routes`], [`bookstore::routes`],
-//! [`rooms::routes`]).
+//! [`rooms::routes`]) and the pages for people ([`pages`]).
 //!
 //! Shared by every service: [`error`] (every error mapped to HTTP in one place), [`json`] (the
 //! JSON body extractor), [`auth`] (bearer tokens), [`health`], [`cluster`] and [`admin`], and
@@ -15,6 +15,8 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod olympics;
+pub mod openapi;
+pub mod pages;
 pub mod queue;
 pub mod rooms;
 
@@ -36,6 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|e, _| extractor_error("path", e)))
         .service(resource("/healthz").route(web::get().to(health::alive)))
         .service(resource("/readyz").route(web::get().to(health::ready)))
+        .configure(openapi::routes)
         // The bookstore and the rooms are scopes (one prefix comparison for other paths), so
         // they go first: their paths are then not tried against every Olympic and queue route.
         .configure(bookstore::routes)
@@ -43,7 +46,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(olympics::routes)
         .configure(queue::routes)
         .configure(rooms::admin_routes)
-        .service(resource("/cluster").route(web::get().to(cluster::members)))
+        .configure(pages::routes)
+        .service(
+            resource("/cluster")
+                .route(web::get().guard(pages::WantsHtml).to(pages::cluster_page))
+                .route(web::get().to(cluster::members)),
+        )
         .service(resource("/cluster/members/{id}/updates").route(web::get().to(cluster::updates)))
         .service(resource("/admin/frontends").route(web::post().to(admin::add_frontend)))
         .service(resource("/admin/frontends/{id}").route(web::delete().to(admin::kill_frontend)))
@@ -53,9 +61,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// A resource that answers other methods with a JSON 405 (`HEAD` is a GET: see [`HeadAsGet`]).
 pub(crate) fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<String, _>(ApiError::MethodNotAllowed)
-    }))
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// A 405 with `Allow`: the methods of the route, as the OpenAPI document describes them
+/// (`tests/api/openapi.rs` holds the document to the routes actix serves).
+async fn method_not_allowed(req: HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    use actix_web::http::header::{ALLOW, HeaderValue};
+    let mut response = ApiError::MethodNotAllowed.error_response();
+    let allowed = req
+        .match_pattern()
+        .and_then(|pattern| openapi::allowed_methods(&pattern))
+        .and_then(|methods| HeaderValue::from_str(&methods).ok());
+    if let Some(allowed) = allowed {
+        response.headers_mut().insert(ALLOW, allowed);
+    }
+    response
 }
 
 /// The answer for paths no route matches.

@@ -1,20 +1,17 @@
 //! Updates pushed to tablets as Server-Sent Events.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use obelix::clients::sse::SseParser;
+use obelix::clients::sse::{SseError, events, parse_chunks};
 use serde_json::{Value, json};
 
 use crate::helpers::{REPORTER_TOKEN, TestApp, error_body, spawn_app, spawn_app_with};
 
-/// A Server-Sent Events client on the crate's own parser.
+/// A Server-Sent Events client on the clients' own parser.
 struct Sse {
-    body: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>>>>,
-    parser: SseParser,
-    pending: VecDeque<obelix::clients::sse::SseEvent>,
+    body: Pin<Box<dyn Stream<Item = Result<obelix::clients::sse::SseEvent, SseError>>>>,
 }
 
 #[derive(Debug)]
@@ -40,28 +37,21 @@ impl Sse {
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         Sse {
-            body: Box::pin(response.bytes_stream()),
-            parser: SseParser::default(),
-            pending: VecDeque::new(),
+            body: Box::pin(events(response.bytes_stream())),
         }
     }
 
     /// The next event, or `None` when the server closed the stream.
     async fn next(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(SseEvent {
-                    id: event.id.expect("every event has an id"),
-                    kind: event.event.expect("every event has a kind"),
-                    data: serde_json::from_str(&event.data).unwrap(),
-                });
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
-                .await
-                .expect("an event within 10 s")?;
-            let text = String::from_utf8(chunk.unwrap().to_vec()).unwrap();
-            self.pending.extend(self.parser.push(&text));
-        }
+        let event = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+            .await
+            .expect("an event within 10 s")?
+            .ok()?;
+        Some(SseEvent {
+            id: event.id.expect("every event has an id"),
+            kind: event.event.expect("every event has a kind"),
+            data: serde_json::from_str(&event.data).unwrap(),
+        })
     }
 
     async fn next_event(&mut self) -> SseEvent {
@@ -450,9 +440,7 @@ async fn a_tablet_that_stops_reading_is_disconnected_and_resumes_where_it_was() 
         .await
         .expect("the server closed the slow stream")
         .unwrap();
-    let text = String::from_utf8_lossy(&received);
-    let mut parser = SseParser::default();
-    let events = parser.push(&text);
+    let events = parse_chunks([&received]);
     // The snapshot (six games, two teams), then score updates, each game's in version order.
     let mut seen: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
     for event in events

@@ -161,3 +161,59 @@ async fn a_group_with_mixed_registrations_reads_every_partition() {
         "A gets the partition it registered for"
     );
 }
+
+#[actix_web::test]
+async fn consumers_not_heard_from_are_deleted_and_pollers_stay() {
+    let app = spawn_app_with(|s| {
+        s.queue.consumer_idle_expiry_ms = 1_500;
+        s.queue.max_wait_ms = 1_000;
+    })
+    .await;
+    let queue = app.queue();
+    queue.create_topic("logs", 3).await.unwrap();
+    // 1. Three consumers: one falls silent, one polls now and then, one long-polls without end.
+    let silent = queue.create_consumer(&["logs"]).await.unwrap();
+    let poller = queue.create_consumer(&["logs"]).await.unwrap();
+    let long_poller = queue.create_consumer(&["logs"]).await.unwrap();
+    let present = |id: i64| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT left_at IS NULL FROM queue_consumers WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    // 2. The others keep polling until the silent one is deleted.
+    let started = Instant::now();
+    let keep_long_polling = async {
+        loop {
+            long_poller
+                .dequeue_many("logs", 10, Duration::from_millis(900))
+                .await
+                .unwrap();
+        }
+    };
+    let wait_for_expiry = async {
+        while present(silent.id).await {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "the silent consumer was never deleted"
+            );
+            poller.dequeue_many("logs", 10, Duration::ZERO).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::select! {
+        () = wait_for_expiry => {}
+        () = keep_long_polling => unreachable!(),
+    }
+    // 3. The silent one is gone (its polls get 404); the others are still there.
+    let gone = silent.dequeue_many("logs", 1, Duration::ZERO).await.unwrap_err();
+    assert_eq!(crate::queue::status_of(gone), 404);
+    assert!(present(poller.id).await, "a polling consumer was deleted");
+    assert!(present(long_poller.id).await, "a long-polling consumer was deleted");
+}

@@ -233,3 +233,54 @@ fn thread_cpu_time() -> std::time::Duration {
     let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     std::time::Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
 }
+
+#[actix_web::test]
+async fn tablets_not_heard_from_expire_and_those_reading_or_streaming_stay() {
+    use std::time::Duration;
+    let app = crate::helpers::spawn_app_with(|s| s.olympics.tablet_idle_expiry_ms = 1000).await;
+    // 1. Three tablets: one goes silent, one keeps reading, one keeps a push stream open.
+    let silent = app.register_tablet().await["id"].as_str().unwrap().to_owned();
+    let reader = app.register_tablet().await["id"].as_str().unwrap().to_owned();
+    let streamer = app.register_tablet().await["id"].as_str().unwrap().to_owned();
+    let stream = app
+        .request(Method::GET, &format!("/olympics/tablets/{streamer}/events?games=curling"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let registered = |id: String| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tablets WHERE id = $1::uuid")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+                == 1
+        }
+    };
+    // 2. The reader reads every 200 ms while we wait for the silent one to be expired.
+    let started = std::time::Instant::now();
+    while registered(silent.clone()).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the silent tablet was never expired"
+        );
+        let read = app.get_as_tablet("/olympics/games/curling/score", &reader).await;
+        assert_eq!(read.status(), 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // 3. Gone from the directory too: its id is unknown now; the others are still served.
+    let gone = app.get_as_tablet("/olympics/games/curling/score", &silent).await;
+    error_body(gone, 404).await;
+    assert!(registered(reader.clone()).await, "a reading tablet expired");
+    assert!(registered(streamer.clone()).await, "a streaming tablet expired");
+    let counted: usize = app
+        .cluster_members()
+        .await
+        .iter()
+        .map(|m| m["tablets"].as_u64().unwrap() as usize)
+        .sum();
+    assert_eq!(counted, 2, "the front-ends' tablet counts dropped the expired one");
+    drop(stream);
+}

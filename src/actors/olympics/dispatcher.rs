@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, AtomicResponse, Context, Handler,
@@ -27,7 +28,9 @@ use crate::actors::olympics::database::{
 };
 use crate::actors::olympics::frontend::FrontendFactory;
 use crate::actors::olympics::frontend_clocks::FrontendClocks;
-use crate::actors::olympics::routing_table::{FrontendSlot, Home, RoutingTable, TabletDirectory};
+use crate::actors::olympics::routing_table::{
+    FrontendSlot, Home, RoutingTable, TabletDirectory, now_ms,
+};
 use crate::actors::supervisor::ActorCell;
 use crate::coordination::balance::{ServerLoad, least_loaded};
 use crate::coordination::berkeley::SimulatedClock;
@@ -45,6 +48,8 @@ pub struct Dispatcher {
     cell: Arc<ActorCell>,
     /// The most front-ends the group may have.
     max_frontends: usize,
+    /// Tablets silent this long are unregistered (`None`: never).
+    idle_expiry: Option<Duration>,
     /// Registrations waiting for their save, and whether one is under way.
     unsaved: Vec<Unsaved>,
     saving: bool,
@@ -58,6 +63,7 @@ impl Dispatcher {
         published: Arc<ArcSwap<RoutingTable>>,
         cell: Arc<ActorCell>,
         max_frontends: usize,
+        idle_expiry: Option<Duration>,
     ) -> Self {
         let tablets = published.load().tablets.clone();
         Self {
@@ -68,8 +74,28 @@ impl Dispatcher {
             published,
             cell,
             max_frontends,
+            idle_expiry,
             unsaved: Vec::new(),
             saving: false,
+        }
+    }
+
+    /// Unregisters the tablets not heard from for `expiry`, as if each had asked to leave.
+    fn expire_silent(&mut self, expiry: Duration, ctx: &mut Context<Self>) {
+        let cutoff = now_ms().saturating_sub(expiry.as_millis() as u64);
+        let silent = self.tablets.silent_since(cutoff);
+        if silent.is_empty() {
+            return;
+        }
+        tracing::info!(
+            actor = self.cell.name(),
+            tablets = silent.len(),
+            "dispatcher expires {} tablets silent for {} ms",
+            silent.len(),
+            expiry.as_millis()
+        );
+        for id in silent {
+            ctx.address().do_send(UnregisterTablet { id });
         }
     }
 
@@ -119,6 +145,12 @@ impl Actor for Dispatcher {
 
     /// Reloads every tablet assignment before handling anything else (`ctx.wait`).
     fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(expiry) = self.idle_expiry {
+            // Looked at four times per expiry period (at most once a minute): a silent tablet
+            // goes between `expiry` and 1.25 x `expiry` after it was last heard from.
+            let every = (expiry / 4).min(Duration::from_secs(60));
+            ctx.run_interval(every, move |act, ctx| act.expire_silent(expiry, ctx));
+        }
         let db = self.db.clone();
         ctx.wait(
             async move { db.send(LoadTablets).await }
@@ -146,10 +178,7 @@ impl Actor for Dispatcher {
                             };
                             homes.insert(
                                 id,
-                                Home {
-                                    frontend: home,
-                                    label: label.into(),
-                                },
+                                Home::new(home, label.into()),
                             );
                         }
                         let count = homes.len();
@@ -300,10 +329,7 @@ impl Dispatcher {
         };
         self.tablets.insert(
             unsaved.id,
-            Home {
-                frontend: home,
-                label: label.as_str().into(),
-            },
+            Home::new(home, label.as_str().into()),
         );
         let frontend = self.frontends.iter().find(|s| s.id == home).map_or_else(
             || unsaved.slot.cell.name().to_owned(),

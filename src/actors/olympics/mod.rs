@@ -123,13 +123,14 @@ pub fn boot(
     )));
     let dispatcher_cell = ActorCell::new("dispatcher");
     let max_frontends = settings.olympics.max_frontends;
+    let idle_expiry = settings.olympics.tablet_idle_expiry();
     let dispatcher = {
         let (db, table, cell) = (database.clone(), table.clone(), dispatcher_cell.clone());
         start_supervised(
             dispatcher_cell.clone(),
             supervision,
             shutdown.clone(),
-            move |_| Dispatcher::new(frontends, factory, db, table, cell, max_frontends),
+            move |_| Dispatcher::new(frontends, factory, db, table, cell, max_frontends, idle_expiry),
         )
     };
     registry.add(dispatcher_cell, dispatcher.clone());

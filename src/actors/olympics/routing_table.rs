@@ -4,7 +4,7 @@
 //! place.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::Addr;
@@ -55,17 +55,43 @@ pub struct TabletDirectory {
 pub struct Home {
     pub frontend: u64,
     pub label: Arc<str>,
+    /// When the tablet was last heard from ([`now_ms`]): any lookup of its home or label (a
+    /// read with its id, a push stream opened or kept alive) counts.
+    pub heard: Arc<AtomicU64>,
 }
+
+impl Home {
+    /// A tablet at `frontend`, heard from now.
+    pub fn new(frontend: u64, label: Arc<str>) -> Home {
+        Home {
+            frontend,
+            label,
+            heard: Arc::new(AtomicU64::new(now_ms())),
+        }
+    }
+
+    fn touch(&self) {
+        self.heard.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+pub use crate::actors::clock::now_ms;
 
 impl TabletDirectory {
     /// The front-end id of tablet `id`, if it is registered.
     pub fn home(&self, id: &Uuid) -> Option<u64> {
-        self.read().get(id).map(|h| h.frontend)
+        self.read().get(id).map(|h| {
+            h.touch();
+            h.frontend
+        })
     }
 
     /// The label of tablet `id`, if it is registered.
     pub fn label(&self, id: &Uuid) -> Option<Arc<str>> {
-        self.read().get(id).map(|h| h.label.clone())
+        self.read().get(id).map(|h| {
+            h.touch();
+            h.label.clone()
+        })
     }
 
     pub fn contains(&self, id: &Uuid) -> bool {
@@ -89,6 +115,15 @@ impl TabletDirectory {
     }
 
     /// Puts `homes` in place of everything (a reload).
+    /// Tablets last heard from before `cutoff_ms` ([`now_ms`]).
+    pub(super) fn silent_since(&self, cutoff_ms: u64) -> Vec<Uuid> {
+        self.read()
+            .iter()
+            .filter(|(_, h)| h.heard.load(Ordering::Relaxed) < cutoff_ms)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
     pub(super) fn replace(&self, homes: HashMap<Uuid, Home>) {
         *self.write() = homes;
     }

@@ -29,6 +29,7 @@ impl QueueRouter {
             .consumers
             .get(consumer)
             .ok_or(QueueError::UnknownConsumer(consumer))?;
+        route.touch();
         let topic = self.topic(&table, topic_name)?;
         let registered = *route
             .topics
@@ -62,6 +63,8 @@ impl QueueRouter {
             ));
         }
         let (consumer_route, topic, _) = self.consumer_and_topic(consumer, topic_name)?;
+        // Heard from again when the poll ends, however long it waited.
+        let consumer_route = scopeguard_touch(consumer_route);
         let mut left = consumer_route.left.subscribe();
         let deadline = Instant::now() + params.wait;
         loop {
@@ -270,4 +273,24 @@ impl QueueRouter {
         self.deliver(&topic, p, broker, commit)?;
         self.await_broker(&topic, p, broker, answer).await
     }
+}
+
+/// A consumer's route that marks it heard from when dropped (at the end of a long poll).
+struct TouchOnDrop(Arc<ConsumerRoute>);
+
+impl std::ops::Deref for TouchOnDrop {
+    type Target = Arc<ConsumerRoute>;
+    fn deref(&self) -> &Arc<ConsumerRoute> {
+        &self.0
+    }
+}
+
+impl Drop for TouchOnDrop {
+    fn drop(&mut self) {
+        self.0.touch();
+    }
+}
+
+fn scopeguard_touch(route: Arc<ConsumerRoute>) -> TouchOnDrop {
+    TouchOnDrop(route)
 }

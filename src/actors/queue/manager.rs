@@ -147,6 +147,8 @@ pub struct QueueManager {
     group: GroupMember,
     was_leader: bool,
     next_health_check: u64,
+    /// When the write manager next looks for consumers silent past their expiry.
+    next_consumer_sweep: u64,
     /// Brokers whose last health check failed, and checks in flight.
     failing_brokers: HashSet<i32>,
     checks_in_flight: HashSet<i32>,
@@ -165,6 +167,7 @@ impl QueueManager {
             group,
             was_leader: false,
             next_health_check: 0,
+            next_consumer_sweep: 0,
             failing_brokers: HashSet::new(),
             checks_in_flight: HashSet::new(),
             creating: (0, 0),
@@ -203,6 +206,9 @@ impl QueueManager {
                     let rebalances = self.shared.groups().expire(now);
                     self.log_rebalances(rebalances, "a member stopped polling");
                 }
+                if now >= self.next_consumer_sweep {
+                    self.expire_silent_consumers(now, ctx);
+                }
             }
             Duty::Heartbeat { leader, to } => {
                 let ping = to
@@ -215,6 +221,42 @@ impl QueueManager {
                 }));
             }
             Duty::Wait => {}
+        }
+    }
+
+    /// Deletes the consumers silent past `queue.consumer_idle_expiry_ms`, as if each had left
+    /// (a group member's partitions go to the others). Looked at four times per expiry period,
+    /// at most once a second.
+    fn expire_silent_consumers(&mut self, now: u64, ctx: &mut Context<Self>) {
+        let expiry = self.shared.settings.consumer_idle_expiry_ms;
+        if expiry == 0 {
+            self.next_consumer_sweep = u64::MAX;
+            return;
+        }
+        self.next_consumer_sweep = now + (expiry / 4).max(1_000);
+        let cutoff = now.saturating_sub(expiry);
+        let silent: Vec<i64> = self
+            .shared
+            .clients
+            .consumers
+            .values()
+            .iter()
+            .filter(|c| c.silent_since(cutoff))
+            .map(|c| c.id)
+            .collect();
+        if silent.is_empty() {
+            return;
+        }
+        tracing::info!(
+            manager = self.name(),
+            consumers = silent.len(),
+            "{} expires {} consumers silent for {} ms",
+            self.name(),
+            silent.len(),
+            expiry
+        );
+        for id in silent {
+            ctx.address().do_send(LeaveConsumer { id });
         }
     }
 

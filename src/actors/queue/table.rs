@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use crate::actors::clock::now_ms;
 use crate::queue::retention::Retention;
 use crate::queue::store::{self, TopicRow};
 use crate::queue::{PartitionKey, QueueError, Reader, TopicInfo};
@@ -73,6 +74,9 @@ pub struct ConsumerRoute {
     pub topics: Registrations,
     /// Turns true when the consumer leaves: its long polls end at once (404).
     pub left: Arc<watch::Sender<bool>>,
+    /// When it was last heard from ([`now_ms`]): a poll (at its start and its end), a size
+    /// or a commit.
+    pub heard: Arc<AtomicU64>,
 }
 
 impl ConsumerRoute {
@@ -82,7 +86,18 @@ impl ConsumerRoute {
             group,
             topics,
             left: Arc::new(watch::channel(false).0),
+            heard: Arc::new(AtomicU64::new(now_ms())),
         }
+    }
+
+    /// The consumer was heard from now.
+    pub fn touch(&self) {
+        self.heard.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Silent since before `cutoff` ([`now_ms`])?
+    pub fn silent_since(&self, cutoff: u64) -> bool {
+        self.heard.load(std::sync::atomic::Ordering::Relaxed) < cutoff
     }
 
     pub fn reader(&self) -> Reader {

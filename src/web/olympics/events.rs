@@ -22,7 +22,14 @@ use crate::web::olympics::common::tablet_id_in_path;
 /// A comment line now and then keeps proxies and clients from timing out an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Deserialize)]
+/// Keep-alives come often enough to keep the stream's tablet from expiring: at least three
+/// per expiry period.
+fn keepalive_every(expiry: Option<Duration>) -> Duration {
+    expiry.map_or(KEEPALIVE, |e| KEEPALIVE.min(e / 3))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsParams {
     /// Comma-separated game slugs.
@@ -42,6 +49,24 @@ fn slugs(list: &Option<String>) -> std::collections::HashSet<String> {
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/olympics/tablets/{id}/events",
+    tag = "olympics",
+    params(
+        ("id" = String, Path, description = "The tablet's id (a UUID)"),
+        EventsParams,
+        ("Last-Event-ID" = Option<String>, Header, description = "The last event received: resume after it"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: the replay or a snapshot first, then live updates, with keep-alive comments", content_type = "text/event-stream", body = String,
+            headers(("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `GET /olympics/tablets/{id}/events`
 pub async fn stream(
     req: HttpRequest,
@@ -49,7 +74,8 @@ pub async fn stream(
     id: web::Path<String>,
     params: web::Query<EventsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let label = tree.router.tablet_label(tablet_id_in_path(&id)?)?;
+    let tablet = tablet_id_in_path(&id)?;
+    let label = tree.router.tablet_label(tablet)?;
     let last_event = req
         .headers()
         .get("Last-Event-ID")
@@ -79,21 +105,38 @@ pub async fn stream(
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(frames(subscription.first, subscription.live)))
+        .streaming(frames(
+            subscription.first,
+            subscription.live,
+            keepalive_every(tree.tablet_idle_expiry),
+            {
+                // An open stream keeps its tablet registered: every keep-alive says it is here.
+                let router = tree.router.clone();
+                move || {
+                    let _ = router.tablet_label(tablet);
+                }
+            },
+        )))
 }
 
 /// The first frames (replay or snapshot), then live events, with keep-alive comments between.
 fn frames(
     first: Vec<String>,
     live: mpsc::Receiver<Arc<Event>>,
+    every: Duration,
+    alive: impl Fn() + 'static,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
-    let keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
-    let tail = stream::unfold((live, keepalive), |(mut live, mut keepalive)| async move {
+    let keepalive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let state = (live, keepalive, alive);
+    let tail = stream::unfold(state, |(mut live, mut keepalive, alive)| async move {
         let frame = tokio::select! {
             event = live.recv() => Bytes::from(event?.frame.clone()),
-            _ = keepalive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+            _ = keepalive.tick() => {
+                alive();
+                Bytes::from_static(b": keep-alive\n\n")
+            }
         };
-        Some((Ok(frame), (live, keepalive)))
+        Some((Ok(frame), (live, keepalive, alive)))
     });
     stream::iter(first.into_iter().map(|f| Ok(Bytes::from(f)))).chain(tail)
 }

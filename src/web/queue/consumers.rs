@@ -15,7 +15,7 @@ use crate::web::error::ApiError;
 use crate::web::queue::access::{Consuming, QueueJson};
 use crate::web::queue::producers::registrations;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConsumer {
     topics: Option<Vec<String>>,
@@ -25,6 +25,24 @@ pub struct NewConsumer {
     group: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/queue/consumers",
+    tag = "queue",
+    request_body = NewConsumer,
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 201, description = "Registered", body = crate::web::openapi::schemas::ConsumerRegistered),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 408, response = crate::web::openapi::schemas::RequestTimeout),
+        (status = 413, response = crate::web::openapi::schemas::PayloadTooLarge),
+        (status = 415, response = crate::web::openapi::schemas::UnsupportedMediaType),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `POST /queue/consumers` → 201 `{"consumer_id": 1}`
 pub async fn register(
     _consumer: Consuming,
@@ -36,6 +54,20 @@ pub async fn register(
     Ok(HttpResponse::Created().json(json!({ "consumer_id": id })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/queue/consumers/{id}",
+    tag = "queue",
+    params(("id" = i64, Path, description = "The consumer's id")),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 204, description = "Left; a group member's partitions go to the others"),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `DELETE /queue/consumers/{id}` → 204; a group member's partitions go to the others.
 pub async fn leave(
     _consumer: Consuming,
@@ -46,7 +78,8 @@ pub async fn leave(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DequeueQuery {
     topic: String,
@@ -69,6 +102,22 @@ fn yes() -> bool {
     true
 }
 
+#[utoipa::path(
+    get,
+    path = "/queue/consumers/{id}/messages",
+    tag = "queue",
+    params(("id" = i64, Path, description = "The consumer's id"), DequeueQuery),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "The next messages (none when `wait_ms` passed without any)", body = crate::web::openapi::schemas::Dequeued),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 403, response = crate::web::openapi::schemas::Forbidden),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `GET /queue/consumers/{id}/messages?topic=logs&max=100&wait_ms=1000&commit=true` →
 /// `{"messages":[{"partition":0,"offset":0,"message":"…","produced_at":"…"}]}`
 pub async fn dequeue(
@@ -103,12 +152,29 @@ pub async fn dequeue(
         .body(body.freeze()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SizeQuery {
     topic: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/queue/consumers/{id}/size",
+    tag = "queue",
+    params(("id" = i64, Path, description = "The consumer's id"), SizeQuery),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "Messages left for the consumer", body = crate::web::openapi::schemas::QueueSize),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 403, response = crate::web::openapi::schemas::Forbidden),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `GET /queue/consumers/{id}/size?topic=logs` → `{"size": 12}`: messages left for it.
 pub async fn size(
     _consumer: Consuming,
@@ -120,7 +186,7 @@ pub async fn size(
     Ok(HttpResponse::Ok().json(json!({ "size": size })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Commit {
     topic: String,
@@ -129,6 +195,27 @@ pub struct Commit {
     offset: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/queue/consumers/{id}/offsets",
+    tag = "queue",
+    params(("id" = i64, Path, description = "The consumer's id")),
+    request_body = Commit,
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "Committed", body = crate::web::openapi::schemas::Committed),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 408, response = crate::web::openapi::schemas::RequestTimeout),
+        (status = 413, response = crate::web::openapi::schemas::PayloadTooLarge),
+        (status = 415, response = crate::web::openapi::schemas::UnsupportedMediaType),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 403, response = crate::web::openapi::schemas::Forbidden),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 409, response = crate::web::openapi::schemas::Conflict),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `POST /queue/consumers/{id}/offsets` `{"topic":"logs","partition":0,"offset":42}` → 200
 /// once committed.
 pub async fn commit(

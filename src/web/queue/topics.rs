@@ -9,7 +9,7 @@ use crate::queue::retention::Retention;
 use crate::web::error::ApiError;
 use crate::web::queue::access::{AnyQueueToken, QueueJson, TopicAdmin};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTopic {
     name: String,
@@ -36,6 +36,24 @@ fn positive(field: &str, value: Option<u64>) -> Result<Option<i64>, ApiError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/queue/topics",
+    tag = "queue",
+    request_body = NewTopic,
+    security(("queue_admin" = [])),
+    responses(
+        (status = 201, description = "Created, its partitions spread over the brokers", body = crate::queue::TopicInfo),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 408, response = crate::web::openapi::schemas::RequestTimeout),
+        (status = 413, response = crate::web::openapi::schemas::PayloadTooLarge),
+        (status = 415, response = crate::web::openapi::schemas::UnsupportedMediaType),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 409, response = crate::web::openapi::schemas::Conflict),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `POST /queue/topics` `{"name":"logs","partitions":3,"retention_ms":60000}` → 201, or 409.
 pub async fn create(
     _admin: TopicAdmin,
@@ -53,6 +71,16 @@ pub async fn create(
     Ok(HttpResponse::Created().json(topic))
 }
 
+#[utoipa::path(
+    get,
+    path = "/queue/topics",
+    tag = "queue",
+    security(("queue_admin" = []), ("queue_producer" = []), ("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "Every topic with its partitions' brokers", body = Vec<crate::queue::TopicInfo>),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+    ),
+)]
 /// `GET /queue/topics` → every topic with its partitions' brokers.
 pub async fn list(_token: AnyQueueToken, tree: web::Data<Tree>) -> HttpResponse {
     HttpResponse::Ok().json(tree.queue.list_topics())
