@@ -346,6 +346,11 @@ pub struct QueueSettings {
     pub admin_token: SecretString,
     pub producer_token: SecretString,
     pub consumer_token: SecretString,
+    /// A Kafka REST (v2, `/kafka`) consumer instance unused this long is deleted and its
+    /// partitions go to its group's other members (the proxy's `consumer.instance.timeout.ms`).
+    pub kafka_instance_timeout_ms: u64,
+    /// The most Kafka REST consumer instances kept at once (creating more answers 503).
+    pub kafka_max_instances: usize,
     /// Faults and counters for tests; never read from configuration.
     #[serde(skip)]
     pub hooks: crate::queue::hooks::TestHooks,
@@ -382,6 +387,8 @@ impl Default for QueueSettings {
             admin_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_ADMIN),
             producer_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_PRODUCER),
             consumer_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_CONSUMER),
+            kafka_instance_timeout_ms: 300_000,
+            kafka_max_instances: 10_000,
             hooks: Default::default(),
         }
     }
