@@ -1,6 +1,7 @@
 //! The HTTP ingress. Each handler turns a request into an actor message and the reply into a
 //! response; no business logic lives here. Every route is registered in [`routes`], which calls
-//! each service's own `routes` ([`olympics::routes`], [`queue::routes`], [`bookstore::routes`],
+//! each service's own `routes` ([`olympics::routes`], [`queue::routes`] and its Kafka REST
+//! dialect [`kafka::routes`], [`bookstore::routes`],
 //! [`rooms::routes`]).
 //!
 //! Shared by every service: [`error`] (every error mapped to HTTP in one place), [`json`] (the
@@ -14,6 +15,7 @@ pub mod cluster;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod kafka;
 pub mod olympics;
 pub mod queue;
 pub mod rooms;
@@ -38,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(health::ready)))
         .configure(olympics::routes)
         .configure(queue::routes)
+        .configure(kafka::routes)
         .configure(bookstore::routes)
         .configure(rooms::routes)
         .service(resource("/cluster").route(web::get().to(cluster::members)))

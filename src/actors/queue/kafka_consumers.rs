@@ -68,7 +68,8 @@ pub struct Describe(pub InstanceName);
 #[rtype(result = "Reply<PollPlan>")]
 pub struct PlanPoll {
     pub id: InstanceName,
-    pub format: Format,
+    /// The format the request accepts; `None`: whichever the instance has.
+    pub format: Option<Format>,
 }
 
 #[derive(Message)]

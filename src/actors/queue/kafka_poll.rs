@@ -46,13 +46,14 @@ pub struct PollLimits {
 }
 
 impl KafkaGateway {
-    /// The next records for an instance, in `format` (which must be the instance's).
+    /// The next records for an instance, in `format` (which must be the instance's; `None`:
+    /// the instance's), with the format they are in.
     pub async fn records(
         &self,
         id: InstanceName,
-        format: Format,
+        format: Option<Format>,
         limits: PollLimits,
-    ) -> Result<Vec<ConsumedRecord>, KafkaError> {
+    ) -> Result<(Format, Vec<ConsumedRecord>), KafkaError> {
         let mut plan = self
             .ask(PlanPoll {
                 id: id.clone(),
@@ -60,6 +61,7 @@ impl KafkaGateway {
             })
             .await?;
         let applied_seeks = plan.seeks.clone();
+        let format = plan.config.format;
         let settings = self.queue.settings();
         let timeout = limits.timeout.min(Duration::from_millis(settings.max_wait_ms));
         let deadline = Instant::now() + timeout;
@@ -133,7 +135,7 @@ impl KafkaGateway {
                     positions,
                 })
                 .await?;
-                return Ok(records);
+                return Ok((format, records));
             }
             drop(routes);
             let mut remaining = deadline - now;

@@ -207,16 +207,16 @@ impl InstanceBook {
         Ok(instance.consumer.take())
     }
 
-    /// The start of a poll for records in `format`.
+    /// The start of a poll for records in `format` (or the instance's).
     pub fn plan_poll(
         &mut self,
         group: &str,
         name: &str,
-        format: Format,
+        format: Option<Format>,
         now: u64,
     ) -> Result<PollPlan, KafkaError> {
         let instance = self.touch(group, name, now)?;
-        if instance.config.format != format {
+        if format.is_some_and(|f| f != instance.config.format) {
             return Err(KafkaError::FormatMismatch);
         }
         let consumer = instance.consumer.ok_or_else(|| {
@@ -349,13 +349,13 @@ mod tests {
     fn a_poll_needs_a_subscription_and_the_instance_format() {
         let mut book = InstanceBook::new(1_000, 10);
         book.create("g", "a", JSON, 0).unwrap();
-        assert_eq!(book.plan_poll("g", "a", Format::Json, 1).unwrap_err().error_code(), 40903);
+        assert_eq!(book.plan_poll("g", "a", Some(Format::Json), 1).unwrap_err().error_code(), 40903);
         assert_eq!(book.subscribe("g", "a", vec!["t".into()], 7, 1), Ok(None));
         assert_eq!(
-            book.plan_poll("g", "a", Format::Binary, 2).unwrap_err(),
+            book.plan_poll("g", "a", Some(Format::Binary), 2).unwrap_err(),
             KafkaError::FormatMismatch
         );
-        assert_eq!(book.plan_poll("g", "a", Format::Json, 2).unwrap().consumer, 7);
+        assert_eq!(book.plan_poll("g", "a", Some(Format::Json), 2).unwrap().consumer, 7);
         assert_eq!(book.subscribe("g", "a", vec!["t".into()], 8, 3), Ok(Some(7)));
     }
 
@@ -364,24 +364,24 @@ mod tests {
         let mut book = InstanceBook::new(1_000, 10);
         book.create("g", "a", JSON, 0).unwrap();
         book.subscribe("g", "a", vec!["t".into()], 7, 0).unwrap();
-        let plan = book.plan_poll("g", "a", Format::Json, 0).unwrap();
+        let plan = book.plan_poll("g", "a", Some(Format::Json), 0).unwrap();
         // Newly assigned: the committed offset, else the reset policy.
         assert_eq!(plan.start_for(&tp(0), 0, 10, Some(4)), Ok(4));
         assert_eq!(plan.start_for(&tp(0), 2, 10, None), Ok(2));
         let positions = HashMap::from([(tp(0), 6)]);
         book.finish_poll("g", "a", 7, &plan.seeks, positions, 1).unwrap();
-        let plan = book.plan_poll("g", "a", Format::Json, 2).unwrap();
+        let plan = book.plan_poll("g", "a", Some(Format::Json), 2).unwrap();
         assert_eq!(plan.start_for(&tp(0), 0, 10, Some(4)), Ok(6));
         book.seek("g", "a", vec![(tp(0), Seek::To(1)), (tp(1), Seek::End)], 3).unwrap();
-        let plan = book.plan_poll("g", "a", Format::Json, 4).unwrap();
+        let plan = book.plan_poll("g", "a", Some(Format::Json), 4).unwrap();
         assert_eq!(plan.start_for(&tp(0), 0, 10, Some(4)), Ok(1));
         assert_eq!(plan.start_for(&tp(1), 0, 10, Some(4)), Ok(10));
         // Seeks past the end are clamped into the partition.
         book.seek("g", "a", vec![(tp(0), Seek::To(99))], 5).unwrap();
-        let plan = book.plan_poll("g", "a", Format::Json, 6).unwrap();
+        let plan = book.plan_poll("g", "a", Some(Format::Json), 6).unwrap();
         assert_eq!(plan.start_for(&tp(0), 0, 10, None), Ok(10));
         book.finish_poll("g", "a", 7, &plan.seeks, HashMap::from([(tp(0), 10)]), 7).unwrap();
-        let plan = book.plan_poll("g", "a", Format::Json, 8).unwrap();
+        let plan = book.plan_poll("g", "a", Some(Format::Json), 8).unwrap();
         assert!(plan.seeks.is_empty(), "applied seeks are done");
         assert!(book.seek("g", "a", vec![(("other".into(), 0), Seek::Beginning)], 9).is_err());
     }
@@ -396,9 +396,9 @@ mod tests {
         for name in ["l", "n"] {
             book.subscribe("g", name, vec!["t".into()], 1, 0).unwrap();
         }
-        let plan = book.plan_poll("g", "l", Format::Json, 0).unwrap();
+        let plan = book.plan_poll("g", "l", Some(Format::Json), 0).unwrap();
         assert_eq!(plan.start_for(&tp(0), 3, 9, None), Ok(9));
-        let plan = book.plan_poll("g", "n", Format::Json, 0).unwrap();
+        let plan = book.plan_poll("g", "n", Some(Format::Json), 0).unwrap();
         assert!(plan.start_for(&tp(0), 3, 9, None).is_err());
         assert_eq!(plan.start_for(&tp(0), 3, 9, Some(5)), Ok(5));
     }
@@ -423,7 +423,7 @@ mod tests {
         let mut book = InstanceBook::new(1_000, 10);
         book.create("g", "a", JSON, 0).unwrap();
         book.subscribe("g", "a", vec!["t".into()], 7, 0).unwrap();
-        let plan = book.plan_poll("g", "a", Format::Json, 0).unwrap();
+        let plan = book.plan_poll("g", "a", Some(Format::Json), 0).unwrap();
         book.subscribe("g", "a", vec!["t".into()], 8, 1).unwrap();
         book.finish_poll("g", "a", 7, &plan.seeks, HashMap::from([(tp(0), 5)]), 2).unwrap();
         assert!(book.positions("g", "a", 3).unwrap().1.is_empty());
