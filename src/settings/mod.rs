@@ -346,10 +346,9 @@ pub struct QueueSettings {
     pub admin_token: SecretString,
     pub producer_token: SecretString,
     pub consumer_token: SecretString,
-    /// A Kafka REST (v2, `/kafka`) consumer instance unused this long is deleted and its
-    /// partitions go to its group's other members (the proxy's `consumer.instance.timeout.ms`).
+    /// Kafka REST (`/kafka`) consumer instances: deleted when unused this long (the proxy's
+    /// `consumer.instance.timeout.ms`), and at most this many at once (503 past it).
     pub kafka_instance_timeout_ms: u64,
-    /// The most Kafka REST consumer instances kept at once (creating more answers 503).
     pub kafka_max_instances: usize,
     /// Faults and counters for tests; never read from configuration.
     #[serde(skip)]
