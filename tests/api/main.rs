@@ -11,6 +11,7 @@ mod fuzz;
 mod helpers;
 mod kafka;
 mod kafka_client;
+mod kafka_crash;
 mod kafka_cross;
 mod olympics;
 mod order;

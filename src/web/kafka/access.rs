@@ -126,8 +126,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for V2Json<T> {
     }
 }
 
-/// A v2 body that may be absent (no content type and no bytes): `POST …/offsets` without one
-/// commits everything the instance has been returned.
+/// A v2 body that may be absent (no bytes, whatever the content type): `POST …/offsets`
+/// without one commits everything the instance has been returned.
 pub struct MaybeV2Json<T>(pub Option<T>);
 
 impl<T: DeserializeOwned + 'static> FromRequest for MaybeV2Json<T> {
@@ -135,11 +135,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for MaybeV2Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, KafkaError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let empty = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .is_none_or(|v| v.as_bytes() == b"0");
-        if media(req).is_none() && empty {
+        // HTTP/1.1: no Content-Length and no Transfer-Encoding is no body.
+        let headers = req.headers();
+        let empty = match headers.get(actix_web::http::header::CONTENT_LENGTH) {
+            Some(length) => length.as_bytes() == b"0",
+            None => !headers.contains_key(actix_web::http::header::TRANSFER_ENCODING),
+        };
+        if empty {
             return Box::pin(async { Ok(MaybeV2Json(None)) });
         }
         let body = V2Json::<T>::from_request(req, payload);
