@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::actors::supervisor::ActorCell;
 
 /// How a deliberate crash happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CrashMode {
     /// A panic inside the actor's handler.

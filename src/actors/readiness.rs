@@ -21,7 +21,7 @@ use crate::actors::olympics::database::DatabaseCheck;
 const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One service's readiness.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ServiceReadiness {
     pub ready: bool,
     /// Why it is not ready; empty when it is.
@@ -38,7 +38,7 @@ impl ServiceReadiness {
 }
 
 /// Every service's readiness, by name.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub olympics: ServiceReadiness,
     pub queue: ServiceReadiness,

@@ -86,7 +86,7 @@ impl ActorCell {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ActorStatus {
     pub name: String,
     pub alive: bool,

@@ -80,7 +80,7 @@ pub struct Book {
 }
 
 /// A book as shoppers read it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BookView {
     pub id: i64,
     pub title: String,
@@ -145,7 +145,7 @@ pub struct Order {
 }
 
 /// An order as shoppers read it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub id: i64,
     pub book_id: i64,
@@ -181,9 +181,10 @@ pub const MAX_COST_CENTS: i64 = 10_000_000;
 pub const MAX_RESTOCK: i64 = 1_000_000;
 
 /// `POST /bookstore/books/{id}/restock` `{"quantity": 10}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockRequest {
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: i64,
 }
 
@@ -201,9 +202,11 @@ impl RestockRequest {
 }
 
 /// `PATCH /bookstore/books/{id}` `{"cost": 12.5}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CostRequest {
+    /// In the currency's units, at most two decimals.
+    #[schema(exclusive_minimum = 0, maximum = 100_000, multiple_of = 0.01)]
     pub cost: f64,
 }
 

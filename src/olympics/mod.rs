@@ -56,7 +56,7 @@ impl From<sqlx::Error> for OlympicsError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Medal {
     Gold,
@@ -74,26 +74,26 @@ impl Medal {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Game {
     pub slug: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Team {
     pub slug: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TeamScore {
     pub team: String,
     pub points: i64,
 }
 
 /// The score of every team in one game.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScoreBoard {
     pub game: String,
     /// Bumped by every score update of this game: later versions are later states.
@@ -103,7 +103,7 @@ pub struct ScoreBoard {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct MedalTally {
     pub team: String,
     pub gold: i32,
@@ -153,7 +153,7 @@ pub fn is_slug(s: &str) -> bool {
 }
 
 /// Body of `POST /olympics/teams/{team}/medals`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MedalAward {
     pub medal: Medal,
@@ -163,7 +163,7 @@ pub struct MedalAward {
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 
 /// Where the dispatcher placed a tablet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TabletAssignment {
     /// Secret: whoever holds it acts as the tablet.
     pub id: Uuid,

@@ -157,7 +157,7 @@ impl Reader {
 }
 
 /// A committed message, as brokers keep it in memory and consumers receive it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredMessage {
     pub partition: i32,
     pub offset: i64,
@@ -209,7 +209,7 @@ impl std::fmt::Debug for RenderedJson {
 }
 
 /// A topic as `GET /queue/topics` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopicInfo {
     pub name: String,
     pub partitions: i32,

@@ -50,7 +50,7 @@ pub enum RoomsError {
 }
 
 /// A reservation, as the database and every replica hold it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reservation {
     pub id: i64,
     pub room: String,
@@ -115,7 +115,7 @@ pub struct Decided {
 }
 
 /// The body of `POST /rooms/rooms/{room}/reservations`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReservationRequest {
     pub timeslot: String,

@@ -7,11 +7,29 @@ use serde_json::json;
 use crate::actors::Tree;
 use crate::web::error::ApiError;
 
+#[utoipa::path(
+    get,
+    path = "/cluster",
+    tag = "operations",
+    responses((status = 200, description = "Every Olympic front-end", body = crate::web::openapi::schemas::ClusterMembers)),
+)]
 /// `GET /cluster`
 pub async fn members(tree: web::Data<Tree>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "members": tree.router.cluster().await }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cluster/members/{id}/updates",
+    tag = "operations",
+    params(("id" = u64, Path, description = "A front-end's id")),
+    responses(
+        (status = 200, description = "The updates the member applied lately, oldest first", body = crate::web::openapi::schemas::MemberUpdates),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `GET /cluster/members/{id}/updates`: the last updates member `id` applied, oldest first.
 pub async fn updates(
     tree: web::Data<Tree>,

@@ -17,6 +17,7 @@ pub mod health;
 pub mod json;
 pub mod kafka;
 pub mod olympics;
+pub mod openapi;
 pub mod queue;
 pub mod rooms;
 
@@ -38,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|e, _| extractor_error("path", e)))
         .service(resource("/healthz").route(web::get().to(health::alive)))
         .service(resource("/readyz").route(web::get().to(health::ready)))
+        .configure(openapi::routes)
         .configure(olympics::routes)
         .configure(queue::routes)
         .configure(kafka::routes)
@@ -53,9 +55,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// A resource that answers other methods with a JSON 405 (`HEAD` is a GET: see [`HeadAsGet`]).
 pub(crate) fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<String, _>(ApiError::MethodNotAllowed)
-    }))
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// A 405 with `Allow`: the methods of the route, as the OpenAPI document describes them
+/// (`tests/api/openapi.rs` holds the document to the routes actix serves).
+async fn method_not_allowed(req: HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    use actix_web::http::header::{ALLOW, HeaderValue};
+    let mut response = ApiError::MethodNotAllowed.error_response();
+    let allowed = req
+        .match_pattern()
+        .and_then(|pattern| openapi::allowed_methods(&pattern))
+        .and_then(|methods| HeaderValue::from_str(&methods).ok());
+    if let Some(allowed) = allowed {
+        response.headers_mut().insert(ALLOW, allowed);
+    }
+    response
 }
 
 /// The answer for paths no route matches.

@@ -499,5 +499,11 @@ async fn errors_come_in_v2_shape_with_the_proxy_status() {
 
     // Paths and methods /kafka does not serve.
     assert_v2_error(kafka(&app, Method::GET, CONSUMER, "/brokers", None, None).await, 404, 404).await;
-    assert_v2_error(kafka(&app, Method::DELETE, ADMIN, "/topics/logs", None, None).await, 405, 405).await;
+    let response = kafka(&app, Method::DELETE, ADMIN, "/topics/logs", None, None).await;
+    assert_eq!(
+        response.headers().get("allow").map(|v| v.to_str().unwrap().to_owned()),
+        Some("GET, HEAD, POST".to_owned()),
+        "a 405 names the route's methods"
+    );
+    assert_v2_error(response, 405, 405).await;
 }

@@ -52,7 +52,9 @@ async fn produce(producer: &KafkaHttpClient, range: std::ops::Range<usize>) {
 
 #[actix_web::test]
 async fn kafka_http_produces_and_consumes_through_a_group_with_a_member_leaving() {
-    let app = spawn_app_with(|s| s.queue.kafka_instance_timeout_ms = 1_000).await;
+    // Instances expire after 4 s unused: long against a poll round (2 × 300 ms) even on loaded
+    // cores, short enough for the test to wait for b's.
+    let app = spawn_app_with(|s| s.queue.kafka_instance_timeout_ms = 4_000).await;
     app.queue().create_topic("events", 3).await.unwrap();
     let base = format!("{}/kafka", app.address);
 

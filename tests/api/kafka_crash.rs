@@ -35,7 +35,7 @@ async fn a_crash_of_the_instances_actor_loses_no_instance_nor_position() {
         assert_eq!(produce(1).await.status(), 200);
         let next = poll_until(&app, base, JSON_V2, 1).await;
         assert_eq!(next.len(), 1, "{mode}: {next:?}");
-        assert_eq!(next[0]["offset"], first.len() as i64 + restarts - 1, "{mode}");
+        assert_eq!(next[0]["offset"], first.len() as i64 + restarts as i64 - 1, "{mode}");
     }
     let (_, _, sub) = reply(
         kafka(&app, Method::GET, CONSUMER, "/consumers/g/instances/c/subscription", None, None).await,

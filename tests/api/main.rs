@@ -14,6 +14,7 @@ mod kafka_client;
 mod kafka_crash;
 mod kafka_cross;
 mod olympics;
+mod openapi;
 mod order;
 mod push;
 mod queue;

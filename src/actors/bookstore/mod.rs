@@ -189,13 +189,13 @@ pub struct Served<T> {
 }
 
 /// `GET /bookstore/replicas`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoreStatus {
     pub replicas: Vec<ReplicaStatus>,
     pub order_servers: Vec<ServerStatus>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReplicaStatus {
     pub name: String,
     pub alive: bool,
@@ -208,7 +208,7 @@ pub struct ReplicaStatus {
     pub digest: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServerStatus {
     pub name: String,
     pub alive: bool,

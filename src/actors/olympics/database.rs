@@ -124,7 +124,7 @@ pub struct ReadRaffle {
     pub tablet: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RaffleStanding {
     /// Tablet requests counted so far, across all front-ends.
     pub requests_counted: i64,
@@ -132,7 +132,7 @@ pub struct RaffleStanding {
 }
 
 /// A winner as everyone may see it: the tablet by its label (its id is its secret).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RaffleWinner {
     pub position: i64,
     pub tablet: String,

@@ -100,7 +100,7 @@ pub struct Write {
 }
 
 /// An update as front-ends apply it in the global order (and as `update_log` records it).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SequencedUpdate {
     pub seq: i64,
     /// `score` or `medal`.

@@ -37,7 +37,7 @@ use crate::queue::{QueueError, TopicInfo};
 use crate::settings::QueueSettings;
 
 /// One message's place, as an enqueue answers it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Placed {
     pub partition: i32,
     pub offset: i64,

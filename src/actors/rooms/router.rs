@@ -33,7 +33,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(5);
 const SERVER_DEADLINE: Duration = Duration::from_millis(1_000);
 
 /// `GET /rooms/servers`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServersView {
     pub servers: Vec<ServerView>,
     /// Requests that received a second reply (a bug if ever above 0).

@@ -98,7 +98,7 @@ pub struct Reanswer {
 }
 
 /// One server's view for `GET /rooms/servers`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ServerView {
     pub id: u64,
     pub name: String,

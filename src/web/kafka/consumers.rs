@@ -49,6 +49,19 @@ pub fn instance(path: web::Path<(String, String)>) -> InstanceName {
     InstanceName { group, name }
 }
 
+#[utoipa::path(
+    post,
+    path = "/kafka/consumers/{group}",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group")),
+    request_body(content = crate::web::kafka::doc::NewInstance, content_type = "application/vnd.kafka.v2+json"),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "The instance", body = crate::web::kafka::doc::Created, content_type = "application/vnd.kafka.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `POST /kafka/consumers/{group}` → `{"instance_id","base_uri"}`
 pub async fn create(
     _consumer: KafkaConsumer,
@@ -75,6 +88,18 @@ pub async fn create(
     Ok(v2_reply(StatusCode::OK, &body))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/kafka/consumers/{group}/instances/{instance}",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group"), ("instance" = String, Path, description = "The consumer instance")),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 204, description = "Deleted; its partitions go to the group's other members"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `DELETE /kafka/consumers/{group}/instances/{instance}` → 204; its partitions go to the
 /// group's other members.
 pub async fn delete(
@@ -94,6 +119,19 @@ pub struct Subscription {
     topic_pattern: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/kafka/consumers/{group}/instances/{instance}/subscription",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group"), ("instance" = String, Path, description = "The consumer instance")),
+    request_body(content = crate::web::kafka::doc::Topics, content_type = "application/vnd.kafka.v2+json"),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 204, description = "Subscribed: a member of its group for these topics"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `POST …/subscription` → 204
 pub async fn subscribe(
     _consumer: KafkaConsumer,
@@ -114,6 +152,18 @@ pub async fn subscribe(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/kafka/consumers/{group}/instances/{instance}/subscription",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group"), ("instance" = String, Path, description = "The consumer instance")),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "Its topics", body = crate::web::kafka::doc::Topics, content_type = "application/vnd.kafka.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `GET …/subscription` → `{"topics":[…]}`
 pub async fn subscription(
     _consumer: KafkaConsumer,
@@ -126,6 +176,18 @@ pub async fn subscription(
     Ok(v2_reply(StatusCode::OK, &json!({ "topics": topics })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/kafka/consumers/{group}/instances/{instance}/subscription",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group"), ("instance" = String, Path, description = "The consumer instance")),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 204, description = "Unsubscribed"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `DELETE …/subscription` → 204
 pub async fn unsubscribe(
     _consumer: KafkaConsumer,
@@ -136,6 +198,18 @@ pub async fn unsubscribe(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/kafka/consumers/{group}/instances/{instance}/assignments",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group"), ("instance" = String, Path, description = "The consumer instance")),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "The partitions its group assigns it now", body = crate::web::kafka::doc::PartitionList, content_type = "application/vnd.kafka.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `GET …/assignments` → `{"partitions":[{"topic","partition"}]}`
 pub async fn assignments(
     _consumer: KafkaConsumer,

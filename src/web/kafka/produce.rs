@@ -58,6 +58,19 @@ async fn produce(
     Ok(v2_reply(StatusCode::OK, &reply))
 }
 
+#[utoipa::path(
+    post,
+    path = "/kafka/topics/{topic}",
+    tag = "kafka",
+    params(("topic" = String, Path, description = "The topic")),
+    request_body(content = crate::web::kafka::doc::ProduceRequest, content_type = "application/vnd.kafka.json.v2+json"),
+    security(("queue_producer" = [])),
+    responses(
+        (status = 200, description = "Where each record went, once committed", body = crate::web::kafka::doc::Produced, content_type = "application/vnd.kafka.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `POST /kafka/topics/{topic}` → `{"offsets":[{"partition","offset","error_code","error"}],
 /// "key_schema_id":null,"value_schema_id":null}`
 pub async fn to_topic(
@@ -70,6 +83,19 @@ pub async fn to_topic(
     produce(&tree, &req, &topic, None, body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/kafka/topics/{topic}/partitions/{partition}",
+    tag = "kafka",
+    params(("topic" = String, Path, description = "The topic"), ("partition" = i32, Path, description = "The partition")),
+    request_body(content = crate::web::kafka::doc::ProduceRequest, content_type = "application/vnd.kafka.binary.v2+json"),
+    security(("queue_producer" = [])),
+    responses(
+        (status = 200, description = "Where each record went, once committed", body = crate::web::kafka::doc::Produced, content_type = "application/vnd.kafka.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `POST /kafka/topics/{topic}/partitions/{p}`: the same, every record to partition `p`.
 pub async fn to_partition(
     _producer: KafkaProducer,

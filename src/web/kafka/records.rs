@@ -36,6 +36,18 @@ fn query_number<T: std::str::FromStr>(
         .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/kafka/consumers/{group}/instances/{instance}/records",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group"), ("instance" = String, Path, description = "The consumer instance"), ("timeout" = Option<u64>, Query, description = "Wait up to this many ms for records (default 1000)"), ("max_bytes" = Option<u64>, Query, description = "At most this many bytes of values")),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "The next records (Accept: application/vnd.kafka.json.v2+json or binary)", body = Vec<crate::web::kafka::doc::Record>, content_type = "application/vnd.kafka.json.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `GET …/records?timeout=&max_bytes=` with `Accept: application/vnd.kafka.json.v2+json` (or
 /// binary) → `[{"topic","key","value","partition","offset"}]`
 pub async fn records(
@@ -84,6 +96,19 @@ fn triples(offsets: Vec<OffsetBody>) -> Vec<(String, i32, i64)> {
         .collect()
 }
 
+#[utoipa::path(
+    post,
+    path = "/kafka/consumers/{group}/instances/{instance}/offsets",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group"), ("instance" = String, Path, description = "The consumer instance")),
+    request_body(content = crate::web::kafka::doc::OffsetList, content_type = "application/vnd.kafka.v2+json"),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "Committed: the group's next offsets are these plus one (no body: everything returned)"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `POST …/offsets` → 200: the group's offsets move past the offsets given (each the last
 /// record consumed), or past everything returned to the instance when none are given.
 pub async fn commit(
@@ -110,6 +135,19 @@ pub struct Partitions {
     partitions: Vec<PartitionBody>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/kafka/consumers/{group}/instances/{instance}/offsets",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group"), ("instance" = String, Path, description = "The consumer instance")),
+    request_body(content = crate::web::kafka::doc::PartitionList, content_type = "application/vnd.kafka.v2+json"),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "The group's committed next offsets (-1: none)", body = crate::web::kafka::doc::CommittedList, content_type = "application/vnd.kafka.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `GET …/offsets` with `{"partitions":[{"topic","partition"}]}` →
 /// `{"offsets":[{"topic","partition","offset","metadata":""}]}` (the next offset to read;
 /// `-1` where the group has committed none).
@@ -144,6 +182,19 @@ pub struct SeekOffsets {
     offsets: Vec<OffsetBody>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/kafka/consumers/{group}/instances/{instance}/positions",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group"), ("instance" = String, Path, description = "The consumer instance")),
+    request_body(content = crate::web::kafka::doc::OffsetList, content_type = "application/vnd.kafka.v2+json"),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 204, description = "The next poll reads from these offsets"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `POST …/positions` with `{"offsets":[{"topic","partition","offset"}]}` → 204: the next
 /// poll reads each from there.
 pub async fn seek(
@@ -176,6 +227,19 @@ async fn seek_all(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/kafka/consumers/{group}/instances/{instance}/positions/beginning",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group"), ("instance" = String, Path, description = "The consumer instance")),
+    request_body(content = crate::web::kafka::doc::PartitionList, content_type = "application/vnd.kafka.v2+json"),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 204, description = "The next poll reads these partitions from their beginning"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `POST …/positions/beginning` with `{"partitions":[{"topic","partition"}]}` → 204
 pub async fn seek_beginning(
     _consumer: KafkaConsumer,
@@ -186,6 +250,19 @@ pub async fn seek_beginning(
     seek_all(&tree, path, body, Seek::Beginning).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/kafka/consumers/{group}/instances/{instance}/positions/end",
+    tag = "kafka",
+    params(("group" = String, Path, description = "The consumer group"), ("instance" = String, Path, description = "The consumer instance")),
+    request_body(content = crate::web::kafka::doc::PartitionList, content_type = "application/vnd.kafka.v2+json"),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 204, description = "The next poll reads these partitions from their end"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `POST …/positions/end` with `{"partitions":[{"topic","partition"}]}` → 204
 pub async fn seek_end(
     _consumer: KafkaConsumer,

@@ -9,6 +9,17 @@ use crate::actors::Tree;
 use crate::queue::kafka::KafkaError;
 use crate::web::kafka::access::{KafkaReader, accepts_v2, partition_param, v2_reply};
 
+#[utoipa::path(
+    get,
+    path = "/kafka/topics",
+    tag = "kafka",
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "Topic names", body = Vec<String>, content_type = "application/vnd.kafka.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `GET /kafka/topics` → `["logs","audit"]`
 pub async fn list(
     _reader: KafkaReader,
@@ -19,6 +30,18 @@ pub async fn list(
     Ok(v2_reply(StatusCode::OK, &tree.kafka.topics()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/kafka/topics/{topic}",
+    tag = "kafka",
+    params(("topic" = String, Path, description = "The topic")),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "The topic", body = crate::web::kafka::doc::Topic, content_type = "application/vnd.kafka.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `GET /kafka/topics/{topic}` → `{"name","configs","partitions":[…]}`
 pub async fn get(
     _reader: KafkaReader,
@@ -45,6 +68,18 @@ pub async fn get(
     Ok(v2_reply(StatusCode::OK, &body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/kafka/topics/{topic}/partitions",
+    tag = "kafka",
+    params(("topic" = String, Path, description = "The topic")),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "Its partitions", body = Vec<crate::web::kafka::doc::Partition>, content_type = "application/vnd.kafka.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `GET /kafka/topics/{topic}/partitions` → `[{"partition","leader","replicas"}]`
 pub async fn partitions(
     _reader: KafkaReader,
@@ -56,6 +91,18 @@ pub async fn partitions(
     Ok(v2_reply(StatusCode::OK, &tree.kafka.partitions(&topic)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/kafka/topics/{topic}/partitions/{partition}",
+    tag = "kafka",
+    params(("topic" = String, Path, description = "The topic"), ("partition" = i32, Path, description = "The partition")),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "The partition, with its beginning and end offsets", body = crate::web::kafka::doc::PartitionWithOffsets, content_type = "application/vnd.kafka.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `GET /kafka/topics/{topic}/partitions/{p}` → `{"partition","leader","replicas",
 /// "beginning_offset","end_offset"}`
 pub async fn partition(
@@ -73,6 +120,18 @@ pub async fn partition(
     Ok(v2_reply(StatusCode::OK, &body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/kafka/topics/{topic}/partitions/{partition}/offsets",
+    tag = "kafka",
+    params(("topic" = String, Path, description = "The topic"), ("partition" = i32, Path, description = "The partition")),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "Its beginning and end offsets", body = crate::web::kafka::doc::PartitionOffsets, content_type = "application/vnd.kafka.v2+json"),
+        (status = "4XX", description = "A v2 error (`error_code` 40101 token, 40401 topic, 40402 partition, 40403 instance, 40601 format, 406, 40902, 40903, 415, 422, 42204)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+        (status = "5XX", description = "A v2 error (50302 a broker down or overloaded, with `Retry-After`; 50002 storage)", body = crate::web::kafka::doc::KafkaErrorBody, content_type = "application/vnd.kafka.v2+json"),
+    ),
+)]
 /// `GET /kafka/topics/{topic}/partitions/{p}/offsets` → `{"beginning_offset","end_offset"}`
 pub async fn offsets(
     _reader: KafkaReader,

@@ -22,7 +22,8 @@ use crate::web::olympics::common::tablet_id_in_path;
 /// A comment line now and then keeps proxies and clients from timing out an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsParams {
     /// Comma-separated game slugs.
@@ -30,6 +31,7 @@ pub struct EventsParams {
     /// Comma-separated team slugs.
     teams: Option<String>,
     /// For clients that cannot set the `Last-Event-ID` header.
+    #[param(pattern = "^[0-9]{1,19}-[0-9]{1,19}$")]
     last_event_id: Option<String>,
 }
 
@@ -42,6 +44,24 @@ fn slugs(list: &Option<String>) -> std::collections::HashSet<String> {
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/olympics/tablets/{id}/events",
+    tag = "olympics",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The tablet's id"),
+        EventsParams,
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,19}-[0-9]{1,19}$", description = "The last event received: resume after it"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: the replay or a snapshot first, then live updates, with keep-alive comments", content_type = "text/event-stream", body = crate::web::openapi::schemas::ServerSentEvent,
+            headers(("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `GET /olympics/tablets/{id}/events`
 pub async fn stream(
     req: HttpRequest,

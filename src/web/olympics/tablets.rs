@@ -6,6 +6,16 @@ use crate::actors::Tree;
 use crate::web::error::ApiError;
 use crate::web::olympics::common::tablet_id_in_path;
 
+#[utoipa::path(
+    post,
+    path = "/olympics/tablets",
+    tag = "olympics",
+    responses(
+        (status = 201, description = "Registered: keep the id secret, send it as `X-Tablet-Id`", body = crate::olympics::TabletAssignment,
+            headers(("Location" = String, description = "`/olympics/tablets/{id}`"))),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `POST /olympics/tablets` → 201 `{"id": "...", "frontend": "frontend-2"}`
 pub async fn register(tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
     let assignment = tree.router.register_tablet().await?;
@@ -17,6 +27,18 @@ pub async fn register(tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
         .json(assignment))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/olympics/tablets/{id}",
+    tag = "olympics",
+    params(("id" = uuid::Uuid, Path, description = "The tablet's id")),
+    responses(
+        (status = 204, description = "Unregistered"),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `DELETE /olympics/tablets/{id}` → 204
 pub async fn unregister(
     tree: web::Data<Tree>,

@@ -25,6 +25,24 @@ pub struct NewConsumer {
     group: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/queue/consumers",
+    tag = "queue",
+    request_body = crate::web::openapi::schemas::ConsumerRegistration,
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 201, description = "Registered", body = crate::web::openapi::schemas::ConsumerRegistered),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 408, response = crate::web::openapi::schemas::RequestTimeout),
+        (status = 413, response = crate::web::openapi::schemas::PayloadTooLarge),
+        (status = 415, response = crate::web::openapi::schemas::UnsupportedMediaType),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `POST /queue/consumers` → 201 `{"consumer_id": 1}`
 pub async fn register(
     _consumer: Consuming,
@@ -36,6 +54,20 @@ pub async fn register(
     Ok(HttpResponse::Created().json(json!({ "consumer_id": id })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/queue/consumers/{id}",
+    tag = "queue",
+    params(("id" = i64, Path, description = "The consumer's id")),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 204, description = "Left; a group member's partitions go to the others"),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `DELETE /queue/consumers/{id}` → 204; a group member's partitions go to the others.
 pub async fn leave(
     _consumer: Consuming,
@@ -46,14 +78,19 @@ pub async fn leave(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DequeueQuery {
+    #[param(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     topic: String,
-    /// At most this many messages (default 1).
+    /// At most this many messages (default 1; at most `queue.max_batch`, 1000 by default).
+    #[param(minimum = 1, maximum = 1000)]
     #[serde(default = "one")]
     max: usize,
-    /// Wait this long for messages when there are none (default 0: answer at once).
+    /// Wait this long for messages when there are none (default 0: answer at once; at most
+    /// `queue.max_wait_ms`).
+    #[param(maximum = 1000)]
     #[serde(default)]
     wait_ms: u64,
     /// `false`: fetch without moving the offset; commit with `POST …/offsets`.
@@ -69,6 +106,22 @@ fn yes() -> bool {
     true
 }
 
+#[utoipa::path(
+    get,
+    path = "/queue/consumers/{id}/messages",
+    tag = "queue",
+    params(("id" = i64, Path, description = "The consumer's id"), DequeueQuery),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "The next messages (none when `wait_ms` passed without any)", body = crate::web::openapi::schemas::Dequeued),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 403, response = crate::web::openapi::schemas::Forbidden),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `GET /queue/consumers/{id}/messages?topic=logs&max=100&wait_ms=1000&commit=true` →
 /// `{"messages":[{"partition":0,"offset":0,"message":"…","produced_at":"…"}]}`
 pub async fn dequeue(
@@ -103,12 +156,30 @@ pub async fn dequeue(
         .body(body.freeze()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SizeQuery {
+    #[param(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     topic: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/queue/consumers/{id}/size",
+    tag = "queue",
+    params(("id" = i64, Path, description = "The consumer's id"), SizeQuery),
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "Messages left for the consumer", body = crate::web::openapi::schemas::QueueSize),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 403, response = crate::web::openapi::schemas::Forbidden),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `GET /queue/consumers/{id}/size?topic=logs` → `{"size": 12}`: messages left for it.
 pub async fn size(
     _consumer: Consuming,
@@ -120,15 +191,39 @@ pub async fn size(
     Ok(HttpResponse::Ok().json(json!({ "size": size })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Commit {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     topic: String,
+    #[schema(minimum = 0)]
     partition: i32,
     /// The next offset to read (one past the last message processed).
+    #[schema(minimum = 0)]
     offset: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/queue/consumers/{id}/offsets",
+    tag = "queue",
+    params(("id" = i64, Path, description = "The consumer's id")),
+    request_body = Commit,
+    security(("queue_consumer" = [])),
+    responses(
+        (status = 200, description = "Committed", body = crate::web::openapi::schemas::Committed),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 408, response = crate::web::openapi::schemas::RequestTimeout),
+        (status = 413, response = crate::web::openapi::schemas::PayloadTooLarge),
+        (status = 415, response = crate::web::openapi::schemas::UnsupportedMediaType),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 403, response = crate::web::openapi::schemas::Forbidden),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 409, response = crate::web::openapi::schemas::Conflict),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `POST /queue/consumers/{id}/offsets` `{"topic":"logs","partition":0,"offset":42}` → 200
 /// once committed.
 pub async fn commit(

@@ -43,6 +43,24 @@ pub fn registrations(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/queue/producers",
+    tag = "queue",
+    request_body = crate::web::openapi::schemas::ProducerRegistration,
+    security(("queue_producer" = [])),
+    responses(
+        (status = 201, description = "Registered", body = crate::web::openapi::schemas::ProducerRegistered),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 408, response = crate::web::openapi::schemas::RequestTimeout),
+        (status = 413, response = crate::web::openapi::schemas::PayloadTooLarge),
+        (status = 415, response = crate::web::openapi::schemas::UnsupportedMediaType),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `POST /queue/producers` → 201 `{"producer_id": 1}`
 pub async fn register(
     _producer: Producing,
@@ -66,6 +84,27 @@ pub struct Enqueue {
     partition: Option<i32>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/queue/producers/{id}/messages",
+    tag = "queue",
+    params(("id" = i64, Path, description = "The producer's id")),
+    request_body = crate::web::openapi::schemas::EnqueueBody,
+    security(("queue_producer" = [])),
+    responses(
+        (status = 200, description = "Committed: where each message went", body = crate::web::openapi::schemas::Enqueued),
+        (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 408, response = crate::web::openapi::schemas::RequestTimeout),
+        (status = 413, response = crate::web::openapi::schemas::PayloadTooLarge),
+        (status = 415, response = crate::web::openapi::schemas::UnsupportedMediaType),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
+        (status = 403, response = crate::web::openapi::schemas::Forbidden),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+        (status = 409, response = crate::web::openapi::schemas::Conflict),
+        (status = 503, response = crate::web::openapi::schemas::Unavailable),
+    ),
+)]
 /// `POST /queue/producers/{id}/messages` → `{"messages":[{"partition":0,"offset":41}],
 /// "partition":0,"offset":41}` (the last two for a single message), once committed.
 pub async fn enqueue(
