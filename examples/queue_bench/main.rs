@@ -15,11 +15,13 @@
 //!   --pg-url 'postgres://postgres@localhost:5432/obelix?host=/tmp/obelix-pg-…' --nats 127.0.0.1:4222`
 //!
 //! - `drive`: the load loops and their clock, shared by every system;
-//! - `obelix`, `pgmq_peer`, `jetstream`: one client per system.
+//! - `obelix`, `obelix_kafka` (the same queue through `/kafka`, enqueue workloads only),
+//!   `pgmq_peer`, `jetstream`: one client per system.
 
 mod drive;
 mod jetstream;
 mod obelix;
+mod obelix_kafka;
 mod pgmq_peer;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,6 +31,7 @@ use clap::{Parser, ValueEnum};
 use drive::{Clients, Measured, Result};
 use jetstream::JetStream;
 use obelix::{Obelix, Unavailable};
+use obelix_kafka::ObelixKafka;
 use pgmq_peer::Pgmq;
 
 /// Warm-up batches each reader takes before the dequeue clock starts.
@@ -51,7 +54,7 @@ struct Args {
     #[arg(long, env = "NATS_URL", default_value = "127.0.0.1:4222")]
     nats: String,
     /// Which systems to run.
-    #[arg(long, value_delimiter = ',', default_value = "obelix,pgmq,jetstream")]
+    #[arg(long, value_delimiter = ',', default_value = "obelix,obelix-kafka,pgmq,jetstream")]
     systems: Vec<SystemName>,
     /// Which workloads to run.
     #[arg(long, value_delimiter = ',', default_value = "singles,batches,dequeue")]
@@ -87,6 +90,8 @@ struct Args {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SystemName {
     Obelix,
+    /// Obelix through its Kafka REST Proxy v2 dialect (`/kafka`); enqueue workloads only.
+    ObelixKafka,
     Pgmq,
     Jetstream,
 }
@@ -128,6 +133,8 @@ impl Workload {
 /// One system under test.
 enum Peer {
     Obelix(Obelix),
+    /// Topics are created through the native API, records produced through `/kafka`.
+    ObelixKafka(Obelix, ObelixKafka),
     Pgmq(Pgmq),
     JetStream(JetStream),
 }
@@ -136,6 +143,7 @@ impl Peer {
     fn name(&self) -> &'static str {
         match self {
             Peer::Obelix(_) => "Obelix",
+            Peer::ObelixKafka(..) => "Obelix /kafka",
             Peer::Pgmq(_) => "pgmq",
             Peer::JetStream(_) => "JetStream",
         }
@@ -151,6 +159,13 @@ impl Peer {
             (Peer::Obelix(_), Workload::Dequeue) => {
                 "GET .../messages?max=100&wait_ms=0; a consumer id per reader, each reads all"
             }
+            (Peer::ObelixKafka(..), Workload::Singles) => {
+                "POST /kafka/topics/{t} json.v2 {records: [1]}, a keep-alive connection per client"
+            }
+            (Peer::ObelixKafka(..), Workload::Batches) => {
+                "POST /kafka/topics/{t} json.v2 {records: [100]}"
+            }
+            (Peer::ObelixKafka(..), Workload::Dequeue) => "not measured",
             (Peer::Pgmq(_), Workload::Singles) => "send; a pool connection per client",
             (Peer::Pgmq(_), Workload::Batches) => "send_batch of 100",
             (Peer::Pgmq(_), Workload::Dequeue) => {
@@ -166,6 +181,11 @@ impl Peer {
         }
     }
 
+    /// Whether this system runs `workload` (the `/kafka` row: enqueue workloads only).
+    fn serves(&self, workload: Workload) -> bool {
+        !matches!((self, workload), (Peer::ObelixKafka(..), Workload::Dequeue))
+    }
+
     /// Whether readers share the messages (each read once in all) or each reads them all.
     fn readers_share(&self) -> bool {
         matches!(self, Peer::Pgmq(_))
@@ -174,9 +194,10 @@ impl Peer {
     /// A fresh, empty topic, queue or stream for `workload`; returns its name.
     async fn fresh_target(&self, workload: Workload, args: &Args, run_id: u64) -> Result<String> {
         match self {
-            Peer::Obelix(obelix) => {
+            Peer::Obelix(obelix) | Peer::ObelixKafka(obelix, _) => {
                 // Topics can't be deleted over the API: each run has names of its own.
-                let name = format!("qbench_{}_{run_id}", workload.key());
+                let dialect = if matches!(self, Peer::ObelixKafka(..)) { "kafka_" } else { "" };
+                let name = format!("qbench_{dialect}{}_{run_id}", workload.key());
                 obelix
                     .create_topic(&name, args.partitions)
                     .await
@@ -202,7 +223,7 @@ impl Peer {
     /// Gives the disk back (the batches workload writes millions of rows).
     async fn drop_target(&self, name: &str) {
         match self {
-            Peer::Obelix(_) => {}
+            Peer::Obelix(_) | Peer::ObelixKafka(..) => {}
             Peer::Pgmq(pgmq) => {
                 if let Err(e) = pgmq.drop_queue(name).await {
                     eprintln!("pgmq: could not drop queue {name}: {e}");
@@ -221,6 +242,7 @@ impl Peer {
     ) -> Result<Clients> {
         match self {
             Peer::Obelix(obelix) => obelix.writers(target, clients, batch, payload).await,
+            Peer::ObelixKafka(_, kafka) => Ok(kafka.writers(target, clients, batch, payload)),
             Peer::Pgmq(pgmq) => pgmq.writers(target, clients, batch, payload).await,
             Peer::JetStream(js) => Ok(js.writers(target, clients, batch, payload)),
         }
@@ -229,6 +251,7 @@ impl Peer {
     async fn readers(&self, target: &str, clients: usize, batch: usize) -> Result<Clients> {
         match self {
             Peer::Obelix(obelix) => obelix.readers(target, clients, batch).await,
+            Peer::ObelixKafka(..) => Err("dequeue is not measured through /kafka".into()),
             Peer::Pgmq(pgmq) => pgmq.readers(target, clients, batch).await,
             Peer::JetStream(js) => js.readers(target, clients, batch).await,
         }
@@ -309,32 +332,44 @@ struct Row {
 /// What the queue is judged against: Obelix's msg/s over a peer's, on one workload.
 struct Target {
     workload: Workload,
+    ours: &'static str,
     peer: &'static str,
     at_least: f64,
 }
 
-const TARGETS: [Target; 5] = [
+const TARGETS: [Target; 6] = [
     Target {
+        ours: "Obelix /kafka",
+        workload: Workload::Batches,
+        peer: "Obelix",
+        at_least: 0.9,
+    },
+    Target {
+        ours: "Obelix",
         workload: Workload::Batches,
         peer: "pgmq",
         at_least: 1.0,
     },
     Target {
+        ours: "Obelix",
         workload: Workload::Batches,
         peer: "JetStream",
         at_least: 1.0,
     },
     Target {
+        ours: "Obelix",
         workload: Workload::Singles,
         peer: "pgmq",
         at_least: 3.0,
     },
     Target {
+        ours: "Obelix",
         workload: Workload::Dequeue,
         peer: "pgmq",
         at_least: 3.0,
     },
     Target {
+        ours: "Obelix",
         workload: Workload::Dequeue,
         peer: "JetStream",
         at_least: 1.0,
@@ -363,6 +398,15 @@ async fn main() {
                 "Obelix skipped: no answer from {}: {e}",
                 args.obelix
             )),
+        }
+    }
+    if args.systems.contains(&SystemName::ObelixKafka) {
+        let probe = format!("qbench_kafka_{}_{run_id}", Workload::Singles.key());
+        let kafka = ObelixKafka::new(&args.obelix).map_err(|e| e.to_string());
+        match (Obelix::connect(&args.obelix, &probe, args.partitions).await, kafka) {
+            (Ok(obelix), Ok(kafka)) => peers.push(Peer::ObelixKafka(obelix, kafka)),
+            (Err(_), _) => notes.push("Obelix /kafka skipped: no Obelix queue API.".into()),
+            (_, Err(e)) => notes.push(format!("Obelix /kafka skipped: {e}")),
         }
     }
     let mut pg_line = String::from("pgmq not run");
@@ -406,7 +450,7 @@ async fn main() {
 
     let mut rows = Vec::new();
     for &workload in &args.workloads {
-        for peer in &peers {
+        for peer in peers.iter().filter(|p| p.serves(workload)) {
             eprintln!("queue_bench: {} / {} ...", workload.key(), peer.name());
             let outcome = peer
                 .run(workload, &args, &payload, run_id)
@@ -469,7 +513,7 @@ fn print_report(args: &Args, rows: &[Row], notes: &[String], pg_line: &str, nats
         }
     }
     println!();
-    println!("| target | Obelix msg/s | peer msg/s | ratio | met |");
+    println!("| target | msg/s | peer msg/s | ratio | met |");
     println!("|---|---:|---:|---:|---|");
     let rate = |workload: Workload, system: &str| {
         rows.iter()
@@ -479,12 +523,13 @@ fn print_report(args: &Args, rows: &[Row], notes: &[String], pg_line: &str, nats
     };
     for target in &TARGETS {
         let label = format!(
-            "{}: Obelix ≥ {:.0}× {}",
+            "{}: {} ≥ {}× {}",
             target.workload.key(),
+            target.ours,
             target.at_least,
             target.peer
         );
-        let ours = rate(target.workload, "Obelix");
+        let ours = rate(target.workload, target.ours);
         let theirs = rate(target.workload, target.peer);
         let show = |r: Option<f64>| r.map_or_else(|| "n/a".into(), thousands);
         let (ratio, met) = match (ours, theirs) {

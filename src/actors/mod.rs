@@ -86,6 +86,8 @@ pub struct Tree {
     pub registry: Registry,
     pub shutdown: ShutdownSignal,
     pub queue: QueueRouter,
+    /// The queue's Kafka REST Proxy v2 dialect (`/kafka`).
+    pub kafka: queue::kafka::KafkaGateway,
     pub bookstore: bookstore::Bookstore,
     pub rooms: RoomsRouter,
     /// How long the ingress waits for an actor's answer.
@@ -111,6 +113,7 @@ pub async fn boot(
         last_update_seq,
     );
     let queue = queue::boot(settings, pool.clone(), shutdown.clone(), &registry).await?;
+    let kafka = queue::boot_kafka(settings, &queue, shutdown.clone(), &registry);
     let bookstore = bookstore::boot(settings, pool.clone(), shutdown.clone(), &registry);
     let rooms = rooms::boot(settings, pool, shutdown.clone(), &registry).await?;
     Ok(Tree {
@@ -120,6 +123,7 @@ pub async fn boot(
         registry,
         shutdown,
         queue,
+        kafka,
         bookstore,
         rooms,
         timeout: settings.olympics.request_timeout(),

@@ -201,6 +201,7 @@ pub const MAX_RESTOCK: i64 = 1_000_000;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockRequest {
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: i64,
 }
 
@@ -221,6 +222,8 @@ impl RestockRequest {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CostRequest {
+    /// In the currency's units, at most two decimals.
+    #[schema(exclusive_minimum = 0, maximum = 100_000, multiple_of = 0.01)]
     pub cost: f64,
 }
 

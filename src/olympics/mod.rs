@@ -115,7 +115,7 @@ pub struct MedalTally {
 }
 
 /// Body of `PUT /olympics/games/{game}/score`: the new points of some or all teams.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreUpdate {
     pub scores: BTreeMap<String, u32>,

@@ -8,6 +8,7 @@
 //! - [`retention`]: where retention cuts a partition.
 //! - [`store`]: the SQL (sqlx) of the queue, shared by its actors.
 //! - [`hooks`]: faults tests inject and counters they wait on (never configured).
+//! - [`kafka`]: the Kafka REST Proxy v2 dialect's errors, formats and consumer instances.
 //!
 //! The actors are in `actors::queue`: the brokers (own partitions, do the reads and writes),
 //! the managers (write manager and read managers) and the router (what the ingress uses to
@@ -15,6 +16,7 @@
 
 pub mod groups;
 pub mod hooks;
+pub mod kafka;
 pub mod retention;
 pub mod routing;
 pub mod store;

@@ -350,6 +350,10 @@ pub struct QueueSettings {
     pub admin_token: SecretString,
     pub producer_token: SecretString,
     pub consumer_token: SecretString,
+    /// Kafka REST (`/kafka`) consumer instances: deleted when unused this long (the proxy's
+    /// `consumer.instance.timeout.ms`), and at most this many at once (503 past it).
+    pub kafka_instance_timeout_ms: u64,
+    pub kafka_max_instances: usize,
     /// Faults and counters for tests; never read from configuration.
     #[serde(skip)]
     pub hooks: crate::queue::hooks::TestHooks,
@@ -387,6 +391,8 @@ impl Default for QueueSettings {
             admin_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_ADMIN),
             producer_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_PRODUCER),
             consumer_token: SecretString::from(crate::queue::tokens::DEVELOPMENT_CONSUMER),
+            kafka_instance_timeout_ms: 300_000,
+            kafka_max_instances: 10_000,
             hooks: Default::default(),
         }
     }

@@ -16,6 +16,7 @@ use crate::web::json::ValidJson;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFrontend {
+    #[schema(minimum = 1)]
     id: u64,
     /// Start its clock this far off (ms), to watch synchronisation.
     clock_skew_ms: Option<i64>,
@@ -98,6 +99,7 @@ pub struct CrashParams {
     #[serde(default = "default_mode")]
     mode: CrashMode,
     /// Keep the actor down this long before its restart (to watch failover).
+    #[param(maximum = 60_000)]
     #[serde(default)]
     stay_down_ms: u64,
 }

@@ -11,6 +11,7 @@ use crate::actors::registry::UnknownActor;
 use crate::bookstore::BookstoreError;
 use crate::olympics::OlympicsError;
 use crate::queue::QueueError;
+use crate::queue::kafka::KafkaError;
 use crate::rooms::RoomsError;
 
 #[derive(Debug, thiserror::Error)]
@@ -209,4 +210,59 @@ pub fn extractor_error(field: &'static str, err: impl std::fmt::Display) -> acti
         message: err.to_string(),
     }
     .into()
+}
+
+/// The Kafka REST Proxy v2 dialect's errors (`/kafka`), in v2's shape and with the status the
+/// proxy gives: `{"error_code":40401,"message":"Topic not found"}`, the status being the first
+/// three digits of a five-digit code (rest-utils' generic errors carry the status itself).
+impl ResponseError for KafkaError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(status = status.as_u16(), error = %self, detail = self.detail(), "Kafka REST request failed");
+        }
+        let mut response = HttpResponse::build(status);
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            StatusCode::UNAUTHORIZED => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer, Basic realm=\"obelix-queue\""),
+                ));
+            }
+            StatusCode::REQUEST_TIMEOUT => {
+                response.force_close();
+            }
+            _ => {}
+        }
+        response
+            .insert_header((header::CONTENT_TYPE, crate::queue::kafka::V2_JSON))
+            .body(
+                serde_json::json!({ "error_code": self.error_code(), "message": self.to_string() })
+                    .to_string(),
+            )
+    }
+}
+
+/// The ingress's own errors (bodies, tokens, routes) in v2's words.
+impl From<ApiError> for KafkaError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Queue(e) => e.into(),
+            ApiError::Unauthorized => KafkaError::Unauthorized,
+            ApiError::InvalidField { field, message } => {
+                KafkaError::Invalid(format!("{field}: {message}"))
+            }
+            other => KafkaError::Http {
+                status: other.status_code().as_u16(),
+                message: other.public_message(),
+            },
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The HTTP ingress. Each handler turns a request into an actor message and the reply into a
 //! response; no business logic lives here. Every route is registered in [`routes`], which calls
-//! each service's own `routes` ([`olympics::routes`], [`queue::routes`], [`bookstore::routes`],
-//! [`rooms::routes`]) and the pages for people ([`pages`]).
+//! each service's own `routes` ([`olympics::routes`], [`queue::routes`] and its Kafka REST
+//! dialect [`kafka::routes`], [`bookstore::routes`], [`rooms::routes`]) and the pages for people
+//! ([`pages`]).
 //!
 //! Shared by every service: [`error`] (every error mapped to HTTP in one place), [`json`] (the
 //! JSON body extractor), [`auth`] (bearer tokens), [`health`], [`cluster`] and [`admin`], and
@@ -14,6 +15,7 @@ pub mod cluster;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod kafka;
 pub mod olympics;
 pub mod openapi;
 pub mod pages;
@@ -45,6 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(rooms::routes)
         .configure(olympics::routes)
         .configure(queue::routes)
+        .configure(kafka::routes)
         .configure(rooms::admin_routes)
         .configure(pages::routes)
         .service(

@@ -41,6 +41,7 @@ async fn health_and_readiness_answer() {
             "queue-broker-1",
             "queue-broker-2",
             "queue-broker-3",
+            "queue-kafka-consumers",
             "queue-read-manager-1",
             "queue-read-manager-2",
             "queue-write-manager",

@@ -21,7 +21,7 @@ use crate::queue::{QueueError, Reader, StoredMessage};
 type Resolved = (Arc<ConsumerRoute>, Arc<TopicRoute>, Option<i32>);
 
 impl QueueRouter {
-    fn consumer_and_topic(&self, consumer: i64, topic_name: &str) -> Result<Resolved, QueueError> {
+    pub(super) fn consumer_and_topic(&self, consumer: i64, topic_name: &str) -> Result<Resolved, QueueError> {
         let table = self.shared.table.load();
         let route = self
             .shared
@@ -127,6 +127,7 @@ impl QueueRouter {
             reader: reader.clone(),
             max: params.max,
             advance: params.advance,
+            at: None,
             reply,
         };
         self.deliver(topic, partition, broker, fetch)?;
@@ -134,7 +135,7 @@ impl QueueRouter {
     }
 
     /// Asks a read manager (round-robin over the live ones, then the write manager) where to read.
-    async fn route_read(
+    pub(super) async fn route_read(
         &self,
         consumer: &Arc<ConsumerRoute>,
         topic: &Arc<TopicRoute>,

@@ -9,9 +9,17 @@
 //!   every broker's offset commits into one statement.
 //! - [`manager`]: the write manager and read managers, one actor type, the write manager
 //!   elected among them through the server group; [`read_routes`]: the read managers' job.
+//! - The Kafka REST Proxy v2 dialect (`/kafka`): [`kafka`] (the ingress's gateway: topics,
+//!   produce, instances), [`kafka_poll`] (an instance's reads, commits, seeks),
+//!   [`kafka_reads`] (what it needs of the brokers), [`kafka_consumers`] (the actor that keeps
+//!   the instances and expires idle ones).
 
 pub mod broker;
 pub mod consumption;
+pub mod kafka;
+pub mod kafka_consumers;
+pub mod kafka_poll;
+pub mod kafka_reads;
 pub mod manager;
 pub mod offset_committer;
 pub mod read_routes;
@@ -32,6 +40,8 @@ use crate::settings::Settings;
 use broker::{BrokerLimits, BrokerSlot, PartitionSignals, QueueBroker};
 use manager::{ManagerSlot, QueueManager, QueueShared};
 use offset_committer::OffsetCommitter;
+use kafka::KafkaGateway;
+use kafka_consumers::KafkaConsumers;
 use router::QueueRouter;
 use table::{Clients, QueueTable};
 
@@ -128,4 +138,20 @@ pub async fn boot(
     // Before any manager runs (they start when this task yields): they find each other here.
     let _ = shared.managers.set(managers);
     Ok(QueueRouter::new(shared))
+}
+
+/// Starts the Kafka REST dialect's consumer instances' actor over a booted queue.
+pub fn boot_kafka(
+    settings: &Settings,
+    queue: &QueueRouter,
+    shutdown: ShutdownSignal,
+    registry: &Registry,
+) -> KafkaGateway {
+    let cell = ActorCell::new("queue-kafka-consumers");
+    let (actor_cell, router) = (cell.clone(), queue.clone());
+    let addr = start_supervised(cell.clone(), &settings.supervision, shutdown, move |_| {
+        KafkaConsumers::new(actor_cell, router)
+    });
+    registry.add(cell, addr.clone());
+    KafkaGateway::new(queue.clone(), addr)
 }

@@ -239,6 +239,55 @@ impl QueueRouter {
         messages: Vec<String>,
         target: EnqueueTarget,
     ) -> Result<Vec<Placed>, QueueError> {
+        self.check_messages(&messages, &target)?;
+        let table = self.shared.table.load();
+        let registrations = self
+            .shared
+            .clients
+            .producers
+            .get(producer)
+            .ok_or(QueueError::UnknownProducer(producer))?;
+        let topic = self.topic(&table, topic_name)?;
+        let registered = registrations
+            .get(&topic.id)
+            .ok_or_else(|| QueueError::NotRegistered {
+                client: format!("producer {producer}"),
+                what: format!("topic `{topic_name}`"),
+            })?;
+        if let (Some(mine), Some(p)) = (*registered, target.partition)
+            && p != mine
+            && p >= 0
+            && (p as usize) < topic.partitions()
+        {
+            return Err(QueueError::NotRegistered {
+                client: format!("producer {producer}"),
+                what: format!("partition {p} of `{topic_name}`"),
+            });
+        }
+        let target = EnqueueTarget {
+            partition: target.partition.or(*registered),
+            key: target.key,
+        };
+        self.place(&topic, messages, target).await
+    }
+
+    /// Appends `messages` to a topic with no producer registered (the Kafka REST dialect, whose
+    /// producers are anonymous): the same checks, partition choice and group commit.
+    pub async fn append(
+        &self,
+        topic_name: &str,
+        messages: Vec<String>,
+        target: EnqueueTarget,
+    ) -> Result<Vec<Placed>, QueueError> {
+        self.check_messages(&messages, &target)?;
+        let table = self.shared.table.load();
+        let topic = self.topic(&table, topic_name)?;
+        self.place(&topic, messages, target).await
+    }
+
+    /// What PostgreSQL cannot store, or the limits refuse, is refused here, before it shares a
+    /// group commit.
+    fn check_messages(&self, messages: &[String], target: &EnqueueTarget) -> Result<(), QueueError> {
         let limits = &self.shared.settings;
         if messages.is_empty() {
             return Err(QueueError::invalid("messages", "send at least one message"));
@@ -249,7 +298,6 @@ impl QueueRouter {
                 format!("at most {} messages per request", limits.max_batch),
             ));
         }
-        // What PostgreSQL cannot store is refused here, before it shares a group commit.
         let storable_only = !limits.hooks.lets_unstorable_through();
         for (i, m) in messages.iter().enumerate() {
             let field = || {
@@ -272,45 +320,36 @@ impl QueueRouter {
         if target.key.as_ref().is_some_and(|k| k.contains('\0')) {
             return Err(QueueError::invalid("key", NO_NUL));
         }
-        let table = self.shared.table.load();
-        let registrations = self
-            .shared
-            .clients
-            .producers
-            .get(producer)
-            .ok_or(QueueError::UnknownProducer(producer))?;
-        let topic = self.topic(&table, topic_name)?;
-        let registered = registrations
-            .get(&topic.id)
-            .ok_or_else(|| QueueError::NotRegistered {
-                client: format!("producer {producer}"),
-                what: format!("topic `{topic_name}`"),
-            })?;
+        Ok(())
+    }
+
+    /// Picks the partition (explicit, by key, or round-robin over live partitions), appends to
+    /// its broker and answers where each message went once committed.
+    async fn place(
+        &self,
+        topic: &Arc<TopicRoute>,
+        messages: Vec<String>,
+        target: EnqueueTarget,
+    ) -> Result<Vec<Placed>, QueueError> {
         let n = topic.partitions();
-        let partition = match (*registered, target.partition) {
-            (_, Some(p)) if p < 0 || p as usize >= n => {
+        let partition = match target.partition {
+            Some(p) if p < 0 || p as usize >= n => {
                 return Err(QueueError::UnknownPartition {
-                    topic: topic_name.to_owned(),
+                    topic: topic.name.to_string(),
                     partition: p,
                 });
             }
-            (Some(mine), Some(p)) if p != mine => {
-                return Err(QueueError::NotRegistered {
-                    client: format!("producer {producer}"),
-                    what: format!("partition {p} of `{topic_name}`"),
-                });
-            }
-            (_, Some(p)) | (Some(p), None) => p as usize,
-            (None, None) => match &target.key {
+            Some(p) => p as usize,
+            None => match &target.key {
                 Some(key) => routing::partition_for_key(key, n),
                 None => {
                     let ticket = topic.next_write.fetch_add(1, Ordering::Relaxed);
-                    routing::round_robin(n, ticket, |p| self.broker_is_up(&topic, p))
+                    routing::round_robin(n, ticket, |p| self.broker_is_up(topic, p))
                         .unwrap_or((ticket % n as u64) as usize)
                 }
             },
         };
-        let broker = self.live_broker(&topic, partition)?;
+        let broker = self.live_broker(topic, partition)?;
         let count = messages.len();
         let (reply, answer) = oneshot::channel();
         let append = Append {
@@ -318,8 +357,8 @@ impl QueueRouter {
             messages,
             reply,
         };
-        self.deliver(&topic, partition, broker, append)?;
-        let first = self.await_broker(&topic, partition, broker, answer).await?;
+        self.deliver(topic, partition, broker, append)?;
+        let first = self.await_broker(topic, partition, broker, answer).await?;
         Ok((0..count as i64)
             .map(|i| Placed {
                 partition: partition as i32,

@@ -17,7 +17,8 @@ use crate::web::json::ValidJson;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// Only the books of this topic.
+    /// Only the books of this topic (1 to 200 bytes, not blank).
+    #[param(max_length = 50, pattern = "^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
     topic: Option<String>,
 }
 
@@ -35,6 +36,7 @@ pub struct ListParams {
         )),
         (status = 304, description = "Not modified: `If-None-Match` names the current ETag", headers(("ETag" = String), ("X-Served-By" = String))),
         (status = 400, response = crate::web::openapi::schemas::BadRequest),
+        (status = 422, response = crate::web::openapi::schemas::Unprocessable),
         (status = 503, response = crate::web::openapi::schemas::Unavailable),
     ),
 )]
@@ -53,7 +55,7 @@ pub async fn list(
     get,
     path = "/bookstore/books/{id}",
     tag = "bookstore",
-    params(("id" = String, Path, description = "The book's id (a number)"), ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier reply: `304` while it is current"),),
+    params(("id" = i64, Path, description = "The book's id"), ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier reply: `304` while it is current"),),
     responses(
         (status = 200, description = "The book", body = crate::bookstore::BookView, headers(
             ("ETag" = String, description = "Strong tag of the body; send it back in `If-None-Match`"),
@@ -82,7 +84,7 @@ pub async fn lookup(
     post,
     path = "/bookstore/books/{id}/buy",
     tag = "bookstore",
-    params(("id" = String, Path, description = "The book's id (a number)"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
+    params(("id" = i64, Path, description = "The book's id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
     responses(
         (status = 201, description = "Bought: the order, with its number in the write log", body = crate::bookstore::OrderView, headers(
             ("X-Served-By" = String, description = "The order server that took it"),
@@ -113,7 +115,7 @@ pub async fn buy(
     post,
     path = "/bookstore/books/{id}/restock",
     tag = "bookstore",
-    params(("id" = String, Path, description = "The book's id (a number)"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
+    params(("id" = i64, Path, description = "The book's id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
     request_body = crate::bookstore::RestockRequest,
     security(("bookstore_manager" = [])),
     responses(
@@ -148,7 +150,7 @@ pub async fn restock(
     patch,
     path = "/bookstore/books/{id}",
     tag = "bookstore",
-    params(("id" = String, Path, description = "The book's id (a number)"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
+    params(("id" = i64, Path, description = "The book's id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
     request_body = crate::bookstore::CostRequest,
     security(("bookstore_manager" = [])),
     responses(

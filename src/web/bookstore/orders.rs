@@ -10,7 +10,7 @@ use crate::web::error::ApiError;
     get,
     path = "/bookstore/orders/{id}",
     tag = "bookstore",
-    params(("id" = String, Path, description = "The order's id (a number)")),
+    params(("id" = i64, Path, description = "The order's id")),
     responses(
         (status = 200, description = "The order", body = crate::bookstore::OrderView),
         (status = 404, response = crate::web::openapi::schemas::NotFound),

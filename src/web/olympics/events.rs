@@ -37,6 +37,7 @@ pub struct EventsParams {
     /// Comma-separated team slugs.
     teams: Option<String>,
     /// For clients that cannot set the `Last-Event-ID` header.
+    #[param(pattern = "^[0-9]{1,19}-[0-9]{1,19}$")]
     last_event_id: Option<String>,
 }
 
@@ -54,12 +55,12 @@ fn slugs(list: &Option<String>) -> std::collections::HashSet<String> {
     path = "/olympics/tablets/{id}/events",
     tag = "olympics",
     params(
-        ("id" = String, Path, description = "The tablet's id (a UUID)"),
+        ("id" = uuid::Uuid, Path, description = "The tablet's id"),
         EventsParams,
-        ("Last-Event-ID" = Option<String>, Header, description = "The last event received: resume after it"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,19}-[0-9]{1,19}$", description = "The last event received: resume after it"),
     ),
     responses(
-        (status = 200, description = "Server-Sent Events: the replay or a snapshot first, then live updates, with keep-alive comments", content_type = "text/event-stream", body = String,
+        (status = 200, description = "Server-Sent Events: the replay or a snapshot first, then live updates, with keep-alive comments", content_type = "text/event-stream", body = crate::web::openapi::schemas::ServerSentEvent,
             headers(("Cache-Control" = String, description = "`no-cache`"))),
         (status = 400, response = crate::web::openapi::schemas::BadRequest),
         (status = 404, response = crate::web::openapi::schemas::NotFound),

@@ -46,7 +46,7 @@ pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpRespons
     path = "/olympics/games/{game}/score",
     tag = "olympics",
     params(
-        ("game" = String, Path, description = "A game slug"),
+        ("game" = String, Path, pattern = "^[a-z0-9-]{1,64}$", description = "A game slug"),
         ("X-Tablet-Id" = Option<uuid::Uuid>, Header, description = "A registered tablet's id (from `POST /olympics/tablets`): its reads take part in the raffle"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier reply: `304` while it is current"),
     ),
@@ -84,10 +84,10 @@ pub async fn score(
     path = "/olympics/games/{game}/score",
     tag = "olympics",
     params(
-        ("game" = String, Path, description = "A game slug"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters: a retry under the same key counts once"),
+        ("game" = String, Path, pattern = "^[a-z0-9-]{1,64}$", description = "A game slug"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key counts once"),
     ),
-    request_body = crate::olympics::ScoreUpdate,
+    request_body = crate::web::openapi::schemas::ScoreUpdateBody,
     security(("reporter" = [])),
     responses(
         (status = 200, description = "The game's score board after the update", body = crate::olympics::ScoreBoard, headers(("X-Served-By" = String, description = "The front-end that sequenced the write"))),

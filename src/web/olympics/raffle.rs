@@ -12,7 +12,8 @@ use crate::web::olympics::common::tablet_id_in_path;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WinnersParams {
-    /// Only this tablet's wins (its id, a UUID).
+    /// Only this tablet's wins (its id).
+    #[param(value_type = uuid::Uuid, required = false)]
     tablet: Option<String>,
 }
 

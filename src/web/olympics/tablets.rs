@@ -31,7 +31,7 @@ pub async fn register(tree: web::Data<Tree>) -> Result<HttpResponse, ApiError> {
     delete,
     path = "/olympics/tablets/{id}",
     tag = "olympics",
-    params(("id" = String, Path, description = "The tablet's id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The tablet's id")),
     responses(
         (status = 204, description = "Unregistered"),
         (status = 404, response = crate::web::openapi::schemas::NotFound),

@@ -46,7 +46,7 @@ pub async fn list(req: HttpRequest, tree: web::Data<Tree>) -> Result<HttpRespons
     path = "/olympics/teams/{team}/medals",
     tag = "olympics",
     params(
-        ("team" = String, Path, description = "A team slug"),
+        ("team" = String, Path, pattern = "^[a-z0-9-]{1,64}$", description = "A team slug"),
         ("X-Tablet-Id" = Option<uuid::Uuid>, Header, description = "A registered tablet's id (from `POST /olympics/tablets`): its reads take part in the raffle"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier reply: `304` while it is current"),
     ),
@@ -84,8 +84,8 @@ pub async fn medals(
     path = "/olympics/teams/{team}/medals",
     tag = "olympics",
     params(
-        ("team" = String, Path, description = "A team slug"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters: a retry under the same key counts once"),
+        ("team" = String, Path, pattern = "^[a-z0-9-]{1,64}$", description = "A team slug"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key counts once"),
     ),
     request_body = crate::olympics::MedalAward,
     security(("reporter" = [])),

@@ -17,7 +17,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::web::{admin, bookstore, cluster, health, olympics, queue, resource, rooms};
+use crate::web::{admin, bookstore, cluster, health, kafka, olympics, queue, resource, rooms};
 
 /// Where the document is served, and where Swagger UI lives.
 pub const DOCUMENT_PATH: &str = "/openapi.json";
@@ -77,8 +77,27 @@ pub const UI_PATH: &str = "/docs";
         admin::kill_frontend,
         admin::list,
         admin::crash,
+        kafka::topics::list,
+        kafka::topics::get,
+        kafka::topics::partitions,
+        kafka::topics::partition,
+        kafka::topics::offsets,
+        kafka::produce::to_topic,
+        kafka::produce::to_partition,
+        kafka::consumers::create,
+        kafka::consumers::delete,
+        kafka::consumers::subscribe,
+        kafka::consumers::subscription,
+        kafka::consumers::unsubscribe,
+        kafka::consumers::assignments,
+        kafka::records::records,
+        kafka::records::commit,
+        kafka::records::committed,
+        kafka::records::seek,
+        kafka::records::seek_beginning,
+        kafka::records::seek_end,
     ),
-    components(schemas(schemas::ErrorBody), responses(
+    components(schemas(schemas::ErrorBody, crate::actors::lifecycle::CrashMode), responses(
         schemas::BadRequest,
         schemas::Unauthorized,
         schemas::Forbidden,
@@ -94,6 +113,7 @@ pub const UI_PATH: &str = "/docs";
     tags(
         (name = "olympics", description = "Olympic results: games, teams, tablets, the raffle (seeds 000, 001)"),
         (name = "queue", description = "The log queue: topics, producers, consumers (seed 004)"),
+        (name = "kafka", description = "The log queue in Kafka REST Proxy v2 (issue 16): the same topics, groups and offsets; v2's content types and errors `{\"error_code\",\"message\"}`; the queue's tokens as Bearer or as the password of Basic"),
         (name = "bookstore", description = "Pygmy.com: books, orders, replicas (seed 002)"),
         (name = "rooms", description = "Room reservation (seed 003)"),
         (name = "operations", description = "Health, readiness, the cluster, the document itself"),
@@ -164,25 +184,55 @@ impl Modify for OperationIds {
     }
 }
 
-/// The document, made once per process.
-pub fn openapi() -> &'static utoipa::openapi::OpenApi {
-    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    DOCUMENT.get_or_init(ApiDoc::openapi)
+/// The document, made once per process, as JSON.
+pub fn openapi() -> &'static serde_json::Value {
+    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut json = serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON");
+        without_null_parameters(&mut json);
+        for (name, schema) in schemas::JSON_SCHEMAS {
+            json["components"]["schemas"][name] = schema();
+        }
+        json
+    })
+}
+
+/// An optional header or query parameter is absent or a string, never JSON `null` (utoipa
+/// writes `Option<T>` as "T or null"): `null` leaves the parameters' types.
+fn without_null_parameters(json: &mut serde_json::Value) {
+    let operations = json["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut());
+    for operation in operations {
+        let parameters = operation["parameters"].as_array_mut().into_iter().flatten();
+        for parameter in parameters {
+            let schema_type = &mut parameter["schema"]["type"];
+            if let Some(types) = schema_type.as_array_mut() {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    *schema_type = types[0].clone();
+                }
+            }
+        }
+    }
 }
 
 /// The methods route `pattern` answers (`GET, HEAD, PUT`), for a 405's `Allow`.
 pub fn allowed_methods(pattern: &str) -> Option<String> {
-    let item = openapi().paths.paths.get(pattern)?;
+    let item = openapi()["paths"].get(pattern)?;
     let methods: Vec<&str> = [
-        ("GET", item.get.is_some()),
-        ("HEAD", item.get.is_some()),
-        ("POST", item.post.is_some()),
-        ("PUT", item.put.is_some()),
-        ("PATCH", item.patch.is_some()),
-        ("DELETE", item.delete.is_some()),
+        ("GET", "get"),
+        ("HEAD", "get"),
+        ("POST", "post"),
+        ("PUT", "put"),
+        ("PATCH", "patch"),
+        ("DELETE", "delete"),
     ]
     .into_iter()
-    .filter_map(|(method, present)| present.then_some(method))
+    .filter_map(|(method, key)| item.get(key).map(|_| method))
     .collect();
     Some(methods.join(", "))
 }

@@ -220,3 +220,147 @@ pub struct RoomReservations {
     pub room: String,
     pub reservations: Vec<crate::rooms::Reservation>,
 }
+
+/// One event of `GET /olympics/tablets/{id}/events`: `id` to resume from, `event` (`score`,
+/// `medals`, `snapshot`...), `data` (the JSON of the new state). Keep-alive comments carry none.
+#[derive(Serialize, ToSchema)]
+pub struct ServerSentEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// A schema written as JSON Schema, for bodies whose rules (one field or the other) derives
+/// cannot say, and utoipa's types cannot hold (`propertyNames`, `not`): utoipa names it (an
+/// object placeholder), and [`JSON_SCHEMAS`] replaces the placeholder in the served document.
+macro_rules! json_schema {
+    ($(#[$doc:meta])* $name:ident, $schema:tt) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl $name {
+            pub fn json() -> serde_json::Value {
+                serde_json::json!($schema)
+            }
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::Object::new().into()
+            }
+        }
+
+        impl ToSchema for $name {}
+    };
+}
+
+/// The schemas written as JSON Schema, by name.
+pub const JSON_SCHEMAS: [(&str, fn() -> serde_json::Value); 4] = [
+    ("ScoreUpdateBody", ScoreUpdateBody::json),
+    ("ProducerRegistration", ProducerRegistration::json),
+    ("ConsumerRegistration", ConsumerRegistration::json),
+    ("EnqueueBody", EnqueueBody::json),
+];
+
+json_schema!(
+    /// `PUT /olympics/games/{game}/score`: the new points of some or all teams, by team slug.
+    ScoreUpdateBody,
+    {
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["scores"],
+        "properties": {
+            "scores": {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": { "pattern": "^[a-z0-9-]{1,64}$" },
+                "additionalProperties": { "type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64 }
+            }
+        }
+    }
+);
+
+json_schema!(
+    /// A producer's topics: `{"topics": [...]}`, or `{"topic": ..., "partition": n}` for one.
+    ProducerRegistration,
+    {
+        "oneOf": [
+            {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["topics"],
+                "properties": {
+                    "topics": {
+                        "type": "array", "minItems": 1, "maxItems": 16,
+                        "items": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" }
+                    }
+                }
+            },
+            {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["topic"],
+                "properties": {
+                    "topic": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" },
+                    "partition": { "type": "integer", "minimum": 0, "maximum": 255 }
+                }
+            }
+        ]
+    }
+);
+
+json_schema!(
+    /// A consumer's topics: `{"topics": [...]}`, or `{"topic": ..., "partition": n}` for one;
+    /// consumers of one `group` share the partitions and the offsets.
+    ConsumerRegistration,
+    {
+        "oneOf": [
+            {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["topics"],
+                "properties": {
+                    "topics": {
+                        "type": "array", "minItems": 1, "maxItems": 16,
+                        "items": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" }
+                    },
+                    "group": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" }
+                }
+            },
+            {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["topic"],
+                "properties": {
+                    "topic": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" },
+                    "partition": { "type": "integer", "minimum": 0, "maximum": 255 },
+                    "group": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" }
+                }
+            }
+        ]
+    }
+);
+
+json_schema!(
+    /// `POST /queue/producers/{id}/messages`: `message` or `messages` (at most `queue.max_batch`,
+    /// each at most `queue.max_message_bytes`, no NUL), with a `key` (one key, one partition) or
+    /// a `partition`, not both.
+    EnqueueBody,
+    {
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["topic"],
+        "properties": {
+            "topic": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" },
+            "message": { "type": "string", "maxLength": 4096, "pattern": "^[^\\x00]*$" },
+            "messages": {
+                "type": "array", "minItems": 1, "maxItems": 1000,
+                "items": { "type": "string", "maxLength": 4096, "pattern": "^[^\\x00]*$" }
+            },
+            "key": { "type": "string", "maxLength": 1024, "pattern": "^[^\\x00]*$" },
+            "partition": { "type": "integer", "minimum": 0, "maximum": 255 }
+        },
+        "oneOf": [ { "required": ["message"] }, { "required": ["messages"] } ],
+        "not": { "required": ["key", "partition"] }
+    }
+);

@@ -34,7 +34,29 @@ impl From<&QueueSettings> for QueueTokens {
     }
 }
 
-fn tokens(req: &HttpRequest) -> &QueueTokens {
+/// Who a request must be, by the token it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueRole {
+    Producer,
+    Consumer,
+    /// Any of the queue's tokens (listing topics).
+    Any,
+}
+
+impl QueueTokens {
+    /// Whether `presented` is the token of `role` (used by the Kafka REST dialect too).
+    pub fn admits(&self, role: QueueRole, presented: Option<&str>) -> bool {
+        match role {
+            QueueRole::Producer => matches(presented, &self.producer),
+            QueueRole::Consumer => matches(presented, &self.consumer),
+            QueueRole::Any => [&self.admin, &self.producer, &self.consumer]
+                .into_iter()
+                .any(|token| matches(presented, token)),
+        }
+    }
+}
+
+pub(crate) fn tokens(req: &HttpRequest) -> &QueueTokens {
     req.app_data::<QueueTokens>()
         .expect("QueueTokens registered as app data")
 }

@@ -15,7 +15,7 @@ use crate::web::error::ApiError;
 use crate::web::queue::access::{Consuming, QueueJson};
 use crate::web::queue::producers::registrations;
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewConsumer {
     topics: Option<Vec<String>>,
@@ -29,7 +29,7 @@ pub struct NewConsumer {
     post,
     path = "/queue/consumers",
     tag = "queue",
-    request_body = NewConsumer,
+    request_body = crate::web::openapi::schemas::ConsumerRegistration,
     security(("queue_consumer" = [])),
     responses(
         (status = 201, description = "Registered", body = crate::web::openapi::schemas::ConsumerRegistered),
@@ -82,11 +82,15 @@ pub async fn leave(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DequeueQuery {
+    #[param(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     topic: String,
-    /// At most this many messages (default 1).
+    /// At most this many messages (default 1; at most `queue.max_batch`, 1000 by default).
+    #[param(minimum = 1, maximum = 1000)]
     #[serde(default = "one")]
     max: usize,
-    /// Wait this long for messages when there are none (default 0: answer at once).
+    /// Wait this long for messages when there are none (default 0: answer at once; at most
+    /// `queue.max_wait_ms`).
+    #[param(maximum = 1000)]
     #[serde(default)]
     wait_ms: u64,
     /// `false`: fetch without moving the offset; commit with `POST …/offsets`.
@@ -156,6 +160,7 @@ pub async fn dequeue(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SizeQuery {
+    #[param(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     topic: String,
 }
 
@@ -189,9 +194,12 @@ pub async fn size(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Commit {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     topic: String,
+    #[schema(minimum = 0)]
     partition: i32,
     /// The next offset to read (one past the last message processed).
+    #[schema(minimum = 0)]
     offset: i64,
 }
 

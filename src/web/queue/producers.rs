@@ -10,7 +10,7 @@ use crate::web::error::ApiError;
 use crate::web::queue::access::{Producing, QueueJson};
 
 /// `{"topics":["logs","audit"]}` or `{"topic":"logs","partition":1}`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewProducer {
     topics: Option<Vec<String>>,
@@ -47,7 +47,7 @@ pub fn registrations(
     post,
     path = "/queue/producers",
     tag = "queue",
-    request_body = NewProducer,
+    request_body = crate::web::openapi::schemas::ProducerRegistration,
     security(("queue_producer" = [])),
     responses(
         (status = 201, description = "Registered", body = crate::web::openapi::schemas::ProducerRegistered),
@@ -74,7 +74,7 @@ pub async fn register(
 
 /// `{"topic":"logs","message":"…"}` or `{"topic":"logs","messages":["…","…"]}`, with an
 /// optional `"key"` (one key, one partition) or `"partition"`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Enqueue {
     topic: String,
@@ -89,7 +89,7 @@ pub struct Enqueue {
     path = "/queue/producers/{id}/messages",
     tag = "queue",
     params(("id" = i64, Path, description = "The producer's id")),
-    request_body = Enqueue,
+    request_body = crate::web::openapi::schemas::EnqueueBody,
     security(("queue_producer" = [])),
     responses(
         (status = 200, description = "Committed: where each message went", body = crate::web::openapi::schemas::Enqueued),

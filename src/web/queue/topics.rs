@@ -12,12 +12,17 @@ use crate::web::queue::access::{AnyQueueToken, QueueJson, TopicAdmin};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTopic {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     name: String,
+    /// 1 to `queue.max_partitions` (256 by default).
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 256)]
     partitions: i32,
     /// Delete messages older than this (ms); absent keeps them.
+    #[schema(minimum = 1, maximum = 315_360_000_000_u64)]
     retention_ms: Option<u64>,
     /// Keep at most this many messages per partition; absent keeps them all.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
     retention_messages: Option<u64>,
 }
 

@@ -25,6 +25,7 @@ pub async fn list(tree: web::Data<Tree>) -> HttpResponse {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewServer {
+    #[schema(minimum = 1)]
     id: u64,
 }
 

@@ -129,7 +129,9 @@ pub struct Append {
 }
 
 /// The next messages of a partition for `reader`, at most `max`. With `advance`, the reader's
-/// offset moves past them and the answer comes once that is committed.
+/// offset moves past them and the answer comes once that is committed. With `at`, they are
+/// read from that offset instead of the reader's position, which neither moves nor is created
+/// (a Kafka v2 consumer instance keeps its own position; `advance` is then ignored).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Fetch {
@@ -137,7 +139,25 @@ pub struct Fetch {
     pub reader: Reader,
     pub max: usize,
     pub advance: bool,
+    pub at: Option<i64>,
     pub reply: FetchReply,
+}
+
+/// Where a partition starts and ends, and `reader`'s committed offset in it (if it has one).
+#[derive(Message)]
+#[rtype(result = "Result<PartitionOffsets, QueueError>")]
+pub struct GetOffsets {
+    pub key: PartitionKey,
+    pub reader: Option<Reader>,
+}
+
+/// A partition's first kept offset, its committed end (next offset), and a reader's committed
+/// next offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub start: i64,
+    pub end: i64,
+    pub committed: Option<i64>,
 }
 
 /// Sets `reader`'s next offset in a partition (after a fetch without advance); answered once
@@ -467,6 +487,23 @@ impl Handler<Size> for QueueBroker {
         let (start, end) = (p.start, p.end);
         let position = p.reader(&msg.reader).position.max(start);
         Ok((end - position).max(0))
+    }
+}
+
+impl Handler<GetOffsets> for QueueBroker {
+    type Result = Result<PartitionOffsets, QueueError>;
+    fn handle(&mut self, msg: GetOffsets, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(p) = self.partitions.get(&msg.key) else {
+            return Err(self.unavailable(msg.key, "does not own it"));
+        };
+        let committed = msg
+            .reader
+            .and_then(|r| p.readers.get(&r).map(|position| position.committed));
+        Ok(PartitionOffsets {
+            start: p.start,
+            end: p.end,
+            committed,
+        })
     }
 }
 

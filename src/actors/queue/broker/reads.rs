@@ -32,8 +32,11 @@ impl QueueBroker {
             return;
         };
         let (start, end) = (p.start, p.end);
-        let reader = p.reader(&fetch.reader);
-        let from = reader.position.max(start);
+        let from = match fetch.at {
+            Some(at) => at,
+            None => p.reader(&fetch.reader).position,
+        }
+        .max(start);
         let to = (from + fetch.max as i64).min(end);
         if to <= from {
             let _ = fetch.reply.send(Ok(Vec::new()));
@@ -55,7 +58,7 @@ impl QueueBroker {
             return;
         };
         let to = last.offset + 1;
-        if fetch.advance {
+        if fetch.advance && fetch.at.is_none() {
             p.reader(&fetch.reader).position = to;
             self.pending_commits.push(PendingCommit {
                 reader: fetch.reader,
