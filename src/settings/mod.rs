@@ -1,5 +1,4 @@
-//! Typed configuration, layered: `config.toml`, then `OBELIX__SECTION__KEY` environment
-//! variables, then `DATABASE_URL` for the database URL.
+//! Typed configuration, layered: `config.toml`, `OBELIX__SECTION__KEY` variables, `DATABASE_URL`.
 //!
 //! Every struct denies unknown fields: a misspelled key in the file or in an `OBELIX__…`
 //! variable stops the start, naming it, instead of silently leaving the default in place.
@@ -11,9 +10,11 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 mod bookstore;
+mod operations;
 mod rooms;
 
 pub use bookstore::{BookstoreSettings, DEVELOPMENT_MANAGER_TOKEN};
+pub use operations::{LogFormat, LogSettings, RateLimitSettings};
 pub use rooms::RoomsSettings;
 use serde::Deserialize;
 
@@ -38,6 +39,10 @@ pub struct Settings {
     pub bookstore: BookstoreSettings,
     #[serde(default)]
     pub rooms: RoomsSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub rate_limit: RateLimitSettings,
 }
 
 /// The sequenced write logs (`actors::write_log`): how much each takes on.
@@ -585,9 +590,7 @@ impl Settings {
         ];
         match checks.into_iter().find(|(ok, _)| !ok) {
             Some((_, message)) => Err(SettingsError::Invalid(message)),
-            None => self
-                .validate_bookstore()
-                .and_then(|()| self.validate_rooms()),
+            None => self.validate_sections(),
         }
     }
 }

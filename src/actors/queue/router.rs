@@ -30,6 +30,7 @@ use crate::actors::queue::manager::{
     RegisterProducer,
 };
 use crate::actors::queue::table::{QueueTable, TopicRoute};
+use crate::actors::traced::Traced;
 use crate::queue::retention::Retention;
 use crate::queue::routing;
 use crate::queue::store::Registration;
@@ -339,9 +340,9 @@ impl QueueRouter {
     ) -> Result<(), QueueError>
     where
         M: Message<Result = ()> + Send + 'static,
-        QueueBroker: Handler<M>,
+        QueueBroker: Handler<Traced<M>>,
     {
-        broker.addr.try_send(msg).map_err(|e| {
+        broker.addr.try_send(Traced::new(msg)).map_err(|e| {
             let reason = match e {
                 SendError::Full(_) => format!(
                     "{} is overloaded: {} requests wait in its mailbox",

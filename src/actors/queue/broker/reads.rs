@@ -45,11 +45,13 @@ impl QueueBroker {
             None => match p.cached_range(from, to, clock) {
                 Some(messages) => messages,
                 None => {
+                    crate::telemetry::metrics::cache_lookup("queue", false);
                     self.read_block(fetch, from, ctx);
                     return;
                 }
             },
         };
+        crate::telemetry::metrics::cache_lookup("queue", true);
         let Some(last) = messages.last() else {
             let _ = fetch.reply.send(Ok(messages));
             return;
@@ -131,6 +133,8 @@ impl QueueBroker {
         }
     }
 }
+
+crate::traced_handler!(QueueBroker, Fetch);
 
 impl Handler<Fetch> for QueueBroker {
     type Result = ();
