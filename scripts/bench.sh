@@ -4,6 +4,8 @@
 #   scripts/bench.sh [seconds-per-run]   (default 10)
 #   scripts/bench.sh queue [seconds-per-run]   the queue against pgmq and JetStream (scripts/queue_bench.sh)
 # Uses the same PostgreSQL rules as `cargo run`: DATABASE_URL, or a private cluster in a temp dir.
+# OBELIX_BIN runs another build of Obelix (e.g. an older one, with OBELIX_CONFIG naming its
+# config.toml) against the same peers, for before/after comparisons.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ ${1:-} == queue ]]; then shift; exec bash scripts/queue_bench.sh "$@"; fi
@@ -49,7 +51,7 @@ start_obelix() { # $1 = cache capacity
   OBELIX__SERVER__PORT=$OBELIX_PORT OBELIX__DATABASE__DATA_DIR="$WORK/pgdata" \
   OBELIX__OLYMPICS__REPORTER_TOKEN=$REPORTER_TOKEN OBELIX__OLYMPICS__CACHE_CAPACITY=$1 \
   OBELIX__ADMIN__TOKEN=bench-admin-token \
-  RUST_LOG=warn,obelix::startup=info target/release/obelix >"$WORK/obelix.log" 2>&1 &
+  RUST_LOG=warn,obelix::startup=info "${OBELIX_BIN:-target/release/obelix}" >"$WORK/obelix.log" 2>&1 &
   OBELIX_PID=$!; PIDS+=("$OBELIX_PID")
   wait_http "http://127.0.0.1:$OBELIX_PORT/readyz"
   # A fresh cluster (initdb, migrations) keeps PostgreSQL busy for a moment on these same cores:
