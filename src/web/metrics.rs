@@ -123,22 +123,85 @@ where
             let res = fut.await?;
             let elapsed = started.elapsed().as_secs_f64();
             let request = res.request();
-            let route = request
-                .match_pattern()
-                .unwrap_or_else(|| "unmatched".to_owned());
-            let method = method_label(request.method());
-            metrics::counter!(
-                names::HTTP_REQUESTS,
-                "method" => method,
-                "route" => route.clone(),
-                "status" => status_label(res.status().as_u16()),
-            )
-            .increment(1);
-            metrics::histogram!(names::HTTP_DURATION, "method" => method, "route" => route)
-                .record(elapsed);
+            let (requests, duration) = handles(request, res.status().as_u16());
+            requests.increment(1);
+            duration.record(elapsed);
             Ok(res)
         })
     }
+}
+
+/// Paths remembered per HTTP worker with their route's metric handles; past this many the
+/// memory is dropped and rebuilt (paths are client-chosen, so it must be bounded).
+const ROUTE_CACHE: usize = 1024;
+
+/// One path's route template and the handles recorded for it so far.
+struct RouteHandles {
+    route: String,
+    /// By method and status.
+    requests: Vec<(&'static str, u16, metrics::Counter)>,
+    /// By method.
+    durations: Vec<(&'static str, metrics::Histogram)>,
+}
+
+thread_local! {
+    /// The matched template of each path seen (`HttpRequest::match_pattern` walks the whole
+    /// route table with regular expressions again: too slow for every request) and the
+    /// handles of its metrics (the registry's lookup by labels is a hash and a lock).
+    static ROUTES: std::cell::RefCell<std::collections::HashMap<Box<str>, RouteHandles>> =
+        Default::default();
+}
+
+/// The request's counter (by method, route and status) and latency histogram.
+fn handles(request: &HttpRequest, status: u16) -> (metrics::Counter, metrics::Histogram) {
+    let method = method_label(request.method());
+    ROUTES.with_borrow_mut(|routes| {
+        if !routes.contains_key(request.path()) {
+            if routes.len() >= ROUTE_CACHE {
+                routes.clear();
+            }
+            let route = request
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_owned());
+            let entry = RouteHandles {
+                route,
+                requests: Vec::new(),
+                durations: Vec::new(),
+            };
+            routes.insert(request.path().into(), entry);
+        }
+        let entry = routes.get_mut(request.path()).expect("just inserted");
+        let requests = match entry
+            .requests
+            .iter()
+            .find(|(m, s, _)| *m == method && *s == status)
+        {
+            Some((_, _, counter)) => counter.clone(),
+            None => {
+                let counter = metrics::counter!(
+                    names::HTTP_REQUESTS,
+                    "method" => method,
+                    "route" => entry.route.clone(),
+                    "status" => status_label(status),
+                );
+                entry.requests.push((method, status, counter.clone()));
+                counter
+            }
+        };
+        let duration = match entry.durations.iter().find(|(m, _)| *m == method) {
+            Some((_, histogram)) => histogram.clone(),
+            None => {
+                let histogram = metrics::histogram!(
+                    names::HTTP_DURATION,
+                    "method" => method,
+                    "route" => entry.route.clone(),
+                );
+                entry.durations.push((method, histogram.clone()));
+                histogram
+            }
+        };
+        (requests, duration)
+    })
 }
 
 /// The method as a label from a fixed set (anything else is `other`).
