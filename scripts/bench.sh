@@ -6,7 +6,8 @@
 #   scripts/bench.sh queue [seconds-per-run]   the queue against pgmq and JetStream (scripts/queue_bench.sh)
 #   scripts/bench.sh bookstore [seconds-per-run]   bookstore lookups and buys (scripts/bookstore_bench.sh)
 #   scripts/bench.sh rooms [rounds]   the room servers' failover alone (examples/rooms_failover_bench.rs)
-# OBELIX_BIN=<path> runs another build of Obelix (e.g. an older one, for a before/after).
+# OBELIX_BIN=<path> runs another build of Obelix (e.g. an older one, with OBELIX_CONFIG naming
+# its config.toml), for a before/after.
 # Uses the same PostgreSQL rules as `cargo run`: DATABASE_URL, or a private cluster in a temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."

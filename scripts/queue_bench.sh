@@ -7,7 +7,7 @@
 # PostgreSQL as for `cargo run`: DATABASE_URL, or a private cluster in a temp dir; pgmq goes into
 # the database pgmq_bench on that same server. NATS: a private nats-server with JetStream (file
 # storage in the temp dir, port 14222), unless NATS_URL names a running one. Obelix listens on
-# port 18082 (OBELIX_PORT, NATS_PORT change them).
+# port 18082 (OBELIX_PORT, NATS_PORT change them). OBELIX_BIN runs another build of Obelix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -42,7 +42,7 @@ fi
 port_free "$OBELIX_PORT" OBELIX
 # The startup log line "inspect its database with: psql ..." tells where the private cluster is.
 OBELIX__SERVER__PORT=$OBELIX_PORT OBELIX__DATABASE__DATA_DIR="$WORK/pgdata" \
-RUST_LOG=warn,obelix::startup=info target/release/obelix >"$WORK/obelix.log" 2>&1 &
+RUST_LOG=warn,obelix::startup=info "${OBELIX_BIN:-target/release/obelix}" >"$WORK/obelix.log" 2>&1 &
 OBELIX_PID=$!; PIDS+=("$OBELIX_PID")
 wait_http "http://127.0.0.1:$OBELIX_PORT/readyz"
 # Ready, and ours: not another server that already held the port.

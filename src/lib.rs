@@ -24,7 +24,7 @@
 //!   balancing.
 //! - [`clients`]: `obelix tablet`, `obelix cacofonix`, `obelix queue` and `obelix books`, REST
 //!   clients of a running server.
-//! - [`telemetry`]: logs.
+//! - [`telemetry`]: logs (text or JSON lines) and Prometheus metrics.
 
 pub mod actors;
 pub mod bookstore;

@@ -51,9 +51,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
-    obelix::telemetry::init("info");
-    obelix::telemetry::log_panics();
     let settings = Settings::load()?;
+    obelix::telemetry::init("info", settings.log.format);
+    obelix::telemetry::log_panics();
     let app = Application::build(settings)
         .await
         .map_err(|e| format!("cannot start: {e}"))?;

@@ -49,6 +49,8 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         // Again here: tests and embedders adjust settings after loading them.
         settings.validate()?;
+        // The metrics recorder before any actor runs: the first elections count.
+        crate::telemetry::metrics::start_upkeep();
         // The port first: when it is taken, say so before anything has started.
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listen_error = |source| StartupError::Listen {
@@ -95,6 +97,10 @@ impl Application {
         let body_limit = BodyLimit(settings.server.max_body_bytes);
         let body_timeout = BodyTimeout(settings.server.body_timeout());
         let data = web::Data::new(tree.clone());
+        let metrics_sources = web::Data::new(crate::web::metrics::MetricsSources {
+            pool: storage.pool.clone(),
+        });
+        let rate_limit = crate::web::rate_limit::RateLimit::new(&settings.rate_limit);
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -107,8 +113,12 @@ impl Application {
                 .app_data(queue_tokens.clone())
                 .app_data(body_limit)
                 .app_data(body_timeout)
+                .app_data(metrics_sources.clone())
                 .wrap(crate::web::HeadAsGet)
                 .wrap(crate::web::json::BodyGuard)
+                .wrap(rate_limit.clone())
+                .wrap(crate::web::metrics::RequestMetrics)
+                .wrap(crate::web::request_id::RequestId)
                 .configure(crate::web::routes)
                 .default_service(web::to(crate::web::no_route))
         })

@@ -9,6 +9,10 @@
 #[path = "api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+// The helpers install the API tests' log capture.
+#[path = "api/log_capture.rs"]
+#[allow(dead_code)]
+mod log_capture;
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -178,7 +182,9 @@ async fn the_scoreboard_shows_a_medal_within_a_second_without_a_reload() {
     println!("scoreboard first contentful paint: {paint} ms");
 
     // 2. A mark that a reload would erase.
-    browser.js("window.__notReloaded = true; return true;").await;
+    browser
+        .js("window.__notReloaded = true; return true;")
+        .await;
 
     // 3. The reporter awards the Romans a gold medal through the API.
     let awarded = app.award_medal("romans", "gold", None).await;
@@ -189,7 +195,10 @@ async fn the_scoreboard_shows_a_medal_within_a_second_without_a_reload() {
     let waited = browser
         .until(
             Duration::from_secs(1),
-            &format!("return ({})() === '1';", format!("() => {{ {} }}", medal_cell("romans", "gold"))),
+            &format!(
+                "return ({})() === '1';",
+                format!("() => {{ {} }}", medal_cell("romans", "gold"))
+            ),
         )
         .await
         .unwrap_or_else(|last| panic!("the gold medal was not shown within 1 s (cell: {last})"));
@@ -197,7 +206,10 @@ async fn the_scoreboard_shows_a_medal_within_a_second_without_a_reload() {
         "medal shown {:?} after the write was acknowledged",
         acknowledged.elapsed().min(waited)
     );
-    assert_eq!(browser.js("return window.__notReloaded === true;").await, json!(true));
+    assert_eq!(
+        browser.js("return window.__notReloaded === true;").await,
+        json!(true)
+    );
     assert_eq!(
         browser
             .js("return document.querySelector('#medal-rows tr[data-team=\"romans\"]').classList.contains('changed');")
@@ -206,7 +218,9 @@ async fn the_scoreboard_shows_a_medal_within_a_second_without_a_reload() {
         "the changed row is marked"
     );
     assert_eq!(
-        browser.js("return document.querySelector('#medal-rows tr').dataset.team;").await,
+        browser
+            .js("return document.querySelector('#medal-rows tr').dataset.team;")
+            .await,
         json!("romans"),
         "ranked by gold first"
     );
@@ -215,14 +229,19 @@ async fn the_scoreboard_shows_a_medal_within_a_second_without_a_reload() {
     for _ in 0..3 {
         browser.goto(&format!("{}/", app.address)).await;
         let paint = browser
-            .until(Duration::from_secs(10), "return performance.getEntriesByName('first-contentful-paint').length > 0;")
+            .until(
+                Duration::from_secs(10),
+                "return performance.getEntriesByName('first-contentful-paint').length > 0;",
+            )
             .await
             .map(|_| ());
         if paint.is_ok() {
             let timing = browser
-                .js("const p = performance.getEntriesByName('first-contentful-paint')[0]; \
+                .js(
+                    "const p = performance.getEntriesByName('first-contentful-paint')[0]; \
                      const n = performance.getEntriesByType('navigation')[0]; \
-                     return [p.startTime, n.responseEnd];")
+                     return [p.startTime, n.responseEnd];",
+                )
                 .await;
             println!("scoreboard reload: first contentful paint, HTML received (ms): {timing}");
         }
@@ -258,7 +277,9 @@ async fn the_scoreboard_says_when_its_stream_drops_and_catches_up_after_it() {
     assert!(browser.text("#stream-status").await.starts_with("Live"));
 
     // 3. Updates flow again: a score set now is shown without a reload.
-    browser.js("window.__notReloaded = true; return true;").await;
+    browser
+        .js("window.__notReloaded = true; return true;")
+        .await;
     app.put_score("curling", json!({ "scores": { "gauls": 7 } }))
         .await;
     browser
@@ -269,7 +290,10 @@ async fn the_scoreboard_says_when_its_stream_drops_and_catches_up_after_it() {
         )
         .await
         .expect("the new score is shown after the reconnection");
-    assert_eq!(browser.js("return window.__notReloaded === true;").await, json!(true));
+    assert_eq!(
+        browser.js("return window.__notReloaded === true;").await,
+        json!(true)
+    );
     browser.close().await;
 }
 
@@ -278,12 +302,20 @@ async fn the_cluster_page_names_the_new_leader_when_the_leader_is_killed() {
     // 1. A browser asks for /cluster and gets the page; a program still gets JSON.
     let app = spawn_app().await;
     let json_reply = app.get("/cluster").await;
-    assert!(json_reply.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        json_reply.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let browser = Browser::start().await;
     browser.goto(&format!("{}/cluster", app.address)).await;
     let leader = "const l = document.querySelector('[data-leader=\"Olympic front-ends\"]'); return l ? l.textContent : null;";
     browser
-        .until(Duration::from_secs(10), &format!("return (() => {{ {leader} }})() === 'frontend-3';"))
+        .until(
+            Duration::from_secs(10),
+            &format!("return (() => {{ {leader} }})() === 'frontend-3';"),
+        )
         .await
         .expect("the page names frontend-3 as leader");
 
@@ -307,8 +339,10 @@ async fn the_cluster_page_names_the_new_leader_when_the_leader_is_killed() {
     // The killed member is shown down, or gone from the group.
     assert_eq!(
         browser
-            .js("const p = document.querySelector('tr[data-member=\"frontend-3\"] .pill'); \
-                 return p === null || p.textContent === 'down';")
+            .js(
+                "const p = document.querySelector('tr[data-member=\"frontend-3\"] .pill'); \
+                 return p === null || p.textContent === 'down';"
+            )
             .await,
         json!(true)
     );
@@ -328,13 +362,26 @@ async fn screenshots_of_every_page() {
     ] {
         app.put_score(game, json!({ "scores": scores })).await;
     }
-    for (team, medal) in [("gauls", "gold"), ("gauls", "gold"), ("romans", "gold"), ("romans", "silver"), ("gauls", "bronze")] {
+    for (team, medal) in [
+        ("gauls", "gold"),
+        ("gauls", "gold"),
+        ("romans", "gold"),
+        ("romans", "silver"),
+        ("gauls", "bronze"),
+    ] {
         app.award_medal(team, medal, None).await;
     }
     for _ in 0..3 {
-        app.request(reqwest::Method::POST, "/bookstore/books/5/buy").send().await.unwrap();
+        app.request(reqwest::Method::POST, "/bookstore/books/5/buy")
+            .send()
+            .await
+            .unwrap();
     }
-    for (day, slot) in [("Monday", "9:30-10:30"), ("Wednesday", "13:30-14:30"), ("Friday", "8:30-9:30")] {
+    for (day, slot) in [
+        ("Monday", "9:30-10:30"),
+        ("Wednesday", "13:30-14:30"),
+        ("Friday", "8:30-9:30"),
+    ] {
         app.request(reqwest::Method::POST, "/rooms/rooms/SA318/reservations")
             .json(&json!({ "day": day, "timeslot": slot }))
             .send()
@@ -345,12 +392,42 @@ async fn screenshots_of_every_page() {
     std::fs::create_dir_all(&out).unwrap();
     let browser = Browser::start().await;
     let shots: [(&str, &str, (u32, u32), &str); 6] = [
-        ("scoreboard", "/", (1200, 900), "document.getElementById('stream-status').classList.contains('live') && !!document.querySelector('[data-game=\"curling\"] li')"),
-        ("scoreboard-phone", "/", (390, 1100), "document.getElementById('stream-status').classList.contains('live') && !!document.querySelector('[data-game=\"curling\"] li')"),
-        ("cluster", "/cluster", (1200, 1500), "!!document.querySelector('[data-leader]') && !!document.querySelector('#books-rows tr')"),
-        ("shop", "/shop", (1200, 800), "!!document.querySelector('[data-book]')"),
-        ("reserve", "/reserve", (1200, 800), "!!document.querySelector('#week-body button')"),
-        ("scoreboard-change", "/", (1200, 900), "document.getElementById('stream-status').classList.contains('live') && !!document.querySelector('[data-game=\"curling\"] li')"),
+        (
+            "scoreboard",
+            "/",
+            (1200, 900),
+            "document.getElementById('stream-status').classList.contains('live') && !!document.querySelector('[data-game=\"curling\"] li')",
+        ),
+        (
+            "scoreboard-phone",
+            "/",
+            (390, 1100),
+            "document.getElementById('stream-status').classList.contains('live') && !!document.querySelector('[data-game=\"curling\"] li')",
+        ),
+        (
+            "cluster",
+            "/cluster",
+            (1200, 1500),
+            "!!document.querySelector('[data-leader]') && !!document.querySelector('#books-rows tr')",
+        ),
+        (
+            "shop",
+            "/shop",
+            (1200, 800),
+            "!!document.querySelector('[data-book]')",
+        ),
+        (
+            "reserve",
+            "/reserve",
+            (1200, 800),
+            "!!document.querySelector('#week-body button')",
+        ),
+        (
+            "scoreboard-change",
+            "/",
+            (1200, 900),
+            "document.getElementById('stream-status').classList.contains('live') && !!document.querySelector('[data-game=\"curling\"] li')",
+        ),
     ];
     for (name, path, (width, height), ready) in shots {
         browser.client.set_window_size(width, height).await.unwrap();
@@ -361,9 +438,13 @@ async fn screenshots_of_every_page() {
             .unwrap_or_else(|last| panic!("{name} not ready: {last}"));
         if name == "scoreboard-change" {
             app.award_medal("romans", "gold", None).await;
-            app.put_score("skating", json!({ "scores": { "romans": 18 } })).await;
+            app.put_score("skating", json!({ "scores": { "romans": 18 } }))
+                .await;
             browser
-                .until(Duration::from_secs(5), "return document.querySelectorAll('.new-badge').length >= 2;")
+                .until(
+                    Duration::from_secs(5),
+                    "return document.querySelectorAll('.new-badge').length >= 2;",
+                )
                 .await
                 .expect("the changes are marked");
         } else {

@@ -54,7 +54,11 @@ struct Args {
     #[arg(long, env = "NATS_URL", default_value = "127.0.0.1:4222")]
     nats: String,
     /// Which systems to run.
-    #[arg(long, value_delimiter = ',', default_value = "obelix,obelix-kafka,pgmq,jetstream")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "obelix,obelix-kafka,pgmq,jetstream"
+    )]
     systems: Vec<SystemName>,
     /// Which workloads to run.
     #[arg(long, value_delimiter = ',', default_value = "singles,batches,dequeue")]
@@ -196,7 +200,11 @@ impl Peer {
         match self {
             Peer::Obelix(obelix) | Peer::ObelixKafka(obelix, _) => {
                 // Topics can't be deleted over the API: each run has names of its own.
-                let dialect = if matches!(self, Peer::ObelixKafka(..)) { "kafka_" } else { "" };
+                let dialect = if matches!(self, Peer::ObelixKafka(..)) {
+                    "kafka_"
+                } else {
+                    ""
+                };
                 let name = format!("qbench_{dialect}{}_{run_id}", workload.key());
                 obelix
                     .create_topic(&name, args.partitions)
@@ -403,7 +411,10 @@ async fn main() {
     if args.systems.contains(&SystemName::ObelixKafka) {
         let probe = format!("qbench_kafka_{}_{run_id}", Workload::Singles.key());
         let kafka = ObelixKafka::new(&args.obelix).map_err(|e| e.to_string());
-        match (Obelix::connect(&args.obelix, &probe, args.partitions).await, kafka) {
+        match (
+            Obelix::connect(&args.obelix, &probe, args.partitions).await,
+            kafka,
+        ) {
             (Ok(obelix), Ok(kafka)) => peers.push(Peer::ObelixKafka(obelix, kafka)),
             (Err(_), _) => notes.push("Obelix /kafka skipped: no Obelix queue API.".into()),
             (_, Err(e)) => notes.push(format!("Obelix /kafka skipped: {e}")),

@@ -53,6 +53,7 @@ pub mod registry;
 pub mod rooms;
 pub mod server_group;
 pub mod supervisor;
+pub mod traced;
 pub mod write_log;
 
 use actix::Addr;

@@ -335,6 +335,7 @@ impl GroupMember {
     /// Seed 003's line: "X is running an election initiated by Y".
     fn log_election<A: Actor>(&self, initiator: u64, members: &(impl Members<A> + ?Sized)) {
         let (me, by) = (members.name(self.id), members.name(initiator));
+        metrics::counter!(crate::telemetry::metrics::ELECTIONS, "group" => self.group).increment(1);
         tracing::info!(
             group = self.group,
             member = self.id,
@@ -372,6 +373,10 @@ impl GroupMember {
             && let Some(leader) = leader
         {
             let (me, them) = (members.name(self.id), members.name(leader));
+            if leader == self.id {
+                let name = crate::telemetry::metrics::LEADER_CHANGES;
+                metrics::counter!(name, "group" => self.group).increment(1);
+            }
             tracing::info!(
                 group = self.group,
                 member = self.id,

@@ -200,6 +200,8 @@ where
             return false;
         }
         let n = self.cell.restarts.fetch_add(1, Ordering::AcqRel) + 1;
+        metrics::counter!(crate::telemetry::metrics::ACTOR_RESTARTS, "actor" => self.cell.name.clone())
+            .increment(1);
         self.cell.alive.store(true, Ordering::Release);
         tracing::warn!(actor = %self.cell.name, restarts = n, "supervisor restarted actor {}", self.cell.name);
         true

@@ -152,9 +152,19 @@ pub fn describe(state: &Value, names: &HashMap<String, String>) -> String {
     if let Some(scores) = state["scores"].as_array() {
         let parts: Vec<String> = scores
             .iter()
-            .map(|s| format!("{} {}", name(s["team"].as_str().unwrap_or("?")), s["points"]))
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    name(s["team"].as_str().unwrap_or("?")),
+                    s["points"]
+                )
+            })
             .collect();
-        format!("{}: {}", name(state["game"].as_str().unwrap_or("?")), parts.join(" – "))
+        format!(
+            "{}: {}",
+            name(state["game"].as_str().unwrap_or("?")),
+            parts.join(" – ")
+        )
     } else {
         format!(
             "{}: {} gold, {} silver, {} bronze",
@@ -172,10 +182,14 @@ mod tests {
     use serde_json::json;
 
     fn names() -> HashMap<String, String> {
-        [("curling", "Curling"), ("gauls", "Gauls"), ("romans", "Romans")]
-            .into_iter()
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
-            .collect()
+        [
+            ("curling", "Curling"),
+            ("gauls", "Gauls"),
+            ("romans", "Romans"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect()
     }
 
     fn score(version: i64, gauls: i64, romans: i64) -> Value {
@@ -185,9 +199,15 @@ mod tests {
 
     #[test]
     fn a_score_reads_with_names_and_a_dash() {
-        assert_eq!(describe(&score(1, 3, 1), &names()), "Curling: Gauls 3 – Romans 1");
+        assert_eq!(
+            describe(&score(1, 3, 1), &names()),
+            "Curling: Gauls 3 – Romans 1"
+        );
         let medals = json!({"team": "gauls", "gold": 2, "silver": 0, "bronze": 1});
-        assert_eq!(describe(&medals, &names()), "Gauls: 2 gold, 0 silver, 1 bronze");
+        assert_eq!(
+            describe(&medals, &names()),
+            "Gauls: 2 gold, 0 silver, 1 bronze"
+        );
     }
 
     #[test]
@@ -197,12 +217,18 @@ mod tests {
         assert!(board.apply(&score(2, 3, 1)));
         let lines = board.render(now);
         assert_eq!(lines[0], "Games");
-        assert!(lines[1].starts_with("* Curling  Gauls 3 – Romans 1"), "{lines:?}");
+        assert!(
+            lines[1].starts_with("* Curling  Gauls 3 – Romans 1"),
+            "{lines:?}"
+        );
         assert!(lines[1].ends_with("5 s ago"), "{lines:?}");
         board.begin_refresh();
         assert!(!board.apply(&score(2, 3, 1)), "same version: no change");
         assert!(!board.apply(&score(1, 0, 0)), "older version: no change");
-        assert!(board.render(now)[1].starts_with("  Curling"), "no longer marked");
+        assert!(
+            board.render(now)[1].starts_with("  Curling"),
+            "no longer marked"
+        );
         assert!(board.apply(&score(3, 4, 1)));
         assert!(board.render(now)[1].starts_with("* Curling  Gauls 4"));
     }

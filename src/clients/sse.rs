@@ -40,7 +40,8 @@ where
 
 /// Every whole event in `chunks`, read one after the other (a body already received).
 pub fn parse_chunks<B: AsRef<[u8]>>(chunks: impl IntoIterator<Item = B>) -> Vec<SseEvent> {
-    let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<B, std::convert::Infallible>));
+    let body =
+        futures_util::stream::iter(chunks.into_iter().map(Ok::<B, std::convert::Infallible>));
     events(body)
         .filter_map(|e| async move { e.ok() })
         .collect::<Vec<_>>()
@@ -64,16 +65,21 @@ mod tests {
     /// multi-line data and multi-byte characters (2, 3 and 4 bytes). (A body whose very last
     /// byte is a lone CR waits for the byte that would say whether an LF follows; the server
     /// ends its lines with LF.)
-    const BODY: &[u8] = "id: 1-1\r\nevent: score\r\ndata: {\"game\":\"Curling \u{e9}\u{2013}\u{1F94C}\"}\r\n\r\n\
+    const BODY: &[u8] =
+        "id: 1-1\r\nevent: score\r\ndata: {\"game\":\"Curling \u{e9}\u{2013}\u{1F94C}\"}\r\n\r\n\
 : keep-alive\n\n\
 id: 1-2\nevent: medals\ndata: a\ndata: b\n\n\
 id: 1-3\revent: score\rdata: \u{e9}t\u{e9}\r\r\
 id: 1-4\ndata: end\n\n"
-        .as_bytes();
+            .as_bytes();
 
     fn expected() -> Vec<SseEvent> {
         vec![
-            event("1-1", "score", "{\"game\":\"Curling \u{e9}\u{2013}\u{1F94C}\"}"),
+            event(
+                "1-1",
+                "score",
+                "{\"game\":\"Curling \u{e9}\u{2013}\u{1F94C}\"}",
+            ),
             event("1-2", "medals", "a\nb"),
             event("1-3", "score", "\u{e9}t\u{e9}"),
             event("1-4", "message", "end"),
@@ -104,7 +110,11 @@ id: 1-4\ndata: end\n\n"
         for first in 1..BODY.len() {
             for second in first + 1..BODY.len() {
                 let chunks = [&BODY[..first], &BODY[first..second], &BODY[second..]];
-                assert_eq!(parse_chunks(chunks), expected(), "split at {first} and {second}");
+                assert_eq!(
+                    parse_chunks(chunks),
+                    expected(),
+                    "split at {first} and {second}"
+                );
             }
         }
     }

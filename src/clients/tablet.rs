@@ -191,7 +191,11 @@ async fn poll(
             }
             changed |= screen.board.apply(&cache[&path].body);
         }
-        let source = if from_server { "from server" } else { "from cache" };
+        let source = if from_server {
+            "from server"
+        } else {
+            "from cache"
+        };
         screen.refreshed(changed, source);
         if args.count > 0 && screen.refreshes >= args.count {
             return Ok(());

@@ -64,10 +64,16 @@ mod tests {
     fn a_tablet_expiry_outside_its_bounds_is_refused() {
         for bad in ["10", "86400001"] {
             let message = load("OBELIX__OLYMPICS__TABLET_IDLE_EXPIRY_MS", bad).unwrap_err();
-            assert!(message.contains("olympics.tablet_idle_expiry_ms"), "{message}");
+            assert!(
+                message.contains("olympics.tablet_idle_expiry_ms"),
+                "{message}"
+            );
         }
         for good in ["0", "1000", "86400000"] {
-            assert!(load("OBELIX__OLYMPICS__TABLET_IDLE_EXPIRY_MS", good).is_ok(), "{good}");
+            assert!(
+                load("OBELIX__OLYMPICS__TABLET_IDLE_EXPIRY_MS", good).is_ok(),
+                "{good}"
+            );
         }
     }
 
@@ -75,7 +81,10 @@ mod tests {
     fn a_consumer_expiry_within_a_long_poll_is_refused() {
         // The shipped max_wait_ms is 30 s: a consumer in a 30 s long poll must not expire.
         let message = load("OBELIX__QUEUE__CONSUMER_IDLE_EXPIRY_MS", "30000").unwrap_err();
-        assert!(message.contains("queue.consumer_idle_expiry_ms"), "{message}");
+        assert!(
+            message.contains("queue.consumer_idle_expiry_ms"),
+            "{message}"
+        );
         assert!(load("OBELIX__QUEUE__CONSUMER_IDLE_EXPIRY_MS", "30001").is_ok());
         assert!(load("OBELIX__QUEUE__CONSUMER_IDLE_EXPIRY_MS", "0").is_ok());
     }

@@ -56,6 +56,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("not ready: {}", .0.join("; "))]
     NotReady(Vec<String>),
+    #[error("too many requests from this client; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
 }
 
 #[derive(Serialize)]
@@ -159,6 +161,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -180,6 +183,12 @@ impl ResponseError for ApiError {
         match status {
             StatusCode::SERVICE_UNAVAILABLE => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                if let ApiError::TooManyRequests { retry_after_secs } = self {
+                    response
+                        .insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
+                }
             }
             StatusCode::UNAUTHORIZED => {
                 response

@@ -6,7 +6,9 @@
 //!
 //! Shared by every service: [`error`] (every error mapped to HTTP in one place), [`json`] (the
 //! JSON body extractor), [`auth`] (bearer tokens), [`health`], [`cluster`] and [`admin`], and
-//! [`HeadAsGet`], which answers `HEAD` on every GET route.
+//! [`HeadAsGet`], which answers `HEAD` on every GET route. Around every request:
+//! [`request_id`] (its id and span), [`metrics`] (counted by route template; `GET /metrics`)
+//! and [`rate_limit`] (per client, on the anonymous endpoints).
 
 pub mod admin;
 pub mod auth;
@@ -16,10 +18,13 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod kafka;
+pub mod metrics;
 pub mod olympics;
 pub mod openapi;
 pub mod pages;
 pub mod queue;
+pub mod rate_limit;
+pub mod request_id;
 pub mod rooms;
 
 use std::future::{Ready, ready};
@@ -40,6 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|e, _| extractor_error("path", e)))
         .service(resource("/healthz").route(web::get().to(health::alive)))
         .service(resource("/readyz").route(web::get().to(health::ready)))
+        .service(resource("/metrics").route(web::get().to(metrics::render)))
         .configure(openapi::routes)
         // The bookstore and the rooms are scopes (one prefix comparison for other paths), so
         // they go first: their paths are then not tried against every Olympic and queue route.

@@ -177,9 +177,15 @@ async fn a_polling_tablet_draws_a_scoreboard_by_name_then_says_nothing_changed()
     );
     // The board, drawn once: names, a mark on what changed, when; where it came from.
     assert_eq!(lines[1], "Games", "{lines:?}");
-    assert!(lines[2].starts_with("* Curling  Gauls 0 – Romans 0"), "{lines:?}");
+    assert!(
+        lines[2].starts_with("* Curling  Gauls 0 – Romans 0"),
+        "{lines:?}"
+    );
     assert_eq!(lines[3], "Medals", "{lines:?}");
-    assert!(lines[4].starts_with("* Gauls    0 gold  0 silver  0 bronze"), "{lines:?}");
+    assert!(
+        lines[4].starts_with("* Gauls    0 gold  0 silver  0 bronze"),
+        "{lines:?}"
+    );
     assert!(lines[5].starts_with("(from server) at "), "{lines:?}");
     // Then refreshes answered 304: no redraw, one line each.
     assert!(
@@ -208,7 +214,9 @@ async fn a_push_tablet_redraws_what_changed_and_unregisters_on_ctrl_c() {
     assert!(next(&mut lines).await.contains("registered"));
     let snapshot = until(&mut lines, "(pushed)").await;
     assert!(
-        snapshot.iter().any(|l| l.starts_with("* Curling  Gauls 0 – Romans 0")),
+        snapshot
+            .iter()
+            .any(|l| l.starts_with("* Curling  Gauls 0 – Romans 0")),
         "{snapshot:?}"
     );
     assert_eq!(registered_tablets(&app).await, 1);
@@ -220,7 +228,9 @@ async fn a_push_tablet_redraws_what_changed_and_unregisters_on_ctrl_c() {
         board = until(&mut lines, "(pushed)").await;
     }
     assert!(
-        board.iter().any(|l| l.starts_with("* Curling  Gauls 4 – Romans 0")),
+        board
+            .iter()
+            .any(|l| l.starts_with("* Curling  Gauls 4 – Romans 0")),
         "the change is marked: {board:?}"
     );
     assert!(
@@ -228,7 +238,10 @@ async fn a_push_tablet_redraws_what_changed_and_unregisters_on_ctrl_c() {
         "what did not change is not marked: {board:?}"
     );
     interrupt(&child);
-    assert_eq!(until(&mut lines, "unregistered").await.last().unwrap(), "Tablet unregistered.");
+    assert_eq!(
+        until(&mut lines, "unregistered").await.last().unwrap(),
+        "Tablet unregistered."
+    );
     assert!(child.wait().await.unwrap().success());
     assert_eq!(registered_tablets(&app).await, 0, "Ctrl-C unregistered it");
 }
@@ -274,10 +287,21 @@ async fn cacofonix_reads_the_servers_token_variable_and_help_never_shows_it() {
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("OBELIX__OLYMPICS__REPORTER_TOKEN"), "{help}");
-    assert!(!help.contains(REPORTER_TOKEN), "--help printed the token: {help}");
+    assert!(
+        !help.contains(REPORTER_TOKEN),
+        "--help printed the token: {help}"
+    );
     // The server's variable is the reporter's token: the writes are accepted.
     let output = Command::new(env!("CARGO_BIN_EXE_obelix"))
-        .args(["cacofonix", "--server", &app.address, "--rate", "100", "--count", "2"])
+        .args([
+            "cacofonix",
+            "--server",
+            &app.address,
+            "--rate",
+            "100",
+            "--count",
+            "2",
+        ])
         .env("OBELIX__OLYMPICS__REPORTER_TOKEN", REPORTER_TOKEN)
         .env_remove("OBELIX_REPORTER_TOKEN")
         .stdin(Stdio::null())
@@ -291,7 +315,15 @@ async fn cacofonix_reads_the_servers_token_variable_and_help_never_shows_it() {
     );
     // And the older variable still works.
     let output = Command::new(env!("CARGO_BIN_EXE_obelix"))
-        .args(["cacofonix", "--server", &app.address, "--rate", "100", "--count", "1"])
+        .args([
+            "cacofonix",
+            "--server",
+            &app.address,
+            "--rate",
+            "100",
+            "--count",
+            "1",
+        ])
         .env_remove("OBELIX__OLYMPICS__REPORTER_TOKEN")
         .env("OBELIX_REPORTER_TOKEN", REPORTER_TOKEN)
         .stdin(Stdio::null())
@@ -307,7 +339,13 @@ async fn queue_consume_follow_prints_every_partitions_messages_and_leaves_on_ctr
     let queue = app.queue();
     queue.create_topic("logs", 3).await.unwrap();
     let mut child = obelix(&[
-        "queue", "--server", &app.address, "consume", "--topic", "logs", "--follow",
+        "queue",
+        "--server",
+        &app.address,
+        "consume",
+        "--topic",
+        "logs",
+        "--follow",
     ]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let consumers = || async {
@@ -335,5 +373,9 @@ async fn queue_consume_follow_prints_every_partitions_messages_and_leaves_on_ctr
     }
     interrupt(&child);
     assert!(child.wait().await.unwrap().success());
-    assert_eq!(consumers().await, 0, "the consumer was deleted on the way out");
+    assert_eq!(
+        consumers().await,
+        0,
+        "the consumer was deleted on the way out"
+    );
 }

@@ -172,11 +172,10 @@ impl Drop for TestApp {
     }
 }
 
-/// Logs show only with `TEST_LOG=1`.
+/// Logs show only with `TEST_LOG=1`; the events of requests that ask for it are kept for the
+/// tests that check them (`log_capture`).
 fn init_test_tracing() {
-    if std::env::var("TEST_LOG").is_ok() {
-        obelix::telemetry::init("info");
-    }
+    crate::log_capture::install();
 }
 
 impl TestApp {

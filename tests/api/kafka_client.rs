@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_http::KafkaHttpClient;
-use kafka_http::types::{
-    CreateConsumerParams, PartitionOffsetCommitParams, ProduceParams, ProduceRecord, SubscribeParams,
-};
 use kafka_http::types::Record;
+use kafka_http::types::{
+    CreateConsumerParams, PartitionOffsetCommitParams, ProduceParams, ProduceRecord,
+    SubscribeParams,
+};
 
 use crate::helpers::spawn_app_with;
 use crate::queue::{CONSUMER, PRODUCER};
@@ -70,12 +71,21 @@ async fn kafka_http_produces_and_consumes_through_a_group_with_a_member_leaving(
     while got.len() < 30 {
         assert!(Instant::now() < deadline, "got {} of 30", got.len());
         for (name, c) in [("a", &a), ("b", &b)] {
-            got.extend(c.poll().await.unwrap().into_iter().map(|r| (name.to_owned(), r)));
+            got.extend(
+                c.poll()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| (name.to_owned(), r)),
+            );
         }
     }
     let mut partitions: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
     for (name, r) in &got {
-        partitions.entry(name.clone()).or_default().insert(r.partition);
+        partitions
+            .entry(name.clone())
+            .or_default()
+            .insert(r.partition);
     }
     assert_eq!(partitions.len(), 2, "both members read: {partitions:?}");
     assert!(
@@ -91,23 +101,45 @@ async fn kafka_http_produces_and_consumes_through_a_group_with_a_member_leaving(
     let deadline = Instant::now() + Duration::from_secs(20);
     while got.len() < 60 {
         assert!(Instant::now() < deadline, "got {} of 60", got.len());
-        got.extend(a.poll().await.unwrap().into_iter().map(|r| ("a".to_owned(), r)));
+        got.extend(
+            a.poll()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| ("a".to_owned(), r)),
+        );
     }
     let late: BTreeSet<i32> = got[30..].iter().map(|(_, r)| r.partition).collect();
-    assert_eq!(late, BTreeSet::from([0, 1, 2]), "a took over b's partitions");
+    assert_eq!(
+        late,
+        BTreeSet::from([0, 1, 2]),
+        "a took over b's partitions"
+    );
 
     // 4. Every record exactly once, each partition's in offset order.
     let values: Vec<&str> = got.iter().map(|(_, r)| r.value.as_str()).collect();
     let distinct: BTreeSet<&str> = values.iter().copied().collect();
     assert_eq!(values.len(), 60, "no record twice");
-    assert_eq!(distinct, (0..60).map(|i| format!("m{i}")).collect::<BTreeSet<_>>().iter().map(String::as_str).collect());
+    assert_eq!(
+        distinct,
+        (0..60)
+            .map(|i| format!("m{i}"))
+            .collect::<BTreeSet<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect()
+    );
     for p in 0..3 {
         let offsets: Vec<i64> = got
             .iter()
             .filter(|(_, r)| r.partition == p)
             .map(|(_, r)| r.offset)
             .collect();
-        assert_eq!(offsets, (0..offsets.len() as i64).collect::<Vec<_>>(), "partition {p}");
+        assert_eq!(
+            offsets,
+            (0..offsets.len() as i64).collect::<Vec<_>>(),
+            "partition {p}"
+        );
     }
     // b is gone: its instance expired.
     assert!(b.poll().await.is_err(), "an expired instance answers 404");

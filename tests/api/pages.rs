@@ -18,7 +18,10 @@ async fn pages_and_assets_are_served_from_the_binary_with_etags() {
         let page = app.get(path).await;
         assert_eq!(page.status(), 200, "{path}");
         assert!(
-            page.headers()["content-type"].to_str().unwrap().starts_with(kind),
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind),
             "{path}"
         );
         let etag = page.headers()["etag"].to_str().unwrap().to_owned();
@@ -34,7 +37,10 @@ async fn pages_and_assets_are_served_from_the_binary_with_etags() {
     }
     let home = app.get("/").await.text().await.unwrap();
     assert!(home.contains("<title>Scoreboard"), "{home}");
-    assert!(!home.contains("http://") && !home.contains("https://"), "nothing from elsewhere");
+    assert!(
+        !home.contains("http://") && !home.contains("https://"),
+        "nothing from elsewhere"
+    );
     error_body(app.get("/assets/nothing.js").await, 404).await;
     let post = app.request(Method::POST, "/").send().await.unwrap();
     assert_eq!(post.headers()["allow"], "GET, HEAD");
@@ -54,7 +60,12 @@ async fn cluster_is_a_page_for_browsers_and_json_for_programs() {
         .await
         .unwrap();
     assert_eq!(browser.status(), 200);
-    assert!(browser.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        browser.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(browser.text().await.unwrap().contains("Olympic front-ends"));
     for accept in [None, Some("*/*"), Some("application/json")] {
         let mut request = app.request(Method::GET, "/cluster");
@@ -63,7 +74,10 @@ async fn cluster_is_a_page_for_browsers_and_json_for_programs() {
         }
         let program = request.send().await.unwrap();
         assert!(
-            program.headers()["content-type"].to_str().unwrap().starts_with("application/json"),
+            program.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
             "{accept:?}"
         );
         let body: serde_json::Value = program.json().await.unwrap();

@@ -203,7 +203,10 @@ async fn consumers_not_heard_from_are_deleted_and_pollers_stay() {
                 started.elapsed() < Duration::from_secs(15),
                 "the silent consumer was never deleted"
             );
-            poller.dequeue_many("logs", 10, Duration::ZERO).await.unwrap();
+            poller
+                .dequeue_many("logs", 10, Duration::ZERO)
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
@@ -212,8 +215,14 @@ async fn consumers_not_heard_from_are_deleted_and_pollers_stay() {
         () = keep_long_polling => unreachable!(),
     }
     // 3. The silent one is gone (its polls get 404); the others are still there.
-    let gone = silent.dequeue_many("logs", 1, Duration::ZERO).await.unwrap_err();
+    let gone = silent
+        .dequeue_many("logs", 1, Duration::ZERO)
+        .await
+        .unwrap_err();
     assert_eq!(crate::queue::status_of(gone), 404);
     assert!(present(poller.id).await, "a polling consumer was deleted");
-    assert!(present(long_poller.id).await, "a long-polling consumer was deleted");
+    assert!(
+        present(long_poller.id).await,
+        "a long-polling consumer was deleted"
+    );
 }

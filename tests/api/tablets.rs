@@ -239,11 +239,23 @@ async fn tablets_not_heard_from_expire_and_those_reading_or_streaming_stay() {
     use std::time::Duration;
     let app = crate::helpers::spawn_app_with(|s| s.olympics.tablet_idle_expiry_ms = 1000).await;
     // 1. Three tablets: one goes silent, one keeps reading, one keeps a push stream open.
-    let silent = app.register_tablet().await["id"].as_str().unwrap().to_owned();
-    let reader = app.register_tablet().await["id"].as_str().unwrap().to_owned();
-    let streamer = app.register_tablet().await["id"].as_str().unwrap().to_owned();
+    let silent = app.register_tablet().await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reader = app.register_tablet().await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let streamer = app.register_tablet().await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let stream = app
-        .request(Method::GET, &format!("/olympics/tablets/{streamer}/events?games=curling"))
+        .request(
+            Method::GET,
+            &format!("/olympics/tablets/{streamer}/events?games=curling"),
+        )
         .send()
         .await
         .unwrap();
@@ -266,21 +278,31 @@ async fn tablets_not_heard_from_expire_and_those_reading_or_streaming_stay() {
             started.elapsed() < Duration::from_secs(15),
             "the silent tablet was never expired"
         );
-        let read = app.get_as_tablet("/olympics/games/curling/score", &reader).await;
+        let read = app
+            .get_as_tablet("/olympics/games/curling/score", &reader)
+            .await;
         assert_eq!(read.status(), 200);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // 3. Gone from the directory too: its id is unknown now; the others are still served.
-    let gone = app.get_as_tablet("/olympics/games/curling/score", &silent).await;
+    let gone = app
+        .get_as_tablet("/olympics/games/curling/score", &silent)
+        .await;
     error_body(gone, 404).await;
     assert!(registered(reader.clone()).await, "a reading tablet expired");
-    assert!(registered(streamer.clone()).await, "a streaming tablet expired");
+    assert!(
+        registered(streamer.clone()).await,
+        "a streaming tablet expired"
+    );
     let counted: usize = app
         .cluster_members()
         .await
         .iter()
         .map(|m| m["tablets"].as_u64().unwrap() as usize)
         .sum();
-    assert_eq!(counted, 2, "the front-ends' tablet counts dropped the expired one");
+    assert_eq!(
+        counted, 2,
+        "the front-ends' tablet counts dropped the expired one"
+    );
     drop(stream);
 }

@@ -39,6 +39,11 @@ pub struct Obelix {
 
 impl Obelix {
     pub fn start(data_dir: &Path) -> Obelix {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// [`Obelix::start`] with more (or overriding) environment variables.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Obelix {
         let mut child = Command::new(env!("CARGO_BIN_EXE_obelix"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("DATABASE_URL")
@@ -48,6 +53,7 @@ impl Obelix {
             .env("OBELIX__OLYMPICS__REPORTER_TOKEN", REPORTER_TOKEN)
             .env("OBELIX__ADMIN__TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,8 +1,9 @@
-//! Settings Obelix refuses at start, and a normal start that logs no warning.
+//! Settings Obelix refuses at start, a normal start that logs no warning, and JSON logs that
+//! name the request in the actors' events.
 
 use std::time::Duration;
 
-use crate::{Obelix, await_ready, data_dir, eventually, run_until_exit};
+use crate::{Obelix, REPORTER_TOKEN, await_ready, client, data_dir, eventually, run_until_exit};
 
 /// Asserts that obelix refused to start at once, with one line on stderr containing `expected`.
 fn assert_refused(env: &[(&str, &str)], expected: &[&str]) {
@@ -95,4 +96,42 @@ async fn a_normal_start_logs_no_warning() {
         })
         .collect();
     assert!(warnings.is_empty(), "a normal start warned: {warnings:#?}");
+}
+
+#[tokio::test]
+async fn json_logs_name_the_request_in_the_actors_events() {
+    // 1. JSON lines, with the actors' hops logged (trace).
+    let (_guard, data) = data_dir();
+    let obelix = Obelix::start_with(
+        &data,
+        &[
+            ("OBELIX__LOG__FORMAT", "json"),
+            ("RUST_LOG", "info,obelix=trace"),
+        ],
+    );
+    // 2. A reporter write with an id of the client's.
+    let response = client()
+        .put(format!("{}/olympics/games/curling/score", obelix.base_url))
+        .bearer_auth(REPORTER_TOKEN)
+        .header("X-Request-Id", "process-json-1")
+        .json(&serde_json::json!({"scores": {"gauls": 2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "process-json-1");
+    // 3. Every line is a JSON object, and the front-end's and the update log's events for
+    //    the write name the request in their span list.
+    let touched = |target: &str| {
+        obelix.log.lock().unwrap().iter().any(|line| {
+            let event: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            event["target"].as_str().is_some_and(|t| t.contains(target))
+                && event["spans"][0]["request_id"] == "process-json-1"
+        })
+    };
+    eventually(Duration::from_secs(10), || {
+        touched("actors::olympics::frontend") && touched("actors::write_log")
+    })
+    .await;
 }

@@ -337,6 +337,8 @@ impl Handler<BatchApplied> for CatalogReplica {
     }
 }
 
+crate::traced_handler!(CatalogReplica, CatalogRead);
+
 impl Handler<CatalogRead> for CatalogReplica {
     type Result = ResponseFuture<Result<CatalogAnswer, ReplicaRefusal>>;
 

@@ -11,6 +11,7 @@
 //! the ingress (hits never reach this actor) and with the writers, which drop entries before
 //! their writes are acknowledged. A restarted front end starts with a cold cache.
 
+use crate::actors::traced::Traced;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -207,6 +208,11 @@ pub struct ServedRead {
 #[rtype(result = "Result<ServedRead, BookstoreError>")]
 pub struct Read(pub CatalogRead);
 
+crate::traced_handler!(Frontend, Read);
+crate::traced_handler!(Frontend, Buy);
+crate::traced_handler!(Frontend, Manage);
+crate::traced_handler!(Frontend, GetOrder);
+
 impl Handler<Read> for Frontend {
     type Result = ResponseFuture<Result<ServedRead, BookstoreError>>;
 
@@ -228,7 +234,7 @@ impl Handler<Read> for Frontend {
                 for i in candidate_order(&loads, None, policy, ticket) {
                     let (slot, addr) = &directory.replicas[i];
                     slot.in_flight.fetch_add(1, Ordering::Relaxed);
-                    let answer = addr.send(read.clone()).await;
+                    let answer = addr.send(Traced::new(read.clone())).await;
                     slot.in_flight.fetch_sub(1, Ordering::Relaxed);
                     let Ok(Ok(answer)) = answer else { continue };
                     let served = ServedRead {
@@ -305,7 +311,7 @@ impl Handler<Buy> for Frontend {
                 for i in candidate_order(&loads, None, BalancingPolicy::RoundRobin, ticket) {
                     let (slot, addr) = &directory.order_servers[i];
                     slot.in_flight.fetch_add(1, Ordering::Relaxed);
-                    let answer = addr.send(order.clone()).await;
+                    let answer = addr.send(Traced::new(order.clone())).await;
                     slot.in_flight.fetch_sub(1, Ordering::Relaxed);
                     match answer {
                         Ok(Ok(sold)) => return Ok((sold, slot.cell.name().to_owned())),
@@ -396,7 +402,11 @@ impl Handler<GetOrder> for Frontend {
                 })
                 .collect();
             for i in candidate_order(&loads, None, BalancingPolicy::RoundRobin, ticket) {
-                match directory.order_servers[i].1.send(ReadOrder(id)).await {
+                match directory.order_servers[i]
+                    .1
+                    .send(Traced::new(ReadOrder(id)))
+                    .await
+                {
                     Ok(Err(BookstoreError::Storage)) | Err(_) => continue,
                     Ok(answer) => return answer,
                 }

@@ -25,7 +25,6 @@ pub mod write_path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -256,13 +255,13 @@ impl Bookstore {
     where
         M: Message<Result = Result<T, BookstoreError>> + Clone + Send + 'static,
         T: Send + 'static,
-        Frontend: Handler<M>,
-        <Frontend as Actor>::Context: ToEnvelope<Frontend, M>,
+        Frontend: Handler<crate::actors::traced::Traced<M>>,
     {
         let deadline = Instant::now() + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.frontend.send(msg.clone()).timeout(left).await {
+            let traced = crate::actors::traced::Traced::new(msg.clone());
+            match self.frontend.send(traced).timeout(left).await {
                 Ok(answer) => return answer,
                 Err(MailboxError::Closed) if Instant::now() < deadline => {
                     actix_rt::time::sleep(FRONTEND_RETRY).await
@@ -279,7 +278,9 @@ impl Bookstore {
     /// `GET /bookstore/books/{id}`.
     pub async fn lookup(&self, raw_id: &str) -> Result<Served<Arc<RenderedBook>>, BookstoreError> {
         let id = parse_book_id(raw_id)?;
-        if let Some(book) = self.cache.get(id) {
+        let cached = self.cache.get(id);
+        crate::telemetry::metrics::cache_lookup("bookstore", cached.is_some());
+        if let Some(book) = cached {
             tracing::debug!(
                 book = id,
                 "{FRONTEND} answered lookup of book {id} from its cache"

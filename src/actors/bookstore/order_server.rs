@@ -65,6 +65,9 @@ impl actix::Supervised for OrderServer {}
 
 crate::supervised_actor_handlers!(OrderServer);
 
+crate::traced_handler!(OrderServer, PlaceOrder);
+crate::traced_handler!(OrderServer, ReadOrder);
+
 impl Handler<PlaceOrder> for OrderServer {
     type Result = ResponseFuture<Result<Sold, BookstoreError>>;
 

@@ -41,7 +41,8 @@ impl WritePath {
     /// Commits `write`; answered once every live replica applied it.
     pub async fn commit(&self, write: StoreWrite) -> Result<Sequenced<StoreEntry>, BookstoreError> {
         let book = write.book;
-        let sequenced = match self.log.send(Submit(write)).timeout(self.timeout).await {
+        let submit = crate::actors::traced::Traced::new(Submit(write));
+        let sequenced = match self.log.send(submit).timeout(self.timeout).await {
             Ok(Ok(sequenced)) => sequenced,
             Ok(Err(error)) => return Err(refusal(error)),
             Err(_) => {

@@ -48,6 +48,11 @@ impl actix::Supervised for Database {
 
 crate::supervised_actor_handlers!(Database);
 
+crate::traced_handler!(Database, Query);
+crate::traced_handler!(Database, LoadUpdates);
+crate::traced_handler!(Database, RecordRequests);
+crate::traced_handler!(Database, ReadRaffle);
+
 impl Handler<Query> for Database {
     type Result = ResponseFuture<Result<QueryReply, OlympicsError>>;
 
@@ -467,13 +472,14 @@ pub async fn ask_database<M, R>(
 where
     M: Message<Result = Result<R, OlympicsError>> + Clone + Send + 'static,
     R: Send + 'static,
-    Database: actix::Handler<M>,
+    Database: actix::Handler<crate::actors::traced::Traced<M>>,
 {
     let deadline = std::time::Instant::now() + timeout;
     let mut attempt = 0;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match db.send(msg.clone()).timeout(left).await {
+        let traced = crate::actors::traced::Traced::new(msg.clone());
+        match db.send(traced).timeout(left).await {
             Ok(reply) => return reply,
             Err(MailboxError::Closed) if attempt < DATABASE_RETRIES => {
                 attempt += 1;

@@ -176,10 +176,7 @@ impl Actor for Dispatcher {
                                     None => continue,
                                 },
                             };
-                            homes.insert(
-                                id,
-                                Home::new(home, label.into()),
-                            );
+                            homes.insert(id, Home::new(home, label.into()));
                         }
                         let count = homes.len();
                         act.tablets.replace(homes);
@@ -327,10 +324,8 @@ impl Dispatcher {
             self.rehome(unsaved.id)
                 .ok_or_else(|| OlympicsError::Unavailable("no front-end server is alive".into()))?
         };
-        self.tablets.insert(
-            unsaved.id,
-            Home::new(home, label.as_str().into()),
-        );
+        self.tablets
+            .insert(unsaved.id, Home::new(home, label.as_str().into()));
         let frontend = self.frontends.iter().find(|s| s.id == home).map_or_else(
             || unsaved.slot.cell.name().to_owned(),
             |s| s.cell.name().to_owned(),

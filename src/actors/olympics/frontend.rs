@@ -454,6 +454,8 @@ impl actix::Supervised for Frontend {
 }
 
 crate::supervised_actor_handlers!(Frontend);
+crate::traced_handler!(Frontend, Read);
+crate::traced_handler!(Frontend, Command);
 
 impl Handler<Read> for Frontend {
     /// A hit is answered within the handler; a miss when the database answers. Either way the
@@ -464,6 +466,7 @@ impl Handler<Read> for Frontend {
     fn handle(&mut self, Read { query, tablet }: Read, _ctx: &mut Self::Context) -> Self::Result {
         self.clocks.vector_clock.increment(self.group.id());
         if let Some(reply) = self.cache.as_ref().and_then(|c| c.get(&query)) {
+            crate::telemetry::metrics::cache_lookup("olympics", true);
             tracing::debug!(
                 frontend = self.cell.name(),
                 ?query,
@@ -476,6 +479,9 @@ impl Handler<Read> for Frontend {
                 raffle_wins,
             }));
         }
+        if self.cache.is_some() {
+            crate::telemetry::metrics::cache_lookup("olympics", false);
+        }
         tracing::debug!(
             frontend = self.cell.name(),
             ?query,
@@ -484,7 +490,7 @@ impl Handler<Read> for Frontend {
         );
         let generation = self.generation;
         let fetch = ask_database(self.db.clone(), query.clone(), self.timeout);
-        ActorResponse::r#async(fetch.into_actor(self).map(move |fetched, act, _ctx| {
+        let fetched = fetch.into_actor(self).map(move |fetched, act, _ctx| {
             let reply = SharedReply::new(fetched?);
             if let Some(cache) = &act.cache
                 && act.generation == generation
@@ -496,7 +502,8 @@ impl Handler<Read> for Frontend {
                 from_cache: false,
                 raffle_wins: act.answered(tablet)?,
             })
-        }))
+        });
+        ActorResponse::r#async(crate::actors::traced::in_current_span(fetched))
     }
 }
 

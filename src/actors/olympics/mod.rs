@@ -130,7 +130,17 @@ pub fn boot(
             dispatcher_cell.clone(),
             supervision,
             shutdown.clone(),
-            move |_| Dispatcher::new(frontends, factory, db, table, cell, max_frontends, idle_expiry),
+            move |_| {
+                Dispatcher::new(
+                    frontends,
+                    factory,
+                    db,
+                    table,
+                    cell,
+                    max_frontends,
+                    idle_expiry,
+                )
+            },
         )
     };
     registry.add(dispatcher_cell, dispatcher.clone());

@@ -5,6 +5,7 @@
 //! policy picks; when that front-end is down or its mailbox fails, the request moves on to the
 //! next live one, so a client never sees a front-end's crash.
 
+use crate::actors::traced::Traced;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -204,7 +205,7 @@ impl Router {
     where
         M: Message<Result = Result<R, OlympicsError>> + Clone + Send + 'static,
         R: Send + 'static,
-        Frontend: Handler<M>,
+        Frontend: Handler<Traced<M>>,
     {
         let table = self.table.load_full();
         // A tablet whose front-end is gone counts as one whose home is down.
@@ -228,7 +229,12 @@ impl Router {
         for index in candidate_order(&loads, home, self.policy, ticket) {
             let slot = &table.frontends[index];
             let _in_flight = InFlight::enter(&slot.in_flight);
-            match slot.addr.send(msg.clone()).timeout(self.timeout).await {
+            match slot
+                .addr
+                .send(Traced::new(msg.clone()))
+                .timeout(self.timeout)
+                .await
+            {
                 Ok(reply) => {
                     return reply.map(|value| Served {
                         by: slot.cell.name().to_owned(),

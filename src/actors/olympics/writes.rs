@@ -208,7 +208,8 @@ pub async fn submit_update(
 ) -> Result<CommandReply, OlympicsError> {
     let mut attempt = 0;
     loop {
-        match log.send(Submit(write.clone())).timeout(timeout).await {
+        let traced = crate::actors::traced::Traced::new(Submit(write.clone()));
+        match log.send(traced).timeout(timeout).await {
             Ok(answer) => {
                 return answer
                     .map(|sequenced| sequenced.applied)

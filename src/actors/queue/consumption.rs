@@ -21,7 +21,11 @@ use crate::queue::{QueueError, Reader, StoredMessage};
 type Resolved = (Arc<ConsumerRoute>, Arc<TopicRoute>, Option<i32>);
 
 impl QueueRouter {
-    pub(super) fn consumer_and_topic(&self, consumer: i64, topic_name: &str) -> Result<Resolved, QueueError> {
+    pub(super) fn consumer_and_topic(
+        &self,
+        consumer: i64,
+        topic_name: &str,
+    ) -> Result<Resolved, QueueError> {
         let table = self.shared.table.load();
         let route = self
             .shared

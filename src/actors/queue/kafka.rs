@@ -91,7 +91,11 @@ impl KafkaGateway {
 
     /// Topic names, sorted.
     pub fn topics(&self) -> Vec<String> {
-        self.queue.list_topics().into_iter().map(|t| t.name).collect()
+        self.queue
+            .list_topics()
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
     }
 
     /// A topic's partitions (each partition's broker is its leader and only replica).
@@ -221,7 +225,8 @@ impl KafkaGateway {
         config: InstanceConfig,
     ) -> Result<InstanceName, KafkaError> {
         crate::queue::validate_name("group", &group)?;
-        let name = name.unwrap_or_else(|| format!("rest-consumer-{}", uuid::Uuid::new_v4().simple()));
+        let name =
+            name.unwrap_or_else(|| format!("rest-consumer-{}", uuid::Uuid::new_v4().simple()));
         crate::queue::validate_name("name", &name)
             .map_err(|e| KafkaError::InvalidConsumerConfig(e.to_string()))?;
         let id = InstanceName { group, name };

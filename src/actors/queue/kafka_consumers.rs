@@ -23,7 +23,9 @@ use crate::actors::queue::router::QueueRouter;
 use crate::actors::supervisor::ActorCell;
 use crate::queue::kafka::KafkaError;
 use crate::queue::kafka::formats::Format;
-use crate::queue::kafka::instances::{InstanceBook, InstanceConfig, PollPlan, Seek, TopicPartition};
+use crate::queue::kafka::instances::{
+    InstanceBook, InstanceConfig, PollPlan, Seek, TopicPartition,
+};
 
 /// How often idle instances are looked for.
 const EXPIRY_TICK: Duration = Duration::from_millis(250);

@@ -22,7 +22,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::actors::queue::kafka::KafkaGateway;
-use crate::actors::queue::kafka_consumers::{FinishPoll, InstanceName, PlanPoll, Positions, SeekTo};
+use crate::actors::queue::kafka_consumers::{
+    FinishPoll, InstanceName, PlanPoll, Positions, SeekTo,
+};
 use crate::queue::Reader;
 use crate::queue::kafka::KafkaError;
 use crate::queue::kafka::formats::Format;
@@ -63,7 +65,9 @@ impl KafkaGateway {
         let applied_seeks = plan.seeks.clone();
         let format = plan.config.format;
         let settings = self.queue.settings();
-        let timeout = limits.timeout.min(Duration::from_millis(settings.max_wait_ms));
+        let timeout = limits
+            .timeout
+            .min(Duration::from_millis(settings.max_wait_ms));
         let deadline = Instant::now() + timeout;
         let max_records = settings.max_batch;
         loop {
@@ -121,9 +125,11 @@ impl KafkaGateway {
             let now = Instant::now();
             if !records.is_empty() || now >= deadline {
                 // Committed while the poll's leases still hold the partitions.
-                let done = commits.into_iter().map(|(topic, p, reader, next)| async move {
-                    self.queue.commit_leased(&topic, p, reader, next).await
-                });
+                let done = commits
+                    .into_iter()
+                    .map(|(topic, p, reader, next)| async move {
+                        self.queue.commit_leased(&topic, p, reader, next).await
+                    });
                 for result in futures_util::future::join_all(done).await {
                     result?;
                 }
@@ -149,8 +155,8 @@ impl KafkaGateway {
             if wakers.is_empty() {
                 tokio::time::sleep(remaining).await;
             } else {
-                let _ = tokio::time::timeout(remaining, futures_util::future::select_all(wakers))
-                    .await;
+                let _ =
+                    tokio::time::timeout(remaining, futures_util::future::select_all(wakers)).await;
             }
         }
     }
@@ -171,7 +177,9 @@ impl KafkaGateway {
                 .into_iter()
                 .map(|(t, p, o)| {
                     if o < 0 {
-                        return Err(KafkaError::invalid("offsets[].offset: must not be negative"));
+                        return Err(KafkaError::invalid(
+                            "offsets[].offset: must not be negative",
+                        ));
                     }
                     Ok((t, p, o + 1))
                 })
@@ -218,7 +226,9 @@ impl KafkaGateway {
             if let Seek::To(o) = seek
                 && o < 0
             {
-                return Err(KafkaError::invalid("offsets[].offset: must not be negative"));
+                return Err(KafkaError::invalid(
+                    "offsets[].offset: must not be negative",
+                ));
             }
             checked.push(((topic, partition), seek));
         }

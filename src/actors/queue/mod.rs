@@ -38,10 +38,10 @@ use crate::queue::QueueError;
 use crate::queue::groups::GroupBook;
 use crate::settings::Settings;
 use broker::{BrokerLimits, BrokerSlot, PartitionSignals, QueueBroker};
-use manager::{ManagerSlot, QueueManager, QueueShared};
-use offset_committer::OffsetCommitter;
 use kafka::KafkaGateway;
 use kafka_consumers::KafkaConsumers;
+use manager::{ManagerSlot, QueueManager, QueueShared};
+use offset_committer::OffsetCommitter;
 use router::QueueRouter;
 use table::{Clients, QueueTable};
 

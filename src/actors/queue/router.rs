@@ -30,6 +30,7 @@ use crate::actors::queue::manager::{
     RegisterProducer,
 };
 use crate::actors::queue::table::{QueueTable, TopicRoute};
+use crate::actors::traced::Traced;
 use crate::queue::retention::Retention;
 use crate::queue::routing;
 use crate::queue::store::Registration;
@@ -287,7 +288,11 @@ impl QueueRouter {
 
     /// What PostgreSQL cannot store, or the limits refuse, is refused here, before it shares a
     /// group commit.
-    fn check_messages(&self, messages: &[String], target: &EnqueueTarget) -> Result<(), QueueError> {
+    fn check_messages(
+        &self,
+        messages: &[String],
+        target: &EnqueueTarget,
+    ) -> Result<(), QueueError> {
         let limits = &self.shared.settings;
         if messages.is_empty() {
             return Err(QueueError::invalid("messages", "send at least one message"));
@@ -378,9 +383,9 @@ impl QueueRouter {
     ) -> Result<(), QueueError>
     where
         M: Message<Result = ()> + Send + 'static,
-        QueueBroker: Handler<M>,
+        QueueBroker: Handler<Traced<M>>,
     {
-        broker.addr.try_send(msg).map_err(|e| {
+        broker.addr.try_send(Traced::new(msg)).map_err(|e| {
             let reason = match e {
                 SendError::Full(_) => format!(
                     "{} is overloaded: {} requests wait in its mailbox",

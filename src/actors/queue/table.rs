@@ -92,7 +92,8 @@ impl ConsumerRoute {
 
     /// The consumer was heard from now.
     pub fn touch(&self) {
-        self.heard.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        self.heard
+            .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Silent since before `cutoff` ([`now_ms`])?

@@ -94,6 +94,7 @@ impl RoomsRouter {
                     query: query.clone(),
                     min_seq: self.shared.committed(),
                 };
+                let read = crate::actors::traced::Traced::new(read);
                 match leader.addr.send(read).timeout(SERVER_DEADLINE).await {
                     Ok(Ok(served)) => return Ok(served),
                     Ok(Err(NotServing::NotLeader | NotServing::Behind)) | Err(_) => {}
@@ -145,7 +146,8 @@ impl RoomsRouter {
             entered_via: "rooms-ingress".into(),
         };
         let deadline = Instant::now() + self.shared.settings.request_timeout();
-        let logged = match self.shared.log.send(Submit(write)).await {
+        let submit = crate::actors::traced::Traced::new(Submit(write));
+        let logged = match self.shared.log.send(submit).await {
             Ok(Ok(sequenced)) => sequenced,
             Ok(Err(e)) => {
                 drop(waiter);

@@ -499,6 +499,8 @@ impl Handler<RoomHeartbeat> for RoomServer {
     }
 }
 
+crate::traced_handler!(RoomServer, Read);
+
 impl Handler<Read> for RoomServer {
     type Result = ResponseFuture<Result<Served<ReadAnswer>, NotServing>>;
 

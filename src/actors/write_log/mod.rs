@@ -320,6 +320,7 @@ impl<W: SequencedWrite> WriteLog<W> {
         actix_rt::spawn(async move {
             let _guard = guard;
             let (writes, replies): (Vec<W>, Vec<Reply<W>>) = group.into_iter().unzip();
+            crate::telemetry::metrics::group_commit(&name, writes.len());
             let outcome = commit_group(&pool, table, start, &writes).await;
             if let (Some(stay_down), GroupOutcome::Committed { last_seq, .. }) =
                 (crash_after_commit, &outcome)
@@ -451,6 +452,23 @@ impl<W: SequencedWrite> Handler<Stop> for WriteLog<W> {
             self.name()
         );
         ctx.stop();
+    }
+}
+
+/// A write sent in a request's span (`actors::traced`) is taken in that span.
+impl<W: SequencedWrite> Handler<crate::actors::traced::Traced<Submit<W>>> for WriteLog<W> {
+    type Result = <Self as Handler<Submit<W>>>::Result;
+    fn handle(
+        &mut self,
+        traced: crate::actors::traced::Traced<Submit<W>>,
+        ctx: &mut Self::Context,
+    ) -> Self::Result {
+        let span = traced.span;
+        let answer = span.in_scope(|| {
+            tracing::trace!(log = self.name(), "request message received");
+            <Self as Handler<Submit<W>>>::handle(self, traced.msg, ctx)
+        });
+        crate::actors::traced::InSpan::in_span(answer, span)
     }
 }
 

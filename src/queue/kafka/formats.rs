@@ -83,15 +83,18 @@ impl Format {
                 Value::String(s) => Some(s.clone()),
                 other => Some(other.to_string()),
             }),
-            Format::Binary => Ok(decode(key, "key")?
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())),
+            Format::Binary => {
+                Ok(decode(key, "key")?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+            }
         }
     }
 
     /// A stored message's text as a record's value.
     pub fn text_to_value(self, text: &str) -> Value {
         match self {
-            Format::Json => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into())),
+            Format::Json => {
+                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()))
+            }
             Format::Binary => Value::String(STANDARD.encode(text.as_bytes())),
         }
     }
@@ -117,7 +120,13 @@ pub fn accepted(header: Option<&str>) -> Vec<String> {
         None => vec!["*/*".to_owned()],
         Some(h) => h
             .split(',')
-            .map(|m| m.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .map(|m| {
+                m.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .filter(|m| !m.is_empty())
             .collect(),
     }
@@ -128,7 +137,11 @@ pub fn accepts_v2(header: Option<&str>) -> bool {
     accepted(header).iter().any(|m| {
         matches!(
             m.as_str(),
-            "*/*" | "application/*" | "application/json" | super::V2_JSON | "application/vnd.kafka+json"
+            "*/*"
+                | "application/*"
+                | "application/json"
+                | super::V2_JSON
+                | "application/vnd.kafka+json"
         )
     })
 }
@@ -149,12 +162,20 @@ mod tests {
 
     #[test]
     fn json_values_round_trip_through_text() {
-        for value in [json!({"foo": "bar"}), json!("hello"), json!(42), json!(null)] {
+        for value in [
+            json!({"foo": "bar"}),
+            json!("hello"),
+            json!(42),
+            json!(null),
+        ] {
             let text = Format::Json.value_to_text(&value).unwrap();
             assert_eq!(Format::Json.text_to_value(&text), value);
         }
         // Text from the native dialect that is not JSON reads as a JSON string.
-        assert_eq!(Format::Json.text_to_value("hello world"), json!("hello world"));
+        assert_eq!(
+            Format::Json.text_to_value("hello world"),
+            json!("hello world")
+        );
     }
 
     #[test]
@@ -163,17 +184,29 @@ mod tests {
         assert_eq!(text, "Kafka");
         assert_eq!(Format::Binary.text_to_value("Kafka"), json!("S2Fma2E="));
         assert!(Format::Binary.value_to_text(&json!("not base64!")).is_err());
-        assert!(Format::Binary.value_to_text(&json!("/w==")).is_err(), "0xff is not UTF-8");
+        assert!(
+            Format::Binary.value_to_text(&json!("/w==")).is_err(),
+            "0xff is not UTF-8"
+        );
         assert!(Format::Binary.value_to_text(&json!(null)).is_err());
         assert!(Format::Binary.value_to_text(&json!(12)).is_err());
     }
 
     #[test]
     fn keys_route_like_the_native_key() {
-        assert_eq!(Format::Json.key_to_route(&json!("k1")).unwrap(), Some("k1".into()));
-        assert_eq!(Format::Json.key_to_route(&json!(7)).unwrap(), Some("7".into()));
+        assert_eq!(
+            Format::Json.key_to_route(&json!("k1")).unwrap(),
+            Some("k1".into())
+        );
+        assert_eq!(
+            Format::Json.key_to_route(&json!(7)).unwrap(),
+            Some("7".into())
+        );
         assert_eq!(Format::Json.key_to_route(&json!(null)).unwrap(), None);
-        assert_eq!(Format::Binary.key_to_route(&json!("azE=")).unwrap(), Some("k1".into()));
+        assert_eq!(
+            Format::Binary.key_to_route(&json!("azE=")).unwrap(),
+            Some("k1".into())
+        );
     }
 
     #[test]
@@ -184,7 +217,9 @@ mod tests {
         );
         assert_eq!(Format::from_content_type("application/json"), None);
         assert!(accepts_v2(None));
-        assert!(accepts_v2(Some("application/vnd.kafka.v2+json; q=0.9, text/html")));
+        assert!(accepts_v2(Some(
+            "application/vnd.kafka.v2+json; q=0.9, text/html"
+        )));
         assert!(!accepts_v2(Some("text/html")));
         assert!(is_v2_body("application/vnd.kafka.v2+json"));
         assert!(!is_v2_body("text/plain"));

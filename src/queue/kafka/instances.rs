@@ -170,7 +170,12 @@ impl InstanceBook {
     }
 
     /// The instance, marked as used at `now`.
-    pub fn touch(&mut self, group: &str, name: &str, now: u64) -> Result<&mut Instance, KafkaError> {
+    pub fn touch(
+        &mut self,
+        group: &str,
+        name: &str,
+        now: u64,
+    ) -> Result<&mut Instance, KafkaError> {
         let instance = self
             .instances
             .get_mut(&(Arc::from(group), name.to_owned()))
@@ -198,7 +203,12 @@ impl InstanceBook {
     }
 
     /// Drops the subscription; the consumer that leaves.
-    pub fn unsubscribe(&mut self, group: &str, name: &str, now: u64) -> Result<Option<i64>, KafkaError> {
+    pub fn unsubscribe(
+        &mut self,
+        group: &str,
+        name: &str,
+        now: u64,
+    ) -> Result<Option<i64>, KafkaError> {
         let instance = self.touch(group, name, now)?;
         instance.topics.clear();
         instance.positions.clear();
@@ -284,7 +294,11 @@ impl InstanceBook {
         now: u64,
     ) -> Result<(Option<i64>, Vec<(TopicPartition, i64)>), KafkaError> {
         let instance = self.touch(group, name, now)?;
-        let mut positions: Vec<_> = instance.positions.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut positions: Vec<_> = instance
+            .positions
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         positions.sort();
         Ok((instance.consumer, positions))
     }
@@ -333,7 +347,10 @@ mod tests {
     fn names_are_unique_within_a_group() {
         let mut book = InstanceBook::new(1_000, 10);
         book.create("g", "a", JSON, 0).unwrap();
-        assert_eq!(book.create("g", "a", JSON, 0), Err(KafkaError::InstanceExists));
+        assert_eq!(
+            book.create("g", "a", JSON, 0),
+            Err(KafkaError::InstanceExists)
+        );
         book.create("h", "a", JSON, 0).unwrap();
         assert_eq!(book.len(), 2);
     }
@@ -349,14 +366,28 @@ mod tests {
     fn a_poll_needs_a_subscription_and_the_instance_format() {
         let mut book = InstanceBook::new(1_000, 10);
         book.create("g", "a", JSON, 0).unwrap();
-        assert_eq!(book.plan_poll("g", "a", Some(Format::Json), 1).unwrap_err().error_code(), 40903);
+        assert_eq!(
+            book.plan_poll("g", "a", Some(Format::Json), 1)
+                .unwrap_err()
+                .error_code(),
+            40903
+        );
         assert_eq!(book.subscribe("g", "a", vec!["t".into()], 7, 1), Ok(None));
         assert_eq!(
-            book.plan_poll("g", "a", Some(Format::Binary), 2).unwrap_err(),
+            book.plan_poll("g", "a", Some(Format::Binary), 2)
+                .unwrap_err(),
             KafkaError::FormatMismatch
         );
-        assert_eq!(book.plan_poll("g", "a", Some(Format::Json), 2).unwrap().consumer, 7);
-        assert_eq!(book.subscribe("g", "a", vec!["t".into()], 8, 3), Ok(Some(7)));
+        assert_eq!(
+            book.plan_poll("g", "a", Some(Format::Json), 2)
+                .unwrap()
+                .consumer,
+            7
+        );
+        assert_eq!(
+            book.subscribe("g", "a", vec!["t".into()], 8, 3),
+            Ok(Some(7))
+        );
     }
 
     #[test]
@@ -369,10 +400,12 @@ mod tests {
         assert_eq!(plan.start_for(&tp(0), 0, 10, Some(4)), Ok(4));
         assert_eq!(plan.start_for(&tp(0), 2, 10, None), Ok(2));
         let positions = HashMap::from([(tp(0), 6)]);
-        book.finish_poll("g", "a", 7, &plan.seeks, positions, 1).unwrap();
+        book.finish_poll("g", "a", 7, &plan.seeks, positions, 1)
+            .unwrap();
         let plan = book.plan_poll("g", "a", Some(Format::Json), 2).unwrap();
         assert_eq!(plan.start_for(&tp(0), 0, 10, Some(4)), Ok(6));
-        book.seek("g", "a", vec![(tp(0), Seek::To(1)), (tp(1), Seek::End)], 3).unwrap();
+        book.seek("g", "a", vec![(tp(0), Seek::To(1)), (tp(1), Seek::End)], 3)
+            .unwrap();
         let plan = book.plan_poll("g", "a", Some(Format::Json), 4).unwrap();
         assert_eq!(plan.start_for(&tp(0), 0, 10, Some(4)), Ok(1));
         assert_eq!(plan.start_for(&tp(1), 0, 10, Some(4)), Ok(10));
@@ -380,17 +413,27 @@ mod tests {
         book.seek("g", "a", vec![(tp(0), Seek::To(99))], 5).unwrap();
         let plan = book.plan_poll("g", "a", Some(Format::Json), 6).unwrap();
         assert_eq!(plan.start_for(&tp(0), 0, 10, None), Ok(10));
-        book.finish_poll("g", "a", 7, &plan.seeks, HashMap::from([(tp(0), 10)]), 7).unwrap();
+        book.finish_poll("g", "a", 7, &plan.seeks, HashMap::from([(tp(0), 10)]), 7)
+            .unwrap();
         let plan = book.plan_poll("g", "a", Some(Format::Json), 8).unwrap();
         assert!(plan.seeks.is_empty(), "applied seeks are done");
-        assert!(book.seek("g", "a", vec![(("other".into(), 0), Seek::Beginning)], 9).is_err());
+        assert!(
+            book.seek("g", "a", vec![(("other".into(), 0), Seek::Beginning)], 9)
+                .is_err()
+        );
     }
 
     #[test]
     fn a_latest_or_none_reset_without_a_committed_offset() {
         let mut book = InstanceBook::new(1_000, 10);
-        let latest = InstanceConfig { reset: Reset::Latest, ..JSON };
-        let none = InstanceConfig { reset: Reset::None, ..JSON };
+        let latest = InstanceConfig {
+            reset: Reset::Latest,
+            ..JSON
+        };
+        let none = InstanceConfig {
+            reset: Reset::None,
+            ..JSON
+        };
         book.create("g", "l", latest, 0).unwrap();
         book.create("g", "n", none, 0).unwrap();
         for name in ["l", "n"] {
@@ -413,7 +456,10 @@ mod tests {
         assert!(book.expire(1_000).is_empty());
         let expired = book.expire(1_001);
         assert_eq!(expired, vec![("g".to_owned(), "a".to_owned(), Some(7))]);
-        assert_eq!(book.touch("g", "a", 1_002).unwrap_err(), KafkaError::InstanceNotFound);
+        assert_eq!(
+            book.touch("g", "a", 1_002).unwrap_err(),
+            KafkaError::InstanceNotFound
+        );
         assert_eq!(book.delete("g", "b"), Ok(None));
         assert!(book.is_empty());
     }
@@ -425,7 +471,8 @@ mod tests {
         book.subscribe("g", "a", vec!["t".into()], 7, 0).unwrap();
         let plan = book.plan_poll("g", "a", Some(Format::Json), 0).unwrap();
         book.subscribe("g", "a", vec!["t".into()], 8, 1).unwrap();
-        book.finish_poll("g", "a", 7, &plan.seeks, HashMap::from([(tp(0), 5)]), 2).unwrap();
+        book.finish_poll("g", "a", 7, &plan.seeks, HashMap::from([(tp(0), 5)]), 2)
+            .unwrap();
         assert!(book.positions("g", "a", 3).unwrap().1.is_empty());
     }
 }

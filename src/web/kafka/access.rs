@@ -39,7 +39,8 @@ fn presented(req: &HttpRequest) -> Option<String> {
         .decode(basic.trim())
         .ok()?;
     let pair = String::from_utf8(decoded).ok()?;
-    pair.split_once(':').map(|(_, password)| password.to_owned())
+    pair.split_once(':')
+        .map(|(_, password)| password.to_owned())
 }
 
 fn check(req: &HttpRequest, role: QueueRole) -> Result<(), KafkaError> {

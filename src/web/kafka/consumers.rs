@@ -146,7 +146,11 @@ pub async fn subscribe(
                 "topic_pattern: subscriptions by pattern are not served; name the topics",
             ));
         }
-        _ => return Err(KafkaError::invalid("topics: name the topics to subscribe to")),
+        _ => {
+            return Err(KafkaError::invalid(
+                "topics: name the topics to subscribe to",
+            ));
+        }
     };
     tree.kafka.subscribe(instance(path), topics).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -223,5 +227,8 @@ pub async fn assignments(
         .into_iter()
         .map(|(topic, partition)| json!({ "topic": topic, "partition": partition }))
         .collect();
-    Ok(v2_reply(StatusCode::OK, &json!({ "partitions": partitions })))
+    Ok(v2_reply(
+        StatusCode::OK,
+        &json!({ "partitions": partitions }),
+    ))
 }

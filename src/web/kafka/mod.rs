@@ -82,8 +82,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(records::seek_beginning)),
         )
         .service(
-            resource(&format!("{INSTANCE}/positions/end"))
-                .route(web::post().to(records::seek_end)),
+            resource(&format!("{INSTANCE}/positions/end")).route(web::post().to(records::seek_end)),
         )
         .service(web::resource("/kafka/{tail:.*}").default_service(web::to(
             |req: HttpRequest| async move {

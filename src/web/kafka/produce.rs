@@ -53,7 +53,10 @@ async fn produce(
             partition: r.partition,
         })
         .collect();
-    let offsets = tree.kafka.produce(topic, partition, format, records).await?;
+    let offsets = tree
+        .kafka
+        .produce(topic, partition, format, records)
+        .await?;
     let reply = json!({ "offsets": offsets, "key_schema_id": null, "value_schema_id": null });
     Ok(v2_reply(StatusCode::OK, &reply))
 }

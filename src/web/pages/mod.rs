@@ -78,9 +78,10 @@ pub const PAGES: &[(&str, &str)] = &[
 /// [`crate::web::routes`], chosen by [`WantsHtml`]).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for &(path, file) in PAGES {
-        cfg.service(page_resource(path).route(web::get().to(move |req: HttpRequest| async move {
-            serve(&req, file)
-        })));
+        cfg.service(
+            page_resource(path)
+                .route(web::get().to(move |req: HttpRequest| async move { serve(&req, file) })),
+        );
     }
     cfg.service(page_resource("/assets/{file}").route(web::get().to(asset)));
 }
@@ -164,7 +165,11 @@ mod tests {
     #[test]
     fn browsers_get_html_and_programs_json() {
         let check = |accept: Option<&str>| {
-            wants_html(accept.map(|a| header::HeaderValue::from_str(a).unwrap()).as_ref())
+            wants_html(
+                accept
+                    .map(|a| header::HeaderValue::from_str(a).unwrap())
+                    .as_ref(),
+            )
         };
         // Chromium's and Firefox's navigation Accept headers.
         assert!(check(Some(
@@ -184,7 +189,12 @@ mod tests {
         for (i, a) in ASSETS.iter().enumerate() {
             assert!(!a.bytes.is_empty(), "{}", a.name);
             assert!([HTML, JS, CSS, SVG].contains(&a.content_type), "{}", a.name);
-            assert_eq!(ASSETS.iter().position(|b| b.name == a.name), Some(i), "{}", a.name);
+            assert_eq!(
+                ASSETS.iter().position(|b| b.name == a.name),
+                Some(i),
+                "{}",
+                a.name
+            );
         }
     }
 }

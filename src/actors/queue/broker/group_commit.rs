@@ -57,6 +57,7 @@ pub(super) async fn commit(
     produced_at: DateTime<Utc>,
     broker: &str,
 ) -> GroupOutcome {
+    crate::telemetry::metrics::group_commit(broker, rows.offsets.len());
     let error = match store::append(pool, &rows, produced_at).await {
         Ok(()) => {
             return GroupOutcome {

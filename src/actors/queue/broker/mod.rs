@@ -31,6 +31,7 @@
 mod group_commit;
 mod partition;
 mod reads;
+pub mod stats;
 mod tasks;
 mod writes;
 

@@ -48,11 +48,13 @@ impl QueueBroker {
             None => match p.cached_range(from, to, clock) {
                 Some(messages) => messages,
                 None => {
+                    crate::telemetry::metrics::cache_lookup("queue", false);
                     self.read_block(fetch, from, ctx);
                     return;
                 }
             },
         };
+        crate::telemetry::metrics::cache_lookup("queue", true);
         let Some(last) = messages.last() else {
             let _ = fetch.reply.send(Ok(messages));
             return;
@@ -134,6 +136,8 @@ impl QueueBroker {
         }
     }
 }
+
+crate::traced_handler!(QueueBroker, Fetch);
 
 impl Handler<Fetch> for QueueBroker {
     type Result = ();

@@ -217,6 +217,9 @@ impl QueueBroker {
     }
 }
 
+crate::traced_handler!(QueueBroker, Append);
+crate::traced_handler!(QueueBroker, CommitOffset);
+
 impl Handler<Append> for QueueBroker {
     type Result = ();
     fn handle(&mut self, msg: Append, ctx: &mut Self::Context) {
