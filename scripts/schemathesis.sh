@@ -24,11 +24,19 @@ VENV=.obelix/venv
 REQUIREMENTS=scripts/schemathesis-requirements.txt
 # None: every check of `--checks all` runs.
 EXCLUDED_CHECKS=""
-# Operations left out of the run, and why: these three crash actors or take servers down for
-# good, on purpose (the admin API's job). Fuzzed, they turn the rest of the run into a chaos
-# run (that is a separate test, bounded and checked for what it must keep); they stay in the
-# document, in tests/api/openapi.rs and in the admin tests.
-EXCLUDED_OPERATIONS=(post_admin_actors_name_crash delete_admin_frontends_id delete_admin_rooms_servers_id)
+# Operations left out of the run, and why: the admin API's five writes crash actors, take
+# servers down for good, or grow the front-end and room-server groups to their maximum (64
+# members heartbeating, which on 2 shared cores and a debug build makes elections, answered 503
+# while they run). Fuzzed, they turn the rest of the run into a chaos run (a separate test,
+# bounded and checked for what it must keep). They stay in the document, in
+# tests/api/openapi.rs and in the admin tests; the admin reads (GET /admin/actors) are fuzzed.
+EXCLUDED_OPERATIONS=(
+    post_admin_actors_name_crash
+    delete_admin_frontends_id
+    delete_admin_rooms_servers_id
+    post_admin_frontends
+    post_admin_rooms_servers
+)
 
 say() { echo "schemathesis.sh: $*" >&2; }
 
@@ -88,6 +96,7 @@ cleanup() {
         wait "$server" 2>/dev/null || true
     fi
     if [[ $status -ne 0 && -f "$log" ]]; then
+        rm -rf "$work/pgdata"
         say "the server's log: $log (last lines below)"
         tail -n 30 "$log" >&2
     else

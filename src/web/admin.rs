@@ -16,7 +16,7 @@ use crate::web::json::ValidJson;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFrontend {
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, format = "uint64")]
     id: u64,
     /// Start its clock this far off (ms), to watch synchronisation.
     clock_skew_ms: Option<i64>,
@@ -55,7 +55,7 @@ pub async fn add_frontend(
     delete,
     path = "/admin/frontends/{id}",
     tag = "admin",
-    params(("id" = u64, Path, description = "The front-end's id")),
+    params(("id" = u64, Path, format = "uint64", description = "The front-end's id")),
     security(("admin" = [])),
     responses(
         (status = 204, description = "The front-end crashed and is not restarted"),

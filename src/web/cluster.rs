@@ -22,7 +22,7 @@ pub async fn members(tree: web::Data<Tree>) -> HttpResponse {
     get,
     path = "/cluster/members/{id}/updates",
     tag = "operations",
-    params(("id" = u64, Path, description = "A front-end's id")),
+    params(("id" = u64, Path, format = "uint64", description = "A front-end's id")),
     responses(
         (status = 200, description = "The updates the member applied lately, oldest first", body = crate::web::openapi::schemas::MemberUpdates),
         (status = 404, response = crate::web::openapi::schemas::NotFound),

@@ -498,3 +498,23 @@ async fn a_tablet_that_stops_reading_is_disconnected_and_resumes_where_it_was() 
         seen.get(game)
     );
 }
+
+#[actix_web::test]
+async fn an_empty_last_event_id_is_no_last_event() {
+    // An EventSource with no event yet has an empty last event id; a client that sends it
+    // empty (schemathesis did) asks for the stream from its start, as one that sends none.
+    let app = spawn_app().await;
+    let tablet = app.register_tablet().await;
+    let id = tablet["id"].as_str().unwrap();
+    let response = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/olympics/tablets/{id}/events?games=curling&last_event_id=0-0"),
+        )
+        .header("Last-Event-ID", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+}

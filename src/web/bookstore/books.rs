@@ -18,7 +18,7 @@ use crate::web::json::ValidJson;
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only the books of this topic (1 to 200 bytes, not blank).
-    #[param(max_length = 50, pattern = "^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
+    #[param(max_length = 200, pattern = "^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
     topic: Option<String>,
 }
 
@@ -84,7 +84,7 @@ pub async fn lookup(
     post,
     path = "/bookstore/books/{id}/buy",
     tag = "bookstore",
-    params(("id" = i64, Path, description = "The book's id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
+    params(("id" = i64, Path, description = "The book's id"), ("Idempotency-Key" = Option<String>, Header, max_length = 200, pattern = "^[ -~]*[!-~][ -~]*$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
     responses(
         (status = 201, description = "Bought: the order, with its number in the write log", body = crate::bookstore::OrderView, headers(
             ("X-Served-By" = String, description = "The order server that took it"),
@@ -115,7 +115,7 @@ pub async fn buy(
     post,
     path = "/bookstore/books/{id}/restock",
     tag = "bookstore",
-    params(("id" = i64, Path, description = "The book's id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
+    params(("id" = i64, Path, description = "The book's id"), ("Idempotency-Key" = Option<String>, Header, max_length = 200, pattern = "^[ -~]*[!-~][ -~]*$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
     request_body = crate::bookstore::RestockRequest,
     security(("bookstore_manager" = [])),
     responses(
@@ -150,7 +150,7 @@ pub async fn restock(
     patch,
     path = "/bookstore/books/{id}",
     tag = "bookstore",
-    params(("id" = i64, Path, description = "The book's id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
+    params(("id" = i64, Path, description = "The book's id"), ("Idempotency-Key" = Option<String>, Header, max_length = 200, pattern = "^[ -~]*[!-~][ -~]*$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
     request_body = crate::bookstore::CostRequest,
     security(("bookstore_manager" = [])),
     responses(

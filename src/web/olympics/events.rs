@@ -81,6 +81,8 @@ pub async fn stream(
         .headers()
         .get("Last-Event-ID")
         .and_then(|v| v.to_str().ok())
+        // Empty: no event seen yet (an EventSource's empty last event id), as when absent.
+        .filter(|v| !v.trim().is_empty())
         .map(str::to_owned)
         .or_else(|| params.last_event_id.clone())
         .map(|id| id.parse::<EventId>())

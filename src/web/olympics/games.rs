@@ -85,7 +85,7 @@ pub async fn score(
     tag = "olympics",
     params(
         ("game" = String, Path, pattern = "^[a-z0-9-]{1,64}$", description = "A game slug"),
-        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key counts once"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[\t -~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key counts once"),
     ),
     request_body = crate::web::openapi::schemas::ScoreUpdateBody,
     security(("reporter" = [])),

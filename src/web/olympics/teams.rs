@@ -85,7 +85,7 @@ pub async fn medals(
     tag = "olympics",
     params(
         ("team" = String, Path, pattern = "^[a-z0-9-]{1,64}$", description = "A team slug"),
-        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key counts once"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[\t -~]{1,200}$", description = "1 to 200 visible ASCII characters: a retry under the same key counts once"),
     ),
     request_body = crate::olympics::MedalAward,
     security(("reporter" = [])),

@@ -207,7 +207,11 @@ fn without_null_parameters(json: &mut serde_json::Value) {
         .filter_map(|item| item.as_object_mut())
         .flat_map(|item| item.values_mut());
     for operation in operations {
-        let parameters = operation["parameters"].as_array_mut().into_iter().flatten();
+        let parameters = operation
+            .get_mut("parameters")
+            .and_then(|p| p.as_array_mut())
+            .into_iter()
+            .flatten();
         for parameter in parameters {
             let schema_type = &mut parameter["schema"]["type"];
             if let Some(types) = schema_type.as_array_mut() {

@@ -352,10 +352,10 @@ json_schema!(
         "required": ["topic"],
         "properties": {
             "topic": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" },
-            "message": { "type": "string", "maxLength": 4096, "pattern": "^[^\\x00]*$" },
+            "message": { "type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^[^\\x00]*$" },
             "messages": {
                 "type": "array", "minItems": 1, "maxItems": 1000,
-                "items": { "type": "string", "maxLength": 4096, "pattern": "^[^\\x00]*$" }
+                "items": { "type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^[^\\x00]*$" }
             },
             "key": { "type": "string", "maxLength": 1024, "pattern": "^[^\\x00]*$" },
             "partition": { "type": "integer", "minimum": 0, "maximum": 255 }

@@ -41,7 +41,7 @@ pub async fn check(
     post,
     path = "/rooms/rooms/{room}/reservations",
     tag = "rooms",
-    params(("room" = String, Path, description = "A room's name"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,128}$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
+    params(("room" = String, Path, description = "A room's name"), ("Idempotency-Key" = Option<String>, Header, max_length = 128, pattern = "^[ -~]*[!-~][ -~]*$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
     request_body = crate::rooms::ReservationRequest,
     responses(
         (status = 201, description = "Reserved", body = crate::rooms::Reservation, headers(
@@ -75,7 +75,7 @@ pub async fn reserve(
     delete,
     path = "/rooms/reservations/{id}",
     tag = "rooms",
-    params(("id" = i64, Path, description = "The reservation's id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,128}$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
+    params(("id" = i64, Path, description = "The reservation's id"), ("Idempotency-Key" = Option<String>, Header, max_length = 128, pattern = "^[ -~]*[!-~][ -~]*$", description = "1 to 200 visible ASCII characters: a retry under the same key is answered as the first time"),),
     responses(
         (status = 200, description = "Cancelled: the reservation it was", body = crate::rooms::Reservation, headers(
             ("ETag" = String, description = "Strong tag of the body; send it back in `If-None-Match`"),

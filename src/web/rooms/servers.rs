@@ -25,7 +25,7 @@ pub async fn list(tree: web::Data<Tree>) -> HttpResponse {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewServer {
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, format = "uint64")]
     id: u64,
 }
 
@@ -62,7 +62,7 @@ pub async fn add(
     delete,
     path = "/admin/rooms/servers/{id}",
     tag = "admin",
-    params(("id" = u64, Path, description = "The room server's id")),
+    params(("id" = u64, Path, format = "uint64", description = "The room server's id")),
     security(("admin" = [])),
     responses(
         (status = 204, description = "The server crashed and is not restarted"),
