@@ -33,6 +33,17 @@ pub struct MetricsSources {
 /// How long a scrape waits for each broker's figures (a busy or restarting broker is skipped).
 const BROKER_WAIT: Duration = Duration::from_millis(500);
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security((), ("admin" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition (open to loopback clients; others need the admin token)", body = String, content_type = "text/plain"),
+        (status = 401, response = crate::web::openapi::schemas::Unauthorized),
+        (status = 404, response = crate::web::openapi::schemas::NotFound),
+    ),
+)]
 /// `GET /metrics`: refreshes the gauges computed from state, then renders everything.
 pub async fn render(
     req: HttpRequest,

@@ -42,15 +42,63 @@ async fn registered_patterns() -> BTreeSet<String> {
         .uri("/no/route/has/this/path")
         .to_request();
     let map = String::from_utf8(test::call_and_read_body(&app, request).await.to_vec()).unwrap();
-    let mut patterns = BTreeSet::new();
-    for piece in map.split("patterns: Single(\"").skip(1) {
-        let end = piece.find("\")").expect("a pattern ends");
-        patterns.insert(piece[..end].replace("\\\\", "\\"));
-    }
+    let patterns = full_patterns(&map);
     assert!(
         patterns.contains("/healthz") && patterns.contains("/openapi.json"),
         "the resource map's patterns were read: {patterns:?}"
     );
+    patterns
+}
+
+/// The full patterns of the resources in a resource map's `Debug` text. A scope's resources
+/// are written relative to it (a map nested in the scope's `nodes`), so each map's own pattern
+/// (its first `patterns: Single("…")`) is prefixed with those of the maps it is nested in;
+/// braces inside quoted patterns do not count as nesting.
+fn full_patterns(map: &str) -> BTreeSet<String> {
+    const MAP: &str = "ResourceMap {";
+    const PATTERN: &str = "patterns: Single(\"";
+    let mut patterns = BTreeSet::new();
+    // The open maps: the brace depth each opened at, and its pattern once read.
+    let mut open: Vec<(usize, Option<String>)> = Vec::new();
+    let (mut depth, mut at, bytes) = (0usize, 0usize, map.as_bytes());
+    while at < bytes.len() {
+        let rest = &map[at..];
+        if rest.starts_with(MAP) {
+            open.push((depth, None));
+            depth += 1;
+            at += MAP.len();
+        } else if rest.starts_with(PATTERN) {
+            let body = &rest[PATTERN.len()..];
+            let end = body.find("\")").expect("a pattern ends");
+            let own = body[..end].replace("\\\\", "\\");
+            if let Some((_, mine @ None)) = open.last_mut() {
+                *mine = Some(own);
+            }
+            at += PATTERN.len() + end + 2;
+        } else if rest.starts_with('"') {
+            // Skip a quoted string, escapes included.
+            let mut i = 1;
+            while i < rest.len() && rest.as_bytes()[i] != b'"' {
+                i += if rest.as_bytes()[i] == b'\\' { 2 } else { 1 };
+            }
+            at += i + 1;
+        } else {
+            match bytes[at] {
+                b'{' | b'[' | b'(' => depth += 1,
+                b'}' | b']' | b')' => {
+                    depth -= 1;
+                    if open.last().is_some_and(|(opened, _)| *opened == depth) {
+                        let (_, own) = open.pop().unwrap();
+                        let prefix: String =
+                            open.iter().filter_map(|(_, p)| p.as_deref()).collect();
+                        patterns.insert(format!("{prefix}{}", own.unwrap_or_default()));
+                    }
+                }
+                _ => {}
+            }
+            at += 1;
+        }
+    }
     patterns
 }
 

@@ -17,7 +17,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::web::{admin, bookstore, cluster, health, kafka, olympics, queue, resource, rooms};
+use crate::web::{
+    admin, bookstore, cluster, health, kafka, metrics, olympics, queue, resource, rooms,
+};
 
 /// Where the document is served, and where Swagger UI lives.
 pub const DOCUMENT_PATH: &str = "/openapi.json";
@@ -35,6 +37,7 @@ pub const UI_PATH: &str = "/docs";
     paths(
         health::alive,
         health::ready,
+        metrics::render,
         document,
         olympics::games::list,
         olympics::games::score,
