@@ -66,7 +66,9 @@ async fn readiness(app: &crate::helpers::TestApp) -> (u16, serde_json::Value) {
 #[actix_web::test]
 async fn readiness_fails_when_every_front_end_is_gone() {
     let app = spawn_app().await;
-    // 1. Everything up: ready, service by service.
+    // 1. Everything up (once the room servers' first election is done): ready, service by
+    //    service.
+    await_readiness(&app, 200, "").await;
     let (status, ready) = readiness(&app).await;
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["services"]["olympics"]["ready"], true, "{ready}");
@@ -148,7 +150,8 @@ async fn await_readiness(app: &crate::helpers::TestApp, status: u16, prefix: &st
 #[actix_web::test]
 async fn bookstore_readiness_follows_its_front_end_replicas_and_order_servers() {
     let app = spawn_app().await;
-    // 1. Everything up: the bookstore is ready.
+    // 1. Everything up (once the room servers' first election is done): the bookstore is ready.
+    await_readiness(&app, 200, "").await;
     let (status, ready) = readiness(&app).await;
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["services"]["bookstore"]["ready"], true, "{ready}");
