@@ -15,6 +15,7 @@ async fn the_admin_api_is_off_without_a_token() {
         .unwrap();
     error_body(response, 404).await;
     // Nothing crashed.
+    await_readiness(&app, 200, "").await;
     let ready: serde_json::Value = app.get_json("/readyz").await;
     assert!(
         ready["actors"]
