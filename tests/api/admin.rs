@@ -191,7 +191,8 @@ async fn bookstore_readiness_follows_its_front_end_replicas_and_order_servers() 
 async fn rooms_readiness_wants_a_leader_elected_and_ready() {
     let app = spawn_app().await;
     app.await_room_leader(3).await;
-    // 1. A leader: ready.
+    // 1. A leader (caught up, as every other service's parts): ready.
+    await_readiness(&app, 200, "").await;
     let (status, ready) = readiness(&app).await;
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["services"]["rooms"]["ready"], true, "{ready}");
