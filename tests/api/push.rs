@@ -518,3 +518,23 @@ async fn an_empty_last_event_id_is_no_last_event() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
 }
+
+#[actix_web::test]
+async fn a_malformed_last_event_id_in_the_query_is_refused_even_beside_the_header() {
+    // The header wins when both are given, but a query id that is no event id is still bad
+    // input (schemathesis sent one beside a valid header and got a stream).
+    let app = spawn_app().await;
+    let tablet = app.register_tablet().await;
+    let id = tablet["id"].as_str().unwrap();
+    let response = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/olympics/tablets/{id}/events?last_event_id=%5Da%0C"),
+        )
+        .header("Last-Event-ID", "1-1")
+        .send()
+        .await
+        .unwrap();
+    let body = error_body(response, 400).await;
+    assert_eq!(body["field"], "last_event_id", "{body}");
+}

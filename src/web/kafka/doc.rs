@@ -64,12 +64,13 @@ pub struct Topic {
 }
 
 /// A record to produce: `value` is JSON (json format) or base64 (binary); `key` routes as
-/// `/queue`'s `key`; `partition` names one (not with the partition's own path).
+/// `/queue`'s `key`; `partition` names one (not with the partition's own path). A record
+/// without `value` carries `null`, as the proxy's do.
 #[derive(Serialize, ToSchema)]
 #[schema(as = KafkaProduceRecord)]
 pub struct ProduceRecord {
     pub key: Option<Value>,
-    pub value: Value,
+    pub value: Option<Value>,
     pub partition: Option<i32>,
 }
 

@@ -77,6 +77,16 @@ pub async fn stream(
 ) -> Result<HttpResponse, ApiError> {
     let tablet = tablet_id_in_path(&id)?;
     let label = tree.router.tablet_label(tablet)?;
+    // The query's id is checked even when the header is there (the header wins).
+    let from_query = params
+        .last_event_id
+        .as_deref()
+        .map(str::parse::<EventId>)
+        .transpose()
+        .map_err(|message| ApiError::BadHeader {
+            header: "last_event_id",
+            message,
+        })?;
     let last_event = req
         .headers()
         .get("Last-Event-ID")
@@ -84,13 +94,13 @@ pub async fn stream(
         // Empty: no event seen yet (an EventSource's empty last event id), as when absent.
         .filter(|v| !v.trim().is_empty())
         .map(str::to_owned)
-        .or_else(|| params.last_event_id.clone())
         .map(|id| id.parse::<EventId>())
         .transpose()
         .map_err(|message| ApiError::BadHeader {
             header: "Last-Event-ID",
             message,
-        })?;
+        })?
+        .or(from_query);
     let topics = Topics {
         games: slugs(&params.games),
         teams: slugs(&params.teams),

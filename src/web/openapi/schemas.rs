@@ -302,7 +302,7 @@ json_schema!(
                 "required": ["topic"],
                 "properties": {
                     "topic": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" },
-                    "partition": { "type": "integer", "minimum": 0, "maximum": 255 }
+                    "partition": { "type": ["integer", "null"], "minimum": 0, "maximum": 255 }
                 }
             }
         ]
@@ -333,7 +333,7 @@ json_schema!(
                 "required": ["topic"],
                 "properties": {
                     "topic": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" },
-                    "partition": { "type": "integer", "minimum": 0, "maximum": 255 },
+                    "partition": { "type": ["integer", "null"], "minimum": 0, "maximum": 255 },
                     "group": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" }
                 }
             }
