@@ -281,7 +281,8 @@ json_schema!(
 );
 
 json_schema!(
-    /// A producer's topics: `{"topics": [...]}`, or `{"topic": ..., "partition": n}` for one.
+    /// A producer's topics: `{"topics": [...]}`, or `{"topic": ..., "partition": n}` for one. A
+    /// field given as `null` counts as absent.
     ProducerRegistration,
     {
         "oneOf": [
@@ -293,7 +294,9 @@ json_schema!(
                     "topics": {
                         "type": "array", "minItems": 1, "maxItems": 16,
                         "items": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" }
-                    }
+                    },
+                    "topic": { "type": "null" },
+                    "partition": { "type": "null" }
                 }
             },
             {
@@ -302,7 +305,8 @@ json_schema!(
                 "required": ["topic"],
                 "properties": {
                     "topic": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" },
-                    "partition": { "type": ["integer", "null"], "minimum": 0, "maximum": 255 }
+                    "partition": { "type": ["integer", "null"], "minimum": 0, "maximum": 255 },
+                    "topics": { "type": "null" }
                 }
             }
         ]
@@ -311,7 +315,8 @@ json_schema!(
 
 json_schema!(
     /// A consumer's topics: `{"topics": [...]}`, or `{"topic": ..., "partition": n}` for one;
-    /// consumers of one `group` share the partitions and the offsets.
+    /// consumers of one `group` share the partitions and the offsets. A field given as `null`
+    /// counts as absent.
     ConsumerRegistration,
     {
         "oneOf": [
@@ -324,7 +329,9 @@ json_schema!(
                         "type": "array", "minItems": 1, "maxItems": 16,
                         "items": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" }
                     },
-                    "group": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" }
+                    "topic": { "type": "null" },
+                    "partition": { "type": "null" },
+                    "group": { "type": ["string", "null"], "pattern": "^[A-Za-z0-9._-]{1,128}$" }
                 }
             },
             {
@@ -334,7 +341,8 @@ json_schema!(
                 "properties": {
                     "topic": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" },
                     "partition": { "type": ["integer", "null"], "minimum": 0, "maximum": 255 },
-                    "group": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" }
+                    "topics": { "type": "null" },
+                    "group": { "type": ["string", "null"], "pattern": "^[A-Za-z0-9._-]{1,128}$" }
                 }
             }
         ]
